@@ -93,6 +93,16 @@ class Graph:
         self._names.add(name)
         return name
 
+    def rename(self, value: Value, name: str) -> None:
+        """Give ``value`` the name ``name`` (with a suffix if another value has it)."""
+        if value.name == name:
+            return
+        self._names.discard(value.name)
+        axis = self.output_batch_axes.pop(value.name, None)
+        value.name = self.unique_name(name)
+        if axis is not None:
+            self.output_batch_axes[value.name] = axis
+
     def add_input(self, name: str, type: TensorType) -> Value:
         value = Value(self.unique_name(name), type)
         self.inputs.append(value)

@@ -1,0 +1,52 @@
+"""Helpers shared by the passes that fold constants into a Dense or Conv layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpgac.ir import Graph, Node, Op, Value
+
+__all__ = ["only_consumer", "channel_vector", "replace_layer_params"]
+
+
+def only_consumer(graph: Graph, value: Value, consumer: Node) -> Node | None:
+    """The Dense/Conv producing ``value`` if ``consumer`` is its only reader, else ``None``."""
+    layer = value.producer
+    if layer is None or layer.op not in (Op.DENSE, Op.CONV):
+        return None
+    if any(v is value for v in graph.outputs) or graph.consumers(value) != [consumer]:
+        return None
+    return layer
+
+
+def channel_vector(layer: Node, data: np.ndarray) -> np.ndarray | None:
+    """``data`` as one number per output channel of ``layer``, if that is all it varies along."""
+    out_shape = layer.output.type.shape
+    channels = out_shape[-1] if layer.op is Op.DENSE else out_shape[0]
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim > len(out_shape):
+        return None
+    full = np.broadcast_to(data, out_shape) if _broadcasts(data.shape, out_shape) else None
+    if full is None:
+        return None
+    axis = len(out_shape) - 1 if layer.op is Op.DENSE else 0
+    moved = np.moveaxis(full, axis, 0).reshape(channels, -1)
+    if not np.all(moved == moved[:, :1]):
+        return None
+    return moved[:, 0].copy()
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
+
+
+def replace_layer_params(graph: Graph, layer: Node, weight: np.ndarray, bias: np.ndarray, absorbed: Node) -> None:
+    """Give ``layer`` new weight and bias and let it produce ``absorbed``'s output in its place."""
+    old_w = layer.inputs[1]
+    new_w = graph.constant(old_w.name, weight)
+    new_b = graph.constant(layer.inputs[2].name if layer.input(2) is not None else f"{layer.name}.bias", bias)
+    layer.inputs = [layer.inputs[0], new_w, new_b]
+    out = absorbed.output
+    out.producer = layer
+    layer.outputs = [out]
+    graph.remove_node(absorbed)
