@@ -74,9 +74,8 @@ def read_input(path: str | os.PathLike, graph: Graph) -> dict[str, np.ndarray]:
         elif names[0] in arrays or "x" in arrays:
             array = arrays.get(names[0], arrays.get("x"))
         else:
-            raise UsageError(
-                f"{p}: holds arrays {', '.join(sorted(arrays))}; name the input {names[0]!r} or 'x'"
-            )
+            wanted = repr(names[0]) + (" or 'x'" if names[0] != "x" else "")
+            raise UsageError(f"{p}: holds arrays {', '.join(sorted(arrays))}; name the one to use {wanted}")
         return {names[0]: _as_float(array, names[0], p)}
     missing = [n for n in names if n not in arrays]
     if missing:

@@ -43,9 +43,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="Run 'fpgac COMMAND --help' for a command's options. Errors exit with code 2.",
     )
     parser.add_argument("--version", action="version", version=f"fpgac {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    parser.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    _add_common_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     inspect = commands.add_parser(
@@ -54,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Load MODEL.onnx and print one row per IR layer: name, op, output shape "
         "(per sample, channels-first) and parameter count.",
     )
+    _add_common_options(inspect)
     inspect.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
     _add_outputs_option(inspect)
     inspect.add_argument("--ir", action="store_true", help="print the full IR text instead of the table")
@@ -67,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "named 'x', or one array per input name) and save the outputs to Y (.npy for one output, "
         ".npz by output name for several). Inputs are batch-first, shaped like the model's inputs.",
     )
+    _add_common_options(run)
     run.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
     run.add_argument("--input", "-i", required=True, metavar="X", help="input arrays (.npy or .npz)")
     run.add_argument("--output", "-o", required=True, metavar="Y", help="where to write the outputs (.npy/.npz)")
@@ -78,6 +78,16 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_outputs_option(run)
     run.set_defaults(func=_cmd_run)
     return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser, default: bool = False) -> None:
+    """-v/-q/--debug, accepted before or after the command (the command's copy keeps the main
+    parser's value unless given)."""
+    keep = {} if default else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="count", help="more log output (-vv: debug)",
+                        **({"default": 0} if default else keep))
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors", **keep)
+    parser.add_argument("--debug", action="store_true", help="show a traceback on internal errors", **keep)
 
 
 def _add_outputs_option(parser: argparse.ArgumentParser) -> None:

@@ -153,7 +153,11 @@ class _Lowering:
                     f"{self.where()}: a tensor of {math.prod(shape)} elements per sample {list(shape)} "
                     f"exceeds the {MAX_TENSOR_ELEMENTS} fpgac can place in hardware"
                 )
-        dtypes = dtypes or [FloatType()] * len(shapes)
+        if dtypes is None:
+            # float results are as wide as the widest run-time float input (double models stay double)
+            bits = max((v.type.dtype.bits for v in inputs if v is not None and not v.is_const
+                        and isinstance(v.type.dtype, FloatType)), default=32)
+            dtypes = [FloatType(bits)] * len(shapes)
         node = self.graph.add_node(
             op, inputs, [TensorType(d, s) for d, s in zip(dtypes, shapes)], attrs, name=base + suffix
         )
@@ -996,6 +1000,8 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
     inferred = _infer_shapes(model, source)
     known_shapes = _value_shapes(inferred)
     cx.env.update(consts)
+    for out in model.graph.output:
+        cx.graph.reserve(_identifier(out.name))
 
     for inp in model.graph.input:
         if inp.name in consts:
@@ -1097,7 +1103,8 @@ def _lower_input(cx: _Lowering, inp: onnx.ValueInfoProto) -> _Tensor:
             f"{source}: input {inp.name!r} of {math.prod(shape)} elements per sample {shape} exceeds the "
             f"{MAX_TENSOR_ELEMENTS} fpgac can place in hardware"
         )
-    value = cx.graph.add_input(_identifier(inp.name), TensorType(FloatType(), tuple(shape)))
+    bits = {onnx.TensorProto.DOUBLE: 64, onnx.TensorProto.FLOAT16: 16}.get(ttype.elem_type, 32)
+    value = cx.graph.add_input(_identifier(inp.name), TensorType(FloatType(bits), tuple(shape)))
     return _Tensor(value, 0)
 
 

@@ -80,6 +80,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.output_batch_axes: dict[str, int] = {}
         self._names: set[str] = set()
+        self._reserved: set[str] = set()
 
     # -- construction ---------------------------------------------------------------------
 
@@ -93,13 +94,23 @@ class Graph:
         self._names.add(name)
         return name
 
+    def reserve(self, name: str) -> None:
+        """Keep ``name`` free for a later ``rename`` (the frontend keeps ONNX output names so)."""
+        if name not in self._names:
+            self._names.add(name)
+            self._reserved.add(name)
+
     def rename(self, value: Value, name: str) -> None:
         """Give ``value`` the name ``name`` (with a suffix if another value has it)."""
         if value.name == name:
             return
         self._names.discard(value.name)
         axis = self.output_batch_axes.pop(value.name, None)
-        value.name = self.unique_name(name)
+        if name in self._reserved:
+            self._reserved.discard(name)
+            value.name = name
+        else:
+            value.name = self.unique_name(name)
         if axis is not None:
             self.output_batch_axes[value.name] = axis
 

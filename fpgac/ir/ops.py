@@ -14,8 +14,9 @@ Conv(x[C, *spatial], *weight[M, C/groups, *kernel], *bias[M]?)
 Pool(x[C, *spatial])
     ``kind`` (PoolKind), ``kernel``, ``strides``, ``dilations``, ``pads`` (as Conv), ``ceil_mode``
     (output size rounds up; windows that would start in the end padding are dropped, as ONNX does),
-    ``count_include_pad`` (for AVG: divide by the full kernel size, counting zero padding; else by
-    the number of elements of the window that lie inside the input). MAX pads with -inf.
+    ``count_include_pad`` (for AVG: divide by the number of window elements inside the input or
+    its explicit pads, never counting the extension ceil_mode adds; else only those inside the
+    input; a window wholly in padding gives 0). MAX pads with -inf.
 GlobalPool(x[C, *spatial])
     ``kind`` (PoolKind): max or mean over all spatial axes; output ``[C, 1, ...]`` (same rank).
 Activation(x, *slope?)
@@ -47,12 +48,14 @@ Slice(x)
     steps[i])``.
 ArgMax(x)
     ``axis``, ``keepdims``, ``select_last_index`` (ties: last instead of first). Output is an
-    unsigned integer index.
+    unsigned integer index, ``FixedType(k, k, signed=False)`` with k the bits of ``size - 1``
+    (at least 1).
 LSTM(x[T, F], *W[4H, F], *R[4H, H], *B[8H]?, *h0[H]?, *c0[H]?) -> (Y[T, H], h[H], c[H])
     ``hidden_size``; ONNX gate order i, o, f, c with sigmoid/tanh/tanh, forward direction:
     ``g = W x_t + Wb + R h + Rb``; ``c = f*c + i*tanh(g_c)``; ``h = o*tanh(c)``.
 GRU(x[T, F], *W[3H, F], *R[3H, H], *B[6H]?, *h0[H]?) -> (Y[T, H], h[H])
     ``hidden_size``, ``linear_before_reset``; ONNX gate order z, r, h, forward direction:
+    ``z = sigmoid(W_z x + Wb_z + R_z h + Rb_z)``, r likewise,
     ``n = tanh(W_h x + Wb_h + r*(R_h h + Rb_h))`` when linear_before_reset, else
     ``tanh(W_h x + Wb_h + R_h (r*h) + Rb_h)``; ``h = (1-z)*n + z*h``.
 Quant(x)
@@ -281,7 +284,7 @@ def _slice(node: Node, s: list[Shape | None]) -> list[Shape]:
     r = len(s[0])
     _need(len(starts) == len(ends) == len(steps) == r, f"Slice wants one start/end/step per axis of {s[0]}")
     _need(all(st != 0 for st in steps), "Slice steps must be non-zero")
-    return [tuple(len(range(a, b if b >= 0 else None, c)) for a, b, c in zip(starts, ends, steps))]
+    return [tuple(len(range(a, b, c)) for a, b, c in zip(starts, ends, steps))]
 
 
 def _argmax(node: Node, s: list[Shape | None]) -> list[Shape]:
@@ -296,7 +299,8 @@ def _rnn(gates: int, outputs: int) -> Callable[[Node, list[Shape | None]], list[
         x, w, r = s[0], s[1], s[2]
         _need(len(x) == 2, f"{node.op.value} wants x[T, F], got {x}")
         _need(w == (gates * h, x[1]) and r == (gates * h, h), f"{node.op.value} weights {w}, {r} for H={h}")
-        _need(len(s) < 4 or s[3] is None or s[3] == (2 * gates * h,), f"{node.op.value} bias {s[3]}")
+        bias = s[3] if len(s) > 3 else None
+        _need(bias is None or bias == (2 * gates * h,), f"{node.op.value} bias {bias}, want ({2 * gates * h},)")
         for state in s[4:]:
             _need(state is None or state == (h,), f"{node.op.value} initial state {state}, want ({h},)")
         return [(x[0], h)] + [(h,)] * (outputs - 1)

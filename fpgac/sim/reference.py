@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from fpgac.errors import ShapeError
-from fpgac.ir import OP_SPECS, Act, Graph, Node, Op, PoolKind, Value, VerifyError
+from fpgac.ir import OP_SPECS, Act, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
 
 __all__ = ["run_float", "evaluate_float"]
 
@@ -43,16 +43,17 @@ def run_float(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
     """Run ``graph`` in float on a batch and give its outputs as the source model would.
 
     Each output comes back with the batch axis where ``graph.output_batch_axes`` puts it (an
-    ONNX LSTM's ``Y`` has it second), as float32 like onnxruntime, or as int64 for indices
-    (ArgMax outputs and what merely moves them around), so that the result can be compared with
-    the ONNX model's directly.
+    ONNX LSTM's ``Y`` has it second) and in the element type the model declares, as onnxruntime
+    gives it: float32 (or the width of the output's ``FloatType``: a float64 model's outputs do
+    not fit in float32), and int64 for indices (ArgMax outputs and what merely moves them
+    around). So the result can be compared with the ONNX model's directly.
     """
     env, n = _evaluate(graph, inputs)
     indices = _index_values(graph)
     results = []
     for value in graph.outputs:
         array = np.broadcast_to(_batched(value, env), (n, *value.type.shape))
-        array = array.astype(np.int64 if id(value) in indices else np.float32)
+        array = array.astype(np.int64 if id(value) in indices else _float_dtype(value))
         results.append(np.moveaxis(array, 0, graph.output_batch_axes.get(value.name, 0)))
     return results
 
@@ -62,13 +63,15 @@ def evaluate_float(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
 
     Calibration reads the range of each tensor from this. Constants are left out (their values
     are their ``data``); a node whose inputs are all constant still gets a full batch axis.
-    ArgMax indices are float64 here too (exact: they are small integers).
+    ArgMax indices are float64 here too (exact: they are small integers). The arrays are read-only
+    views of the interpreter's own, so that a caller cannot corrupt one value through another.
     """
     env, n = _evaluate(graph, inputs)
-    return {
-        value.name: np.broadcast_to(array, (n, *value.type.shape)) if array.shape[0] != n else array
-        for value, array in ((v, env[id(v)]) for v in graph.values() if not v.is_const)
-    }
+    values = {}
+    for value in graph.values():
+        if not value.is_const:
+            values[value.name] = np.broadcast_to(env[id(value)], (n, *value.type.shape))
+    return values
 
 
 # -- driver -------------------------------------------------------------------------------------
@@ -93,6 +96,12 @@ def _evaluate(graph: Graph, inputs: Inputs) -> tuple[dict[int, np.ndarray], int]
     return env, n
 
 
+def _float_dtype(value: Value) -> np.dtype:
+    """The numpy float type of an output: its FloatType's width; float32 for a (float-mode) fixed type."""
+    dtype = value.type.dtype
+    return np.dtype(f"float{dtype.bits}") if isinstance(dtype, FloatType) else np.dtype(np.float32)
+
+
 def _const_data(value: Value) -> np.ndarray:
     return np.asarray(value.data, dtype=np.float64)
 
@@ -107,7 +116,7 @@ def _batched(value: Value, env: dict[int, np.ndarray], node: Node | None = None)
         raise VerifyError(f"{where} {value.name!r} before it is defined") from None
 
 
-def _expected(value: Value) -> str:
+def _expected_shape(value: Value) -> str:
     return "(" + ", ".join(["N", *map(str, value.type.shape)]) + (",)" if not value.type.shape else ")")
 
 
@@ -125,7 +134,7 @@ def _bind_inputs(graph: Graph, inputs: Inputs) -> tuple[dict[int, np.ndarray], i
             raise ShapeError(f"unknown input {unknown[0]!r}; the graph's inputs are {listed}")
         for value in graph.inputs:
             if value.name not in inputs:
-                raise ShapeError(f"input {value.name!r} is missing (expected shape {_expected(value)})")
+                raise ShapeError(f"input {value.name!r} is missing (expected shape {_expected_shape(value)})")
         arrays = [inputs[name] for name in names]
     elif isinstance(inputs, (list, tuple)):
         if len(inputs) != len(names):
@@ -139,11 +148,14 @@ def _bind_inputs(graph: Graph, inputs: Inputs) -> tuple[dict[int, np.ndarray], i
     env: dict[int, np.ndarray] = {}
     batch: tuple[str, int] | None = None
     for value, given in zip(graph.inputs, arrays):
-        array = np.asarray(given)
+        try:
+            array = np.asarray(given)
+        except ValueError:  # numpy refuses ragged nested lists
+            raise ShapeError(f"input {value.name!r} is not numeric (a ragged nested sequence)") from None
         if array.dtype.kind not in "biuf":
             raise ShapeError(f"input {value.name!r} is not numeric (dtype {array.dtype})")
         if array.ndim != value.type.rank + 1 or array.shape[1:] != value.type.shape:
-            raise ShapeError(f"input {value.name!r} has shape {array.shape}, expected {_expected(value)}")
+            raise ShapeError(f"input {value.name!r} has shape {array.shape}, expected {_expected_shape(value)}")
         if batch is not None and array.shape[0] != batch[1]:
             raise ShapeError(
                 f"input {value.name!r} has batch size {array.shape[0]}, but input {batch[0]!r} has {batch[1]}"
