@@ -987,15 +987,6 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
     source = str(path)
     model = _read_model(path)
     cx = _Lowering(model, source)
-    for opset in model.opset_import:
-        if opset.domain not in ("", "ai.onnx"):
-            used = [n for n in model.graph.node if n.domain == opset.domain]
-            if used:
-                n = used[0]
-                raise UnsupportedError(
-                    f"{source}: node {n.name or n.output[0]!r} ({n.op_type}) is from the custom domain "
-                    f"{opset.domain!r}, which fpgac does not compile"
-                )
     consts = _check_initializers(model, source)
     inferred = _infer_shapes(model, source)
     known_shapes = _value_shapes(inferred)
@@ -1019,7 +1010,8 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
             cx.set_outputs([poisoned] * len(node.output))
             continue
         if node.domain not in ("", "ai.onnx"):
-            cx.set_outputs([_Poison(cx.unsupported(f"custom-domain op {node.domain}.{node.op_type}"))] * len(node.output))
+            error = cx.unsupported(f"op {node.op_type} of domain {node.domain!r} is not one fpgac compiles")
+            cx.set_outputs([_Poison(error)] * len(node.output))
             continue
         try:
             if node.op_type in ("Shape", "Size") or all(v is None or isinstance(v, np.ndarray) for v in inputs):

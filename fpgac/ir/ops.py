@@ -195,12 +195,14 @@ def _pool(node: Node, s: list[Shape | None]) -> list[Shape]:
     x = s[0]
     nd = len(x) - 1
     kernel = node.attrs["kernel"]
+    _need(isinstance(node.attrs["kind"], PoolKind), f"Pool kind must be a PoolKind, not {node.attrs['kind']!r}")
     _need(nd in (1, 2) and len(kernel) == nd, f"Pool wants [C, *spatial] with 1 or 2 spatial axes, got {x}")
     return [(x[0],) + _spatial(node.attrs, nd, kernel, x[1:], node.attrs["ceil_mode"])]
 
 
 def _global_pool(node: Node, s: list[Shape | None]) -> list[Shape]:
     x = s[0]
+    _need(isinstance(node.attrs["kind"], PoolKind), f"GlobalPool kind must be a PoolKind, not {node.attrs['kind']!r}")
     _need(len(x) >= 2, f"GlobalPool wants [C, *spatial], got {x}")
     return [(x[0],) + (1,) * (len(x) - 1)]
 
@@ -253,6 +255,7 @@ def _binary(node: Node, s: list[Shape | None]) -> list[Shape]:
 
 
 def _concat(node: Node, s: list[Shape | None]) -> list[Shape]:
+    _need(all(t is not None for t in s), "Concat inputs must all be present")
     axis = _axis(node, len(s[0]))
     for t in s[1:]:
         _need(len(t) == len(s[0]) and all(a == b for i, (a, b) in enumerate(zip(t, s[0])) if i != axis),
@@ -284,6 +287,9 @@ def _slice(node: Node, s: list[Shape | None]) -> list[Shape]:
     r = len(s[0])
     _need(len(starts) == len(ends) == len(steps) == r, f"Slice wants one start/end/step per axis of {s[0]}")
     _need(all(st != 0 for st in steps), "Slice steps must be non-zero")
+    for a, b, c, size in zip(starts, ends, steps, s[0]):
+        ok = (0 <= a <= b <= size) if c > 0 else (-1 <= b <= a < size)
+        _need(ok or len(range(a, b, c)) == 0 and 0 <= a <= size, f"Slice range {a}:{b}:{c} is not normalized for size {size}")
     return [tuple(len(range(a, b, c)) for a, b, c in zip(starts, ends, steps))]
 
 

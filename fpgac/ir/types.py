@@ -130,7 +130,7 @@ class FixedType:
 DType = FloatType | FixedType
 
 _TYPE_RE = re.compile(
-    r"^\s*(?:ap_)?(?P<kind>fixed|ufixed|int|uint|float)\s*"
+    r"^\s*(?:ap_)?(?P<kind>fixed|ufixed|int|uint|float(?:16|32|64)?)\s*"
     r"(?:<\s*(?P<args>[^<>]*)\s*>)?\s*$"
 )
 
@@ -151,7 +151,11 @@ def parse_type(text: str) -> DType:
         )
     kind = match["kind"]
     args = [a.strip() for a in match["args"].split(",")] if match["args"] is not None else []
-    if kind == "float":
+    if kind.startswith("float"):
+        if kind != "float":  # float16 / float32 / float64, as the IR printer writes them
+            if args:
+                raise UsageError(f"cannot parse precision {text!r}: {kind} takes no width")
+            return FloatType(int(kind[5:]))
         if len(args) > 1 or (args and not args[0].isdigit()):
             raise UsageError(f"cannot parse precision {text!r}: float takes at most one width")
         return FloatType(int(args[0]) if args else 32)

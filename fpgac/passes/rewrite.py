@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fpgac.ir import Graph, Node, Op, Value
+from fpgac.ir import Graph, Node, Op, TensorType, Value
 
 __all__ = ["only_consumer", "channel_vector", "replace_layer_params"]
 
@@ -42,11 +42,20 @@ def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 def replace_layer_params(graph: Graph, layer: Node, weight: np.ndarray, bias: np.ndarray, absorbed: Node) -> None:
     """Give ``layer`` new weight and bias and let it produce ``absorbed``'s output in its place."""
-    old_w = layer.inputs[1]
-    new_w = graph.constant(old_w.name, weight)
-    new_b = graph.constant(layer.inputs[2].name if layer.input(2) is not None else f"{layer.name}.bias", bias)
+    old_w, old_b = layer.inputs[1], layer.input(2)
+    new_w = _replacement(graph, old_w, weight)
+    new_b = _replacement(graph, old_b, bias) if old_b is not None else graph.constant(f"{layer.name}.bias", bias)
     layer.inputs = [layer.inputs[0], new_w, new_b]
     out = absorbed.output
     out.producer = layer
     layer.outputs = [out]
     graph.remove_node(absorbed)
+
+
+def _replacement(graph: Graph, old: Value, data: np.ndarray) -> Value:
+    """A constant holding ``data`` that takes ``old``'s name if nothing else reads ``old``."""
+    if len([n for n in graph.nodes if any(v is old for v in n.inputs)]) > 1:
+        return graph.constant(old.name, data)  # shared weights: the other reader keeps the old one
+    array = np.array(data, dtype=np.float64)
+    array.setflags(write=False)
+    return Value(old.name, TensorType(old.type.dtype, array.shape), array)

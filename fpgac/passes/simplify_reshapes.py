@@ -24,23 +24,24 @@ class SimplifyReshapes:
         return changed
 
     def _simplify(self, graph: Graph, node: Node) -> bool:
-        source = node.inputs[0]
-        producer = source.producer
+        changed = False
+        producer = node.inputs[0].producer
         if node.op is Op.RESHAPE and producer is not None and producer.op is Op.RESHAPE:
-            node.inputs = [producer.inputs[0]]  # the inner reshape dies if nothing else reads it
-            source = node.inputs[0]
-            if node.output.type.shape != source.type.shape:
-                return True
+            node.inputs = [producer.inputs[0]]
+            changed = True
+            if not graph.consumers(producer.output) and not any(v is producer.output for v in graph.outputs):
+                graph.remove_node(producer)
+        source = node.inputs[0]
         is_identity = (node.op is Op.RESHAPE and node.output.type.shape == source.type.shape) or (
             node.op is Op.TRANSPOSE and tuple(node.attrs["perm"]) == tuple(range(source.type.rank))
         )
         if not is_identity:
-            return source is not node.inputs[0]
+            return changed
         out = node.output
         if any(v is out for v in graph.outputs):
             # keep the output's value (its name); let the producer of the source write it instead
             if source.producer is None or any(v is source for v in graph.outputs) or len(graph.consumers(source)) > 1:
-                return False
+                return changed
             source_producer = source.producer
             source_producer.outputs = [out if v is source else v for v in source_producer.outputs]
             out.producer = source_producer

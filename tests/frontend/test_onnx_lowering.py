@@ -304,3 +304,47 @@ def test_batch_fixed_at_one_runs_any_batch(tmp_path: Path) -> None:
     graph = api.load(tmp_path / "m.onnx")
     x = RNG.normal(size=(5, 2, 3))
     np.testing.assert_allclose(api.run(graph, x)[0], np.maximum(x.reshape(5, 6), 0), rtol=1e-6)
+
+
+def test_sklearn_style_label_branch_is_dropped_probabilities_kept(tmp_path: Path, caplog) -> None:
+    """skl2onnx writes the label through ai.onnx.ml ops; the probabilities are what hardware computes."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        helper.make_node("ArgMax", ["probabilities"], ["index"], axis=1),
+        helper.make_node("ArrayFeatureExtractor", ["classes", "index"], ["label"], domain="ai.onnx.ml", name="afe"),
+    ]
+    graph = helper.make_graph(
+        nodes, "sk",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, None),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(RNG.normal(size=(4, 3)).astype(np.float32), "w"),
+         numpy_helper.from_array(np.array([3, 5, 7], dtype=np.int64), "classes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    onnx.save(model, tmp_path / "sk.onnx")
+    with caplog.at_level(logging.WARNING):
+        loaded = api.load(tmp_path / "sk.onnx")
+    assert [v.name for v in loaded.outputs] == ["probabilities"]
+    assert "dropping output 'label'" in caplog.text
+    with pytest.raises(UnsupportedError, match=r"^.*sk\.onnx: node 'afe' \(ArrayFeatureExtractor\): op "
+                                               r"ArrayFeatureExtractor of domain 'ai\.onnx\.ml' is not one fpgac compiles$"):
+        api.load(tmp_path / "sk.onnx", outputs=["label"])
+
+
+def test_tensorflow_style_nhwc_with_transposes(tmp_path: Path) -> None:
+    """tf2onnx keeps the NHWC input and wraps each convolution in transposes."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "k", "kb"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ]
+    inits = [("k", RNG.normal(size=(2, 1, 3, 3))), ("kb", RNG.normal(size=2)), ("shape", np.array([-1, 72])),
+             ("w", RNG.normal(size=(72, 4))), ("b", RNG.normal(size=4))]
+    graph = _check(tmp_path, _model(nodes, [("x", ["N", 8, 8, 1])], [("y", ["N", 4])], inits))
+    assert _ops(graph) == [Op.TRANSPOSE, Op.CONV, Op.ACTIVATION, Op.TRANSPOSE, Op.RESHAPE, Op.DENSE]
