@@ -94,6 +94,10 @@ class Graph:
         self._names.add(name)
         return name
 
+    def forget(self, value: Value) -> None:
+        """Release the name of a value no node produces or reads any more, for reuse."""
+        self._names.discard(value.name)
+
     def reserve(self, name: str) -> None:
         """Keep ``name`` free for a later ``rename`` (the frontend keeps ONNX output names so)."""
         if name not in self._names:

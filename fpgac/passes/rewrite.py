@@ -46,10 +46,13 @@ def replace_layer_params(graph: Graph, layer: Node, weight: np.ndarray, bias: np
     new_w = _replacement(graph, old_w, weight)
     new_b = _replacement(graph, old_b, bias) if old_b is not None else graph.constant(f"{layer.name}.bias", bias)
     layer.inputs = [layer.inputs[0], new_w, new_b]
-    out = absorbed.output
+    out, old_out = absorbed.output, layer.output
     out.producer = layer
     layer.outputs = [out]
     graph.remove_node(absorbed)
+    if not any(v is out for v in graph.outputs):  # graph outputs keep their (ONNX) names
+        graph.forget(old_out)
+        graph.rename(out, old_out.name)
 
 
 def _replacement(graph: Graph, old: Value, data: np.ndarray) -> Value:
