@@ -69,13 +69,13 @@ OUT_OF_SCOPE: dict[str, str] = {
 }
 
 
+def _tensors(folder: str, kind: str) -> list[np.ndarray]:
+    return [numpy_helper.to_array(onnx.load_tensor(f)) for f in sorted(glob.glob(f"{folder}/{kind}_*.pb"))]
+
+
 def _data_sets(model: Path) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
-    sets = []
-    for folder in sorted(glob.glob(str(model / "test_data_set_*"))):
-        read = lambda kind: [numpy_helper.to_array(onnx.load_tensor(f))  # noqa: E731
-                             for f in sorted(glob.glob(f"{folder}/{kind}_*.pb"))]
-        sets.append((read("input"), read("output")))
-    return sets
+    folders = sorted(glob.glob(str(model / "test_data_set_*")))
+    return [(_tensors(f, "input"), _tensors(f, "output")) for f in folders]
 
 
 def test_every_listed_model_exists() -> None:

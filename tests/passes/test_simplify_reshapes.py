@@ -7,7 +7,6 @@ an output is removed, the node before it writes the output instead.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from fpgac.ir import Act, FloatType, Graph, Op, TensorType, verify
 from fpgac.passes import SimplifyReshapes
