@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -90,11 +91,14 @@ def _as_float(array: np.ndarray, name: str, path: Path) -> np.ndarray:
     return np.asarray(array, dtype=np.float64)
 
 
+@dataclass(frozen=True)
 class LayerRow:
     """One row of ``fpgac inspect``: a layer, its op, its output shape and its parameter count."""
 
-    def __init__(self, name: str, op: str, shape: tuple[int, ...], params: int) -> None:
-        self.name, self.op, self.shape, self.params = name, op, shape, params
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    params: int
 
 
 def layer_table(graph: Graph) -> list[LayerRow]:
