@@ -1,20 +1,38 @@
 """The layer-level, typed intermediate representation."""
 
+from fpgac.ir.fixed import (
+    MAX_EXACT_WIDTH,
+    add_type,
+    mul_type,
+    quantize,
+    requantize,
+    to_float,
+)
 from fpgac.ir.graph import Graph, Node, Value
 from fpgac.ir.ops import ACT_PARAMS, OP_SPECS, Act, Op, PoolKind, infer_shapes
 from fpgac.ir.printer import format_graph
-from fpgac.ir.types import DType, FixedType, FloatType, Overflow, Rounding, Sparsity, TensorType, parse_type
+from fpgac.ir.types import (
+    DType,
+    FixedType,
+    FloatType,
+    Overflow,
+    Rounding,
+    Sparsity,
+    TensorType,
+    parse_type,
+)
 from fpgac.ir.verify import VerifyError, verify
 
 __all__ = [
     "ACT_PARAMS",
+    "MAX_EXACT_WIDTH",
+    "OP_SPECS",
     "Act",
     "DType",
     "FixedType",
     "FloatType",
     "Graph",
     "Node",
-    "OP_SPECS",
     "Op",
     "Overflow",
     "PoolKind",
@@ -23,8 +41,13 @@ __all__ = [
     "TensorType",
     "Value",
     "VerifyError",
+    "add_type",
     "format_graph",
     "infer_shapes",
+    "mul_type",
     "parse_type",
+    "quantize",
+    "requantize",
+    "to_float",
     "verify",
 ]
