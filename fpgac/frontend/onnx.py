@@ -145,7 +145,7 @@ class _Lowering:
         base = _identifier((self.node.name or self.node.output[0] or op.value) if self.node else op.value)
         try:
             shapes = infer_shapes(Node(op, base, list(inputs), [], dict(attrs or {})))
-        except (ShapeRuleError, KeyError, TypeError, IndexError) as err:
+        except ShapeRuleError as err:
             raise self.unsupported(f"cannot lower to {op.value}: {err}") from None
         for shape in shapes:
             if math.prod(shape) > MAX_TENSOR_ELEMENTS:
@@ -776,7 +776,6 @@ def _lower_rnn(op: Op) -> Lowering:
                 f"{name} with layout={layout} wants the batch at axis {1 if layout == 0 else 0} of a rank-3 "
                 f"input; here it is at axis {x.batch_axis} of rank {x.rank}"
             )
-        x_seq = x.value  # [T, N, F] (layout 0) or [N, T, F] (layout 1): per sample [T, F] either way
         w, r = cx.const(1, "W"), cx.const(2, "R")
         h = int(a.get("hidden_size", w.shape[1] // gates))
         bias = cx.const(3, "B")
@@ -789,7 +788,8 @@ def _lower_rnn(op: Op) -> Lowering:
             if np.any(peep != 0):
                 raise cx.unsupported("LSTM peephole weights")
         base = cx.node.name or cx.node.output[0]
-        inputs: list[Value | None] = [x_seq, cx.constant(w[0], f"{base}.W"), cx.constant(r[0], f"{base}.R")]
+        # x is [T, N, F] (layout 0) or [N, T, F] (layout 1): per sample [T, F] either way
+        inputs: list[Value | None] = [x.value, cx.constant(w[0], f"{base}.W"), cx.constant(r[0], f"{base}.R")]
         inputs.append(None if bias is None else cx.constant(bias[0], f"{base}.B"))
         state_batch_axis = 1 if layout == 0 else 0
         for index in ((5, 6) if op is Op.LSTM else (5,)):
@@ -807,8 +807,8 @@ def _lower_rnn(op: Op) -> Lowering:
             attrs["linear_before_reset"] = bool(a.get("linear_before_reset", 0))
         outs = cx.emit(op, inputs, attrs)
         seq = outs[0]
-        y = _Tensor(seq, 2 if layout == 0 else 0)
-        results: list[_Sym] = [cx.reshape(_Tensor(seq, y.batch_axis), (seq.type.shape[0], 1, h), y.batch_axis, "_Y")]
+        seq_batch_axis = 2 if layout == 0 else 0  # ONNX Y is [T, 1, N, H] or [N, T, 1, H]
+        results: list[_Sym] = [cx.reshape(_Tensor(seq, seq_batch_axis), (seq.type.shape[0], 1, h), seq_batch_axis, "_Y")]
         for state in outs[1:]:
             results.append(cx.reshape(_Tensor(state, state_batch_axis), (1, h), state_batch_axis, "_state"))
         cx.set_outputs(results)

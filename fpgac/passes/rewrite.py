@@ -57,7 +57,7 @@ def replace_layer_params(graph: Graph, layer: Node, weight: np.ndarray, bias: np
 
 def _replacement(graph: Graph, old: Value, data: np.ndarray) -> Value:
     """A constant holding ``data`` that takes ``old``'s name if nothing else reads ``old``."""
-    if len([n for n in graph.nodes if any(v is old for v in n.inputs)]) > 1:
+    if len(graph.consumers(old)) > 1:
         return graph.constant(old.name, data)  # shared weights: the other reader keeps the old one
     array = np.array(data, dtype=np.float64)
     array.setflags(write=False)
