@@ -23,7 +23,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from fpgac.errors import ShapeError
-from fpgac.ir import OP_SPECS, Act, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
+from fpgac.ir import OP_SPECS, Act, FixedType, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
+from fpgac.ir.fixed import quantize, to_float
 
 __all__ = ["run_float", "evaluate_float"]
 
@@ -103,6 +104,9 @@ def _float_dtype(value: Value) -> np.dtype:
 
 
 def _const_data(value: Value) -> np.ndarray:
+    """A constant's float64 values: its data, or its mantissas scaled when it has a FixedType."""
+    if isinstance(value.type.dtype, FixedType):
+        return to_float(value.data, value.type.dtype)
     return np.asarray(value.data, dtype=np.float64)
 
 
@@ -429,7 +433,14 @@ def _gru(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
 
 
 def _quant(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    """In float, requantization is the identity: the float model is what quantization approximates."""
+    """A Quant whose output has a FixedType rounds and saturates even in float mode.
+
+    Such a node comes from the model itself (a QONNX ``Quant``): the network was trained with it,
+    so it is part of the float model. A Quant with a float output is the identity.
+    """
+    dtype = node.output.type.dtype
+    if isinstance(dtype, FixedType):
+        return [to_float(quantize(args[0], dtype), dtype)]
     return [args[0]]
 
 

@@ -364,14 +364,25 @@ def test_argmax_index_stays_int64_through_reshape() -> None:
     np.testing.assert_array_equal(ours, np.argmax(x, axis=2))
 
 
-def test_quant_is_identity_in_float() -> None:
+def test_quant_with_fixed_output_rounds_in_float() -> None:
+    """A model's own Quant (QONNX) is part of the float network: fixed<8,3> truncates to 1/32."""
     graph = Graph("t")
     x_value = graph.add_input("x", TensorType(FloatType(), (6,)))
     graph.outputs = [graph.add_node(Op.QUANT, [x_value], [TensorType(FixedType(8, 3), (6,))]).output]
     verify(graph)
     x = batch((6,))
+    assert np.abs(x).max() < 4  # inside fixed<8,3>, so only the rounding (TRN: floor) acts
     (ours,) = run_float(graph, x)
-    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, (np.floor(x * 32) / 32).astype(np.float32))
+
+
+def test_quant_with_float_output_is_identity() -> None:
+    graph = Graph("t")
+    x_value = graph.add_input("x", TensorType(FloatType(), (6,)))
+    graph.outputs = [graph.add_node(Op.QUANT, [x_value], [TensorType(FloatType(), (6,))]).output]
+    verify(graph)
+    x = batch((6,))
+    (ours,) = run_float(graph, x)
     np.testing.assert_array_equal(ours, x.astype(np.float32))
 
 
