@@ -24,13 +24,15 @@ class Value:
     """A tensor flowing through the graph; constant when ``data`` is not ``None``.
 
     ``data`` of a constant holds the per-sample array (float64 for float constants, int64
-    mantissas once quantized); its shape equals ``type.shape``.
+    mantissas once quantized); its shape equals ``type.shape``. ``range`` is the ``(min, max)``
+    calibration observed for it (``None`` until the Calibrate pass runs).
     """
 
     name: str
     type: TensorType
     data: np.ndarray | None = field(default=None, repr=False)
     producer: Node | None = field(default=None, repr=False)
+    range: tuple[float, float] | None = field(default=None, repr=False)
 
     @property
     def is_const(self) -> bool:

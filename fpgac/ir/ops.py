@@ -60,6 +60,20 @@ GRU(x[T, F], *W[3H, F], *R[3H, H], *B[6H]?, *h0[H]?) -> (Y[T, H], h[H])
     ``tanh(W_h x + Wb_h + R_h (r*h) + Rb_h)``; ``h = (1-z)*n + z*h``.
 Quant(x)
     requantize to the output's FixedType: the one place where rounding and saturation happen.
+Lookup(x)
+    ``table`` (:class:`fpgac.ir.tables.Table`): ``y = table.lookup(x)``; a quantized graph's form of
+    sigmoid, tanh and the other transcendental activations. ``kind`` (Act) says which.
+
+Fixed-point semantics (a quantized graph; the golden model in :mod:`fpgac.sim.reference`): values
+are integer mantissas of their FixedType. Every op except Quant computes its result exactly: the
+output type's fractional bits are those of the exact result (Dense/Conv: ``f_x + f_w``, with the
+bias shifted up to them; Mul: ``f_a + f_b``; Add/Sub/Max/Min/Concat: the largest input's, inputs
+shifted up) and its integer bits hold every value the inputs' types allow, so nothing rounds or
+wraps. The exceptions compute through tables or a fixed reciprocal and are exact given those:
+Lookup; Softmax (attrs ``exp`` and ``reciprocal`` tables, or ``log`` for LogSoftmax: ``z = x -
+max``, ``e = exp(z)``, ``S = sum e``, ``y = e * reciprocal(S)`` or ``z - log(S)``); average
+Pool/GlobalPool (attr ``reciprocal_bits`` K: ``y = sum * round_half_up(2**K / count)``, output frac
+bits ``f_x + K``); LSTM/GRU (their internal types and tables as attributes, see the golden model).
 """
 
 from __future__ import annotations
@@ -99,6 +113,7 @@ class Op(enum.Enum):
     LSTM = "LSTM"
     GRU = "GRU"
     QUANT = "Quant"
+    LOOKUP = "Lookup"
 
 
 class Act(enum.Enum):
@@ -332,6 +347,7 @@ OP_SPECS: dict[Op, OpSpec] = {
     Op.LSTM: OpSpec(3, 6, (1, 2, 3, 4, 5), ("hidden_size",), 3, _rnn(4, 3)),
     Op.GRU: OpSpec(3, 5, (1, 2, 3, 4), ("hidden_size", "linear_before_reset"), 2, _rnn(3, 2)),
     Op.QUANT: OpSpec(1, 1, (), (), 1, _same),
+    Op.LOOKUP: OpSpec(1, 1, (), ("kind", "table"), 1, _same),
 }
 
 

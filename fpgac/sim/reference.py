@@ -24,9 +24,9 @@ from numpy.typing import ArrayLike
 
 from fpgac.errors import ShapeError
 from fpgac.ir import OP_SPECS, Act, FixedType, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
-from fpgac.ir.fixed import quantize, to_float
+from fpgac.ir.fixed import quantize, requantize, to_float
 
-__all__ = ["run_float", "evaluate_float"]
+__all__ = ["run_float", "evaluate_float", "run_fixed", "evaluate_fixed", "activation_function"]
 
 #: what ``run_float`` accepts: arrays by input name, in ``graph.inputs`` order, or one array
 Inputs: TypeAlias = Mapping[str, ArrayLike] | Sequence[ArrayLike] | np.ndarray
@@ -78,21 +78,35 @@ def evaluate_float(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _evaluate(graph: Graph, inputs: Inputs) -> tuple[dict[int, np.ndarray], int]:
-    """Run every node in order; the environment maps ``id(value)`` to its batched array."""
+def _evaluate(graph: Graph, inputs: Inputs, fixed: bool = False) -> tuple[dict[int, np.ndarray], int]:
+    """Run every node in order; the environment maps ``id(value)`` to its batched array.
+
+    In fixed mode the arrays are int64 mantissas of each value's FixedType: inputs are quantized
+    to their types at the boundary, constants are their mantissas, and every op's result is
+    checked against its output type (a value outside it would be a wrap the hardware makes).
+    """
     env, n = _bind_inputs(graph, inputs)
+    table = _FIXED_OPS if fixed else _FLOAT_OPS
+    if fixed:
+        for value in graph.inputs:
+            env[id(value)] = quantize(env[id(value)], _fixed_type(value))
     for node in graph.nodes:
         const_inputs = OP_SPECS[node.op].const_inputs
         args: list[np.ndarray | None] = []
         for i, value in enumerate(node.inputs):
             if value is None:
                 args.append(None)
+            elif fixed:
+                _fixed_type(value, node)
+                args.append(value.data if i in const_inputs else _batched_mantissas(value, env, node))
             elif i in const_inputs:
                 args.append(_const_data(value))
             else:
                 args.append(_batched(value, env, node))
-        outputs = _FLOAT_OPS[node.op](node, args)
+        outputs = table[node.op](node, args)
         for value, array in zip(node.outputs, outputs):
+            if fixed:
+                _check_fits(node, value, array)
             env[id(value)] = array
     return env, n
 
@@ -228,6 +242,11 @@ _ACTIVATIONS: dict[Act, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
 }
 
 
+def activation_function(kind: Act, attrs: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """The float function of an elementwise activation (what quantization tabulates)."""
+    return lambda x: _ACTIVATIONS[kind](np.asarray(x, dtype=np.float64), attrs)
+
+
 def _optional(args: list[np.ndarray | None], index: int) -> np.ndarray | None:
     return args[index] if index < len(args) else None
 
@@ -286,7 +305,15 @@ def _pool(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
     for that window to fit. That extension is never counted by ``count_include_pad``: only the
     explicit pads are (as onnxruntime and PyTorch do).
     """
-    x, a = args[0], node.attrs
+    if node.attrs["kind"] is PoolKind.MAX:
+        return [_max_pool(node, args[0], -np.inf)]
+    total, count = _avg_pool_parts(node, args[0])
+    return [total / np.maximum(count, 1.0)]  # a window wholly in padding (only if pads >= kernel) gives 0
+
+
+def _pool_geometry(node: Node, x: np.ndarray) -> tuple[Any, ...]:
+    """Spatial rank, sizes, window parameters, and the end pads extended for ceil_mode."""
+    a = node.attrs
     nd = x.ndim - 2
     size, out = x.shape[2:], node.output.type.shape[1:]
     kernel, strides, dilations = a["kernel"], a["strides"], a["dilations"]
@@ -295,21 +322,30 @@ def _pool(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
         max(0, (o - 1) * s + d * (k - 1) + 1 - (n + b + e))
         for o, s, d, k, n, b, e in zip(out, strides, dilations, kernel, size, begins, ends)
     ]
-    ends_ext = [e + more for e, more in zip(ends, extra)]
+    return nd, size, out, kernel, strides, dilations, begins, ends, [e + m for e, m in zip(ends, extra)]
+
+
+def _max_pool(node: Node, x: np.ndarray, floor: float | int) -> np.ndarray:
+    """Window maxima; padding holds ``floor``, below every element (-inf, or int64's minimum)."""
+    nd, size, out, kernel, strides, dilations, begins, ends, ends_ext = _pool_geometry(node, x)
+    xp = _pad_spatial(x, begins, ends_ext, floor)
+    return _windows(xp, kernel, strides, dilations, out).max(axis=tuple(range(-nd, 0)))
+
+
+def _avg_pool_parts(node: Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The window sums (exact for int64) and how many taps each window counts."""
+    nd, size, out, kernel, strides, dilations, begins, ends, ends_ext = _pool_geometry(node, x)
     taps = tuple(range(-nd, 0))
-    if a["kind"] is PoolKind.MAX:
-        xp = _pad_spatial(x, begins, ends_ext, -np.inf)
-        return [_windows(xp, kernel, strides, dilations, out).max(axis=taps)]
-    xp = _pad_spatial(x, begins, ends_ext, 0.0)
+    xp = _pad_spatial(x, begins, ends_ext, 0)
     total = _windows(xp, kernel, strides, dilations, out).sum(axis=taps)
     # how many taps of each window count: a 0/1 mask over the padded input, pooled the same way
-    mask = np.zeros((1, 1, *xp.shape[2:]))
-    if a["count_include_pad"]:
-        mask[(0, 0, *(slice(0, n + b + e) for n, b, e in zip(size, begins, ends)))] = 1.0
+    mask = np.zeros((1, 1, *xp.shape[2:]), dtype=np.int64)
+    if node.attrs["count_include_pad"]:
+        mask[(0, 0, *(slice(0, n + b + e) for n, b, e in zip(size, begins, ends)))] = 1
     else:
-        mask[(0, 0, *(slice(b, b + n) for n, b in zip(size, begins)))] = 1.0
+        mask[(0, 0, *(slice(b, b + n) for n, b in zip(size, begins)))] = 1
     count = _windows(mask, kernel, strides, dilations, out).sum(axis=taps)
-    return [total / np.maximum(count, 1.0)]  # a window wholly in padding (only if pads >= kernel) gives 0
+    return total, count
 
 
 def _global_pool(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
@@ -467,4 +503,276 @@ _FLOAT_OPS: dict[Op, OpFunction] = {
     Op.LSTM: _lstm,
     Op.GRU: _gru,
     Op.QUANT: _quant,
+    Op.LOOKUP: lambda node, args: [_lookup_float(node, args[0])],
+}
+
+
+def _lookup_float(node: Node, x: np.ndarray) -> np.ndarray:
+    """A table in float mode: the input rounded to the table's input type, the entry as a value."""
+    table = node.attrs["table"]
+    return to_float(table.lookup(quantize(x, table.in_type)), table.out_type)
+
+
+# -- the fixed-point golden model -----------------------------------------------------------------
+#
+# Every array is int64 mantissas of its value's FixedType; the op reference's "Fixed-point
+# semantics" paragraph (fpgac/ir/ops.py) is what each function implements. Ops that only move
+# elements reuse the float functions, which never look at the element values.
+
+
+def run_fixed(graph: Graph, inputs: Inputs, *, mantissas: bool = False) -> list[np.ndarray]:
+    """Run a quantized ``graph`` bit-exactly on a batch: the golden model every backend must equal.
+
+    Float inputs are quantized to the graph inputs' types (their rounding and overflow modes).
+    Outputs are laid out as ``run_float`` lays them out; they are the exact float64 values of the
+    output mantissas, or, with ``mantissas=True``, the int64 mantissas themselves (ArgMax indices
+    are int64 either way).
+    """
+    env, n = _evaluate(graph, inputs, fixed=True)
+    indices = _index_values(graph)
+    results = []
+    for value in graph.outputs:
+        array = np.broadcast_to(_batched_mantissas(value, env), (n, *value.type.shape))
+        if not mantissas and id(value) not in indices:
+            array = to_float(array, value.type.dtype)
+        results.append(np.moveaxis(np.array(array), 0, graph.output_batch_axes.get(value.name, 0)))
+    return results
+
+
+def evaluate_fixed(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
+    """Every non-constant value's batched int64 mantissas, by value name (for property tests)."""
+    env, n = _evaluate(graph, inputs, fixed=True)
+    return {
+        value.name: np.broadcast_to(env[id(value)], (n, *value.type.shape))
+        for value in graph.values()
+        if not value.is_const
+    }
+
+
+def _fixed_type(value: Value, node: Node | None = None) -> FixedType:
+    dtype = value.type.dtype
+    if not isinstance(dtype, FixedType):
+        where = f"node {node.name!r} ({node.op.value}) input" if node else "graph input"
+        raise VerifyError(f"{where} {value.name!r} has type {dtype}: the golden model needs a quantized graph")
+    return dtype
+
+
+def _batched_mantissas(value: Value, env: dict[int, np.ndarray], node: Node | None = None) -> np.ndarray:
+    if value.is_const:
+        return value.data[None]
+    return _batched(value, env, node)
+
+
+def _check_fits(node: Node, value: Value, array: np.ndarray) -> None:
+    """An op's exact result must fit its output type: otherwise the hardware would wrap."""
+    t = _fixed_type(value)
+    if array.dtype != np.int64:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}) gave {array.dtype} mantissas, not int64")
+    if array.size and (array.min() < t.min_mantissa or array.max() > t.max_mantissa):
+        raise VerifyError(
+            f"node {node.name!r} ({node.op.value}): output {value.name!r} mantissas "
+            f"{array.min()}..{array.max()} overflow {t} ({t.min_mantissa}..{t.max_mantissa})"
+        )
+
+
+def _frac(value: Value) -> int:
+    return value.type.dtype.frac_bits
+
+
+def _shift_to(m: np.ndarray, src: int, dst: int, node: Node) -> np.ndarray:
+    """Mantissas with ``src`` fractional bits, exactly, at ``dst >= src`` fractional bits."""
+    if dst < src:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): cannot align {src} to {dst} fractional bits exactly")
+    return np.left_shift(np.asarray(m, dtype=np.int64), dst - src)
+
+
+def _expect_frac(node: Node, frac: int) -> None:
+    if _frac(node.output) != frac:
+        raise VerifyError(
+            f"node {node.name!r} ({node.op.value}): output type {node.output.type.dtype} has "
+            f"{_frac(node.output)} fractional bits, the exact result has {frac}"
+        )
+
+
+def _bias(node: Node, index: int, frac: int) -> np.ndarray | None:
+    value = node.input(index)
+    return None if value is None else _shift_to(value.data, _frac(value), frac, node)
+
+
+def _dense_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    frac = _frac(node.inputs[0]) + _frac(node.inputs[1])
+    _expect_frac(node, frac)
+    y = np.matmul(args[0], args[1])
+    bias = _bias(node, 2, frac)
+    return [y if bias is None else y + bias]
+
+
+def _conv_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    frac = _frac(node.inputs[0]) + _frac(node.inputs[1])
+    _expect_frac(node, frac)
+    (y,) = _conv(node, [args[0], args[1], None])
+    bias = _bias(node, 2, frac)
+    return [y if bias is None else y + bias.reshape(-1, *(1,) * (y.ndim - 2))]
+
+
+def _round_half_up_reciprocal(count: np.ndarray, bits: int) -> np.ndarray:
+    """``round(2**bits / count)``, ties up, in integers: the averaging pools' multiplier."""
+    count = np.asarray(count, dtype=np.int64)
+    return ((np.int64(1) << (bits + 1)) // np.maximum(count, 1) + 1) >> 1
+
+
+def _pool_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x, a = args[0], node.attrs
+    if a["kind"] is PoolKind.MAX:
+        _expect_frac(node, _frac(node.inputs[0]))
+        return [_max_pool(node, x, np.iinfo(np.int64).min)]
+    bits = a["reciprocal_bits"]
+    _expect_frac(node, _frac(node.inputs[0]) + bits)
+    total, count = _avg_pool_parts(node, x)
+    return [total * _round_half_up_reciprocal(count, bits)]
+
+
+def _global_pool_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    axes = tuple(range(2, x.ndim))
+    if node.attrs["kind"] is PoolKind.MAX:
+        _expect_frac(node, _frac(node.inputs[0]))
+        return [x.max(axis=axes, keepdims=True)]
+    bits = node.attrs["reciprocal_bits"]
+    _expect_frac(node, _frac(node.inputs[0]) + bits)
+    count = int(np.prod(x.shape[2:]))
+    return [x.sum(axis=axes, keepdims=True) * _round_half_up_reciprocal(np.int64(count), bits)]
+
+
+def _activation_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x, kind = args[0], node.attrs["kind"]
+    fx = _frac(node.inputs[0])
+    if kind is Act.PRELU:
+        fs = _frac(node.inputs[1])
+        _expect_frac(node, fx + fs)
+        slope = _lift(args[1][None], x.ndim - 1)
+        return [np.where(x >= 0, np.left_shift(x, fs), x * slope)]
+    _expect_frac(node, fx)
+    if kind is Act.RELU:
+        return [np.maximum(x, 0)]
+    if kind is Act.ABS:
+        return [np.abs(x)]
+    if kind is Act.CLIP:
+        t = node.inputs[0].type.dtype
+        lo = t.min_mantissa if node.attrs["min"] == -np.inf else max(t.min_mantissa, int(np.ceil(node.attrs["min"] / t.lsb)))
+        hi = t.max_mantissa if node.attrs["max"] == np.inf else min(t.max_mantissa, int(np.floor(node.attrs["max"] / t.lsb)))
+        return [np.minimum(np.maximum(x, lo), hi)]
+    raise VerifyError(f"node {node.name!r}: Activation {kind.value} has no exact fixed-point form; "
+                      "quantization turns it into a Lookup")
+
+
+def _lookup_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    table = node.attrs["table"]
+    if table.in_type.frac_bits != _frac(node.inputs[0]) or table.out_type != node.output.type.dtype:
+        raise VerifyError(f"node {node.name!r} (Lookup): table {table} does not fit {node.inputs[0].type.dtype} -> "
+                          f"{node.output.type.dtype}")
+    return [table.lookup(args[0])]
+
+
+def _softmax_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``z = x - max`` (exact), ``e = exp(z)`` and ``S = sum e`` (exact), then a reciprocal or log table."""
+    x, axis = args[0], node.attrs["axis"] + 1
+    z = x - x.max(axis=axis, keepdims=True)
+    exp = node.attrs["exp"]
+    e = exp.lookup(z)
+    total = e.sum(axis=axis, keepdims=True)
+    if node.attrs["log"]:
+        log = node.attrs["log_table"]
+        frac = max(_frac(node.inputs[0]), log.out_type.frac_bits)
+        _expect_frac(node, frac)
+        return [_shift_to(z, _frac(node.inputs[0]), frac, node) - _shift_to(log.lookup(total), log.out_type.frac_bits, frac, node)]
+    recip = node.attrs["reciprocal"]
+    _expect_frac(node, exp.out_type.frac_bits + recip.out_type.frac_bits)
+    return [e * recip.lookup(total)]
+
+
+def _scale_shift_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    frac = _frac(node.inputs[0]) + _frac(node.inputs[1])
+    _expect_frac(node, frac)
+    rank = x.ndim - 1
+    scale = _lift(args[1][None], rank)
+    shift = _lift(_shift_to(args[2], _frac(node.inputs[2]), frac, node)[None], rank)
+    return [x * scale + shift]
+
+
+def _aligned_binary(function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> OpFunction:
+    """Add/Sub/Max/Min: both inputs shifted up to the output's fractional bits."""
+
+    def apply(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+        frac, rank = _frac(node.output), node.output.type.rank
+        a, b = (_lift(_shift_to(m, _frac(v), frac, node), rank) for m, v in zip(args, node.inputs))
+        return [function(a, b)]
+
+    return apply
+
+
+def _mul_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    _expect_frac(node, _frac(node.inputs[0]) + _frac(node.inputs[1]))
+    rank = node.output.type.rank
+    return [_lift(args[0], rank) * _lift(args[1], rank)]
+
+
+def _concat_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    frac = _frac(node.output)
+    parts = [_shift_to(m, _frac(v), frac, node) for m, v in zip(args, node.inputs)]
+    return [np.concatenate(_full_batch(parts), axis=node.attrs["axis"] + 1)]
+
+
+def _pad_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    t = node.output.type.dtype
+    value = node.attrs["value"] / t.lsb
+    if value != int(value) or not t.min_mantissa <= value <= t.max_mantissa:
+        raise VerifyError(f"node {node.name!r} (Pad): value {node.attrs['value']} is not exact in {t}")
+    x, pads = args[0], node.attrs["pads"]
+    r = x.ndim - 1
+    widths = [(0, 0)] + [(pads[i], pads[r + i]) for i in range(r)]
+    return [np.pad(x, widths, constant_values=int(value))]
+
+
+def _argmax_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    (index,) = _argmax(node, args)
+    return [index.astype(np.int64)]
+
+
+def _quant_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    return [requantize(args[0], node.inputs[0].type.dtype, node.output.type.dtype)]
+
+
+def _not_in_fixed(reason: str) -> OpFunction:
+    def refuse(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): {reason}")
+
+    return refuse
+
+
+_FIXED_OPS: dict[Op, OpFunction] = {
+    Op.DENSE: _dense_fixed,
+    Op.CONV: _conv_fixed,
+    Op.POOL: _pool_fixed,
+    Op.GLOBAL_POOL: _global_pool_fixed,
+    Op.ACTIVATION: _activation_fixed,
+    Op.SOFTMAX: _softmax_fixed,
+    Op.SCALE_SHIFT: _scale_shift_fixed,
+    Op.ADD: _aligned_binary(np.add),
+    Op.SUB: _aligned_binary(np.subtract),
+    Op.MUL: _mul_fixed,
+    Op.DIV: _not_in_fixed("quantization turns a division by a constant into a multiplication"),
+    Op.MAX: _aligned_binary(np.maximum),
+    Op.MIN: _aligned_binary(np.minimum),
+    Op.CONCAT: _concat_fixed,
+    Op.RESHAPE: _reshape,
+    Op.TRANSPOSE: _transpose,
+    Op.PAD: _pad_fixed,
+    Op.SLICE: _slice,
+    Op.ARGMAX: _argmax_fixed,
+    Op.LSTM: _not_in_fixed("fixed-point LSTM is not implemented yet"),
+    Op.GRU: _not_in_fixed("fixed-point GRU is not implemented yet"),
+    Op.QUANT: _quant_fixed,
+    Op.LOOKUP: _lookup_fixed,
 }
