@@ -2,26 +2,44 @@
 
 ``load`` reads a model and runs the canonicalization pipeline (named, in order, in
 ``CANONICALIZE``), so that the IR every later step sees has BatchNorm folded, biases fused and
-no-op reshapes gone.
+no-op reshapes gone. ``compile`` then calibrates and quantizes it; the ``CompiledModel`` it
+returns predicts bit-exactly (the golden model) or in float.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+import math
 import os
-from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fpgac.errors import ShapeError, UsageError
 from fpgac.frontend import load_onnx
-from fpgac.ir import Graph, Op, verify
+from fpgac.ir import FixedType, Graph, Op, parse_type, verify
 from fpgac.passes import FoldBatchNorm, FuseBias, Pass, PassManager, SimplifyReshapes
-from fpgac.sim import run_float
+from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
+from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
+from fpgac.search import SearchResult, search_widths, total_bits
+from fpgac.sim import run_fixed, run_float
 
-__all__ = ["CANONICALIZE", "load", "run", "read_input", "layer_table", "LayerRow"]
+__all__ = [
+    "CANONICALIZE",
+    "CompiledModel",
+    "LayerRow",
+    "compile",
+    "layer_table",
+    "load",
+    "read_config",
+    "read_input",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +64,193 @@ def load(
 
 def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray], *,
         float: bool = True) -> list[np.ndarray]:
-    """Run the model on a batch: one array per graph output, batch first (or where ONNX had it)."""
-    if not float:
-        raise UsageError(
-            "the bit-exact fixed-point golden model arrives with quantization (not in this version): "
-            "run with float=True (--float on the command line)"
-        )
-    return run_float(graph, inputs)
+    """Run a graph on a batch: one array per graph output, batch first (or where ONNX had it).
+
+    ``float=False`` runs the bit-exact golden model, and needs a quantized graph (``compile``).
+    """
+    return run_float(graph, inputs) if float else run_fixed(graph, inputs)
+
+
+Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+
+
+@dataclass
+class CompiledModel:
+    """A quantized model: the float graph it came from, the fixed-point graph, and what was chosen.
+
+    ``records`` lists every tensor's chosen type (layer, role, type, elements); ``search`` is the
+    accuracy-budget search's result when one ran.
+    """
+
+    float_graph: Graph
+    graph: Graph
+    config: QuantConfig
+    records: list[QuantRecord] = field(default_factory=list)
+    search: SearchResult | None = None
+
+    def predict(self, x: Inputs, *, float: bool = False, mantissas: bool = False) -> np.ndarray | list[np.ndarray]:
+        """Outputs on a batch: bit-exact golden values (float64), or the float network's with ``float=True``.
+
+        One output comes back as an array, several as a list. ``mantissas=True`` gives the
+        golden model's integer mantissas instead of their values.
+        """
+        if float:
+            results = run_float(self.float_graph, x)
+        else:
+            results = run_fixed(self.graph, x, mantissas=mantissas)
+        return results[0] if len(results) == 1 else results
+
+    @property
+    def total_bits(self) -> int:
+        """Weight and activation bits: width times elements over weights, inputs and narrowed results."""
+        return total_bits(self.records)
+
+
+def compile(
+    model: str | os.PathLike | Graph,
+    *,
+    calibration: Inputs | str | os.PathLike | None = None,
+    input_range: tuple[float, float] | None = None,
+    bits: int = 16,
+    precision: str | FixedType | Mapping[str, Any] | os.PathLike | None = None,
+    accuracy_budget: float | None = None,
+    table_size: int | None = None,
+    outputs: Sequence[str] | None = None,
+    dump: Callable[[str, Graph], None] | None = None,
+) -> CompiledModel:
+    """Load (unless given a Graph), calibrate and quantize a model.
+
+    ``calibration``: input arrays (or a .npy/.npz path) whose float run sets every tensor's range;
+    without it, 1,000 samples uniform in ``input_range`` (default ``DEFAULT_INPUT_RANGE``).
+    ``bits``: weight and activation width. ``precision``: ``"auto"``/None (from data), one type
+    for everything (``"fixed<16,6>"``), or an hls4ml-style config (a dict, or a JSON file path;
+    see ``read_config``). ``accuracy_budget`` E: search per-layer widths (at most ``bits``) whose
+    argmax agrees with float on at least ``1 - E`` of the calibration data.
+    """
+    graph = model if isinstance(model, Graph) else load(model, outputs=outputs, dump=dump)
+    float_graph = copy.deepcopy(graph)
+    if calibration is not None:
+        if isinstance(calibration, (str, os.PathLike)):
+            cal = read_input(calibration, float_graph)
+        else:
+            cal = _as_mapping(calibration, float_graph)
+    else:
+        if input_range is None:
+            log.warning("no calibration data: calibrating on uniform samples of [%g, %g] "
+                        "(give --calibration X.npy, or --input-range LO,HI)", *DEFAULT_INPUT_RANGE)
+        lo, hi = input_range or DEFAULT_INPUT_RANGE
+        cal = sample_input_range(float_graph, lo, hi)
+    Calibrate(cal).run(float_graph)
+    config = _config(precision, bits, table_size, float_graph)
+    search = None
+    if accuracy_budget is not None:
+        if config.precision is not None:
+            raise UsageError("--accuracy-budget chooses widths itself: it cannot be combined with one fixed --precision type")
+        search = search_widths(float_graph, cal, accuracy_budget, base=config, max_bits=bits)
+        config = search.config
+    graph = copy.deepcopy(float_graph)
+    quantize = Quantize(config)
+    PassManager([quantize], verify_each=True, dump=dump).run(graph)
+    return CompiledModel(float_graph, graph, config, list(quantize.records), search)
+
+
+def _as_mapping(inputs: Inputs, graph: Graph) -> dict[str, np.ndarray]:
+    names = [v.name for v in graph.inputs]
+    if isinstance(inputs, Mapping):
+        return {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    if isinstance(inputs, (list, tuple)):
+        return {n: np.asarray(a, dtype=np.float64) for n, a in zip(names, inputs)}
+    if len(names) != 1:
+        raise ShapeError(f"the model has {len(names)} inputs ({', '.join(names)}): give calibration arrays by name")
+    return {names[0]: np.asarray(inputs, dtype=np.float64)}
+
+
+def _config(precision: Any, bits: int, table_size: int | None, graph: Graph) -> QuantConfig:
+    extra = {} if table_size is None else {"table_size": table_size}
+    if precision is None or (isinstance(precision, str) and precision.strip() == "auto"):
+        return QuantConfig(bits=bits, **extra)
+    if isinstance(precision, FixedType):
+        return QuantConfig(bits=bits, precision=precision, **extra)
+    if isinstance(precision, str) and not precision.strip().endswith(".json") and not Path(precision).is_file():
+        return QuantConfig(bits=bits, precision=_fixed(precision, "--precision"), **extra)
+    if isinstance(precision, (str, os.PathLike)):
+        return read_config(precision, bits=bits, graph=graph, **extra)
+    return _config_from_dict(precision, bits, graph, "precision config", **extra)
+
+
+def _fixed(text: Any, where: str) -> FixedType:
+    t = parse_type(str(text)) if not isinstance(text, FixedType) else text
+    if not isinstance(t, FixedType):
+        raise UsageError(f"{where}: {text!r} is not a fixed-point type (write fixed<W,I> or ufixed<W,I>)")
+    return t
+
+
+def read_config(path: str | os.PathLike, *, bits: int = 16, graph: Graph | None = None, **extra: Any) -> QuantConfig:
+    """Read an hls4ml-style precision config (JSON) into a QuantConfig.
+
+    ``{"Model": {"Precision": "fixed<16,6>", "Bits": 12}, "LayerName": {"fc1": {"Precision":
+    "fixed<8,3>"}, "fc2": {"Precision": {"weight": "fixed<6,1>", "result": "ufixed<8,3>"},
+    "Bits": 10}}}``. A layer's ``Precision`` string sets its weight, bias and result types; a dict
+    sets any of ``weight``, ``bias``, ``result``, ``accum``. ``Bits``/``WeightBits``/``ResultBits``
+    set widths with integer bits still chosen from data. Layer names are those ``fpgac inspect``
+    lists (ONNX node names with '/' and ':' made '_'). hls4ml keys fpgac has no use for
+    (``ReuseFactor``, ``Strategy``, ``Trace``...) are ignored with a note.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--precision {p}: no such file (give 'auto', a type like fixed<16,6>, or a JSON config)")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{p}: not a readable JSON precision config ({err})") from None
+    return _config_from_dict(data, bits, graph, str(p), **extra)
+
+
+_IGNORED_KEYS = {"ReuseFactor", "Strategy", "Trace", "ParallelizationFactor", "TableSize", "table_t", "IOType"}
+
+
+def _config_from_dict(data: Any, bits: int, graph: Graph | None, where: str, **extra: Any) -> QuantConfig:
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{where}: a precision config is a JSON object with 'Model' and/or 'LayerName'")
+    unknown = set(data) - {"Model", "LayerName"}
+    if unknown:
+        raise UsageError(f"{where}: unknown top-level key {sorted(unknown)[0]!r} (expected 'Model', 'LayerName')")
+    model = _layer_config(data.get("Model", {}), f"{where}: Model")
+    precision = model.result
+    bits = model.bits or bits
+    layers: dict[str, LayerConfig] = {}
+    names = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} if graph is not None else None
+    for name, entry in (data.get("LayerName") or {}).items():
+        key = name
+        if names is not None and key not in names:
+            key = "".join(c if c.isalnum() or c in "._" else "_" for c in str(name)).strip("_")
+        layers[key] = _layer_config(entry, f"{where}: LayerName {name!r}")
+    return QuantConfig(bits=bits, precision=precision, layers=layers, **extra)
+
+
+def _layer_config(entry: Any, where: str) -> LayerConfig:
+    if not isinstance(entry, Mapping):
+        raise UsageError(f"{where}: expected an object with 'Precision' and/or 'Bits'")
+    fields: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key == "Precision":
+            if isinstance(value, Mapping):
+                for role, text in value.items():
+                    if role not in ("weight", "bias", "result", "accum"):
+                        raise UsageError(f"{where}: Precision key {role!r} is not one of weight, bias, result, accum")
+                    fields[role] = _fixed(text, f"{where}: Precision {role}")
+            elif str(value).strip() != "auto":
+                t = _fixed(value, f"{where}: Precision")
+                fields.update(weight=t, bias=t, result=t)
+        elif key in ("Bits", "WeightBits", "ResultBits"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"{where}: {key} must be an integer, not {value!r}")
+            fields[{"Bits": "bits", "WeightBits": "weight_bits", "ResultBits": "result_bits"}[key]] = value
+        elif key in _IGNORED_KEYS:
+            log.info("%s: %s has no meaning for fpgac; ignored", where, key)
+        else:
+            raise UsageError(f"{where}: unknown key {key!r} (expected Precision, Bits, WeightBits, ResultBits)")
+    return LayerConfig(**fields)
 
 
 def read_input(path: str | os.PathLike, graph: Graph) -> dict[str, np.ndarray]:
@@ -99,14 +297,18 @@ class LayerRow:
     op: str
     shape: tuple[int, ...]
     params: int
+    weight_type: str = ""  # the type of its first constant input (quantized graphs), else ""
+    output_type: str = ""
 
 
 def layer_table(graph: Graph) -> list[LayerRow]:
     rows = []
     for node in graph.nodes:
         op = node.op.value
-        if node.op is Op.ACTIVATION or node.op is Op.POOL or node.op is Op.GLOBAL_POOL:
+        if node.op in (Op.ACTIVATION, Op.POOL, Op.GLOBAL_POOL, Op.LOOKUP):
             op = f"{op}({node.attrs['kind'].value})"
-        params = sum(v.type.size for v in node.inputs if v is not None and v.is_const)
-        rows.append(LayerRow(node.name, op, node.output.type.shape, params))
+        consts = [v for v in node.inputs if v is not None and v.is_const]
+        params = sum(v.type.size for v in consts)
+        weight = str(consts[0].type.dtype) if consts else ""
+        rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype)))
     return rows

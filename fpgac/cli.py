@@ -48,36 +48,85 @@ def _build_parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser(
         "inspect",
-        help="list a model's layers: op, output shape, parameters",
-        description="Load MODEL.onnx and print one row per IR layer: name, op, output shape "
-        "(per sample, channels-first) and parameter count.",
+        help="list a model's layers: op, output shape, parameters, fixed-point types",
+        description="Load MODEL.onnx, quantize it (see the quantization options) and print one row "
+        "per IR layer: name, op, output shape (per sample, channels-first), parameter count, and the "
+        "fixed-point types chosen for its weights and output; then the types of every narrowed "
+        "tensor and the total weight and activation bits. --float skips quantization.",
     )
     _add_common_options(inspect)
     inspect.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
     _add_outputs_option(inspect)
     inspect.add_argument("--ir", action="store_true", help="print the full IR text instead of the table")
     inspect.add_argument("--dump-ir", action="store_true", help="print the IR after the frontend and every pass")
+    inspect.add_argument("--float", action="store_true", help="show the float model, before quantization")
+    _add_quant_options(inspect)
     inspect.set_defaults(func=_cmd_inspect)
 
     run = commands.add_parser(
         "run",
-        help="run a model on input arrays and save its outputs",
-        description="Run MODEL.onnx on the arrays in X (.npy, or .npz holding one array, an array "
-        "named 'x', or one array per input name) and save the outputs to Y (.npy for one output, "
-        ".npz by output name for several). Inputs are batch-first, shaped like the model's inputs.",
+        help="run a model on input arrays (bit-exact golden model, or --float) and save its outputs",
+        description="Quantize MODEL.onnx and run the bit-exact fixed-point golden model (what the "
+        "hardware computes) on the arrays in X (.npy, or .npz holding one array, an array named "
+        "'x', or one array per input name); save the outputs to Y (.npy for one output, .npz by "
+        "output name for several) as float64 values. Inputs are batch-first, shaped like the "
+        "model's inputs. --float runs the float network instead.",
     )
     _add_common_options(run)
     run.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
     run.add_argument("--input", "-i", required=True, metavar="X", help="input arrays (.npy or .npz)")
     run.add_argument("--output", "-o", required=True, metavar="Y", help="where to write the outputs (.npy/.npz)")
-    run.add_argument(
-        "--float",
-        action="store_true",
-        help="run the float reference (the network as trained); required until quantization lands",
-    )
+    run.add_argument("--float", action="store_true", help="run the float network as trained, not the golden model")
+    run.add_argument("--mantissas", action="store_true",
+                     help="write the golden model's integer mantissas (int64) instead of their values")
     _add_outputs_option(run)
+    _add_quant_options(run)
     run.set_defaults(func=_cmd_run)
     return parser
+
+
+def _add_quant_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "quantization",
+        "Precision is chosen from data: integer bits from each tensor's calibrated range, "
+        "accumulators from exact bounds (they never wrap).",
+    )
+    group.add_argument("--calibration", metavar="X", help="calibration inputs (.npy/.npz, like --input) "
+                       "that set every tensor's range")
+    group.add_argument("--input-range", metavar="LO,HI", type=_range, help="without --calibration: "
+                       "calibrate on 1,000 inputs uniform in [LO, HI] (default: --input-range=-1,1)")
+    group.add_argument("--bits", type=int, default=16, metavar="N",
+                       help="width of weights and activations (default 16)")
+    group.add_argument("--precision", metavar="P", default="auto",
+                       help="'auto' (from data, the default), one type for every weight, bias and "
+                       "activation ('fixed<16,6>', 'ufixed<8,0,RND,SAT>'), or an hls4ml-style JSON "
+                       "config of per-layer overrides (see README)")
+    group.add_argument("--accuracy-budget", type=float, metavar="E", help="search the narrowest per-layer "
+                       "widths (up to --bits) whose argmax agrees with float on >= 1-E of the calibration data")
+    group.add_argument("--table-size", type=int, metavar="N", help="entries per lookup table "
+                       "(sigmoid, tanh, exp, reciprocal; default 1024)")
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (two numbers, e.g. -1,1)") from None
+    return lo, hi
+
+
+def _compile(args: argparse.Namespace, dump=None) -> api.CompiledModel:
+    return api.compile(
+        args.model,
+        calibration=args.calibration,
+        input_range=args.input_range,
+        bits=args.bits,
+        precision=args.precision,
+        accuracy_budget=args.accuracy_budget,
+        table_size=args.table_size,
+        outputs=_outputs(args),
+        dump=dump,
+    )
 
 
 def _add_common_options(parser: argparse.ArgumentParser, default: bool = False) -> None:
@@ -110,7 +159,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         def dump(step: str, graph: Graph) -> None:
             print(f"// after {step}\n{graph}\n")
 
-    graph = api.load(args.model, outputs=_outputs(args), dump=dump)
+    compiled = None
+    if args.float:
+        graph = api.load(args.model, outputs=_outputs(args), dump=dump)
+    else:
+        compiled = _compile(args, dump)
+        graph = compiled.graph
     if args.dump_ir:
         return 0
     if args.ir:
@@ -118,9 +172,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     rows = api.layer_table(graph)
     shape = lambda s: "[" + ",".join(map(str, s)) + "]"  # noqa: E731
-    table = [("layer", "op", "output shape", "params")]
-    table += [(r.name, r.op, shape(r.shape), f"{r.params:,}") for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    header = ("layer", "op", "output shape", "params") + (("weight type", "output type") if compiled else ())
+    table = [header]
+    table += [(r.name, r.op, shape(r.shape), f"{r.params:,}") + ((r.weight_type, r.output_type) if compiled else ())
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"model {graph.name}: {Path(args.model).name}")
     for value in graph.inputs:
         print(f"  input  {value.name}: {value.type} (batch first: [N,{','.join(map(str, value.shape))}])")
@@ -128,12 +184,28 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  output {value.name}: {value.type}")
     print()
     for i, row in enumerate(table):
-        print("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        print("  ".join(c.rjust(w) if j == 3 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
     total = sum(r.params for r in rows)
     print(f"\n{len(rows)} layers, {total:,} parameters")
+    if compiled is not None:
+        _print_quantization(compiled)
     return 0
+
+
+def _print_quantization(compiled: api.CompiledModel) -> None:
+    print("\nquantization (role: tensor type x elements):")
+    for r in compiled.records:
+        print(f"  {r.layer:<24} {r.role:<7} {r.value:<28} {r.type} x {r.elements:,}")
+    print(f"\n{compiled.total_bits:,} weight and activation bits")
+    search = compiled.search
+    if search is not None:
+        print(
+            f"accuracy budget {search.budget}: per-layer widths agree with float on {search.agreement:.2%} of the "
+            f"calibration data with {search.total_bits:,} bits; the smallest uniform width meeting it, "
+            f"{search.uniform_bits} bits, needs {search.uniform_total_bits:,} ({search.evaluations} candidates tried)"
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -142,20 +214,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {out}: name a .npy or .npz file")
     if not out.parent.is_dir():
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
-    if not args.float:
-        raise UsageError(
-            "fpgac run without --float needs the fixed-point golden model, which arrives with "
-            "quantization (not in this version): pass --float to run the float reference"
-        )
-    graph = api.load(args.model, outputs=_outputs(args))
-    inputs = api.read_input(args.input, graph)
-    results = api.run(graph, inputs, float=True)
+    if args.float:
+        graph = api.load(args.model, outputs=_outputs(args))
+        inputs = api.read_input(args.input, graph)
+        results = api.run(graph, inputs, float=True)
+    else:
+        compiled = _compile(args)
+        graph = compiled.graph
+        inputs = api.read_input(args.input, graph)
+        results = compiled.predict(inputs, mantissas=args.mantissas)
+        results = results if isinstance(results, list) else [results]
     names = [v.name for v in graph.outputs]
     if len(results) > 1 and out.suffix == ".npy":
         raise UsageError(f"the model has {len(results)} outputs ({', '.join(names)}): name an .npz file for --output")
     _atomic_save(out, dict(zip(names, results)))
     batch = next(iter(inputs.values())).shape[0]
-    logging.getLogger("fpgac").info("ran %d samples (float reference), wrote %s", batch, out)
+    what = "float reference" if args.float else "bit-exact golden model"
+    logging.getLogger("fpgac").info("ran %d samples (%s), wrote %s", batch, what, out)
     return 0
 
 

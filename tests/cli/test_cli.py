@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from fpgac import api
 from fpgac.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,19 +64,34 @@ def test_help_lists_the_commands(capsys) -> None:
 
 
 def test_inspect_table(capsys) -> None:
-    code, out, _ = _run(capsys, "inspect", EXAMPLES / "mlp.onnx")
+    code, out, _ = _run(capsys, "inspect", EXAMPLES / "mlp.onnx", "--float")
     assert code == 0
     assert "fc1_Gemm         Dense             [64]           1,088" in out
     assert out.strip().endswith("8 layers, 4,389 parameters")  # 16*64+64 + 64*32+32 + 32*32+32 + 32*5+5
+
+
+def test_inspect_shows_fixed_point_types(capsys) -> None:
+    code, out, err = _run(capsys, "inspect", EXAMPLES / "digits.onnx", "--calibration", EXAMPLES / "digits_test.npz",
+                          "--bits", "8")
+    assert code == 0, err
+    # pixels in [0, 1]: unsigned, 1 integer bit (1.25 x the maximum needs it), 8 bits
+    assert "input  x: ufixed<8,1,RND,SAT>[64]" in out
+    assert "output probabilities: ufixed<8,0,RND,SAT>[10]" in out
+    assert "weight type" in out and "output type" in out
+    assert "accum" in out and "weight and activation bits" in out
+    assert "no calibration data" not in err
 
 
 def test_inspect_ir_and_dump(capsys) -> None:
     code, out, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--dump-ir")
     assert code == 0
     assert "// after frontend" in out and "// after FoldBatchNorm" in out and "ScaleShift" in out
-    code, out, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--ir")
+    assert "// after Quantize" in out
+    code, out, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--ir", "--float")
     assert out.startswith("graph cnn2d(%x: float32[1,8,8]) -> (%y: float32[10]) {")
     assert "ScaleShift" not in out  # folded into the convolutions
+    code, out, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--ir", "--input-range=-1,1")
+    assert out.startswith("graph cnn2d(%x: fixed<16,2,RND,SAT>[1,8,8]) -> (%y: ufixed<16,0,RND,SAT>[10]) {")
 
 
 def test_run_float_matches_onnxruntime(tmp_path: Path, capsys) -> None:
@@ -213,9 +229,40 @@ def test_unknown_command(capsys) -> None:
     assert message.startswith("argument COMMAND: invalid choice: 'synthesize'")
 
 
-def test_run_without_float_says_why(tmp_path: Path, capsys) -> None:
-    message = _error(capsys, "run", EXAMPLES / "mlp.onnx", "-i", EXAMPLES / "mlp_input.npy", "-o", tmp_path / "y.npy")
-    assert message.startswith("fpgac run without --float needs the fixed-point golden model")
+def test_run_golden_is_the_compiled_models_prediction(tmp_path: Path, capsys) -> None:
+    """Without --float, run writes the golden model's values; --mantissas its integers."""
+    x = np.load(EXAMPLES / "mlp_input.npy")
+    common = ("-i", EXAMPLES / "mlp_input.npy", "--calibration", EXAMPLES / "mlp_input.npy", "--bits", "8")
+    code, _, err = _run(capsys, "run", EXAMPLES / "mlp.onnx", "-o", tmp_path / "y.npy", *common)
+    assert code == 0, err
+    code, _, err = _run(capsys, "run", EXAMPLES / "mlp.onnx", "-o", tmp_path / "m.npy", "--mantissas", *common)
+    assert code == 0, err
+    compiled = api.compile(EXAMPLES / "mlp.onnx", calibration=x, bits=8)
+    values, mantissas = np.load(tmp_path / "y.npy"), np.load(tmp_path / "m.npy")
+    np.testing.assert_array_equal(values, compiled.predict(x))
+    assert mantissas.dtype == np.int64
+    np.testing.assert_array_equal(mantissas, values * 2**8)  # ufixed<8,0>: 8 fractional bits
+    assert not np.array_equal(values, compiled.predict(x, float=True))  # 8 bits is not float
+
+
+def test_bad_quantization_options(tmp_path: Path, capsys) -> None:
+    run = ("run", EXAMPLES / "mlp.onnx", "-i", EXAMPLES / "mlp_input.npy", "-o", tmp_path / "y.npy")
+    assert "is not LO,HI" in _error(capsys, *run, "--input-range", "1")
+    assert _error(capsys, *run, "--input-range=1,-1") == "input range 1.0,-1.0 must be two finite numbers LO,HI with LO < HI"
+    assert _error(capsys, *run, "--bits", "1") == "bit widths must be integers from 2 to 32, not 1"
+    assert _error(capsys, *run, "--precision", "float32") == (
+        "--precision: 'float32' is not a fixed-point type (write fixed<W,I> or ufixed<W,I>)")
+    assert _error(capsys, *run, "--precision", "nope.json").startswith("--precision nope.json: no such file")
+    assert _error(capsys, *run, "--precision", "fixed<7,3").startswith("cannot parse precision 'fixed<7,3'")
+    config = tmp_path / "c.json"
+    config.write_text('{"LayerName": {"fc9": {"Precision": "fixed<8,3>"}}}')
+    assert _error(capsys, *run, "--precision", config).startswith("precision config names unknown layer 'fc9'; layers are:")
+    config.write_text('{"LayerName": {"fc1_Gemm": {"Precision": {"accum": "fixed<8,3>"}}}}')
+    assert _error(capsys, *run, "--precision", config).startswith("layer 'fc1_Gemm': accum type fixed<8,3> cannot hold")
+    config.write_text("{not json")
+    assert _error(capsys, *run, "--precision", config).startswith(f"{config}: not a readable JSON precision config")
+    assert _error(capsys, *run, "--accuracy-budget", "2") == "accuracy budget must be at least 0 and below 1, not 2.0"
+    assert not (tmp_path / "y.npy").exists()
 
 
 def test_unknown_output_name(capsys) -> None:
