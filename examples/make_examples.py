@@ -3,8 +3,10 @@
     python examples/make_examples.py [OUT_DIR]      # OUT_DIR defaults to this folder
 
 Every model is written with ``onnx.helper`` in the form real exporters emit (PyTorch's
-for the networks, a scikit-learn/TensorFlow-style MatMul+Add for ``digits.onnx``), checked
-with ``onnx.checker.check_model(full_check=True)`` and run once in onnxruntime.
+for the networks, a scikit-learn/TensorFlow-style MatMul+Add for ``digits.onnx``, Brevitas's
+QONNX export for ``qmlp.onnx``), checked with ``onnx.checker.check_model(full_check=True)`` and run
+once in onnxruntime (the QONNX model in ``onnx.reference`` with the QONNX ``Quant`` op written
+here from its spec, as onnxruntime has no QONNX ops).
 
 The script is deterministic: fixed seeds, a pinned IR version and producer, deterministic
 protobuf serialization, and fixed zip timestamps in the ``.npz``, so rerunning it gives
@@ -20,6 +22,9 @@ Files written:
     gru.onnx          batch_first nn.GRU, linear_before_reset=1, Reshape by an initializer
     digits.onnx       sklearn MLPClassifier trained on load_digits, as MatMul + Add
     digits_test.npz   its test split: x float32 [n, 64] in [0, 1], y int64 labels
+    qmlp.onnx         16-32-5 quantized MLP in QONNX form (Brevitas export): Quant'ed input,
+                      4-bit weights with per-channel power-of-two scales, 16-bit biases, 8-bit
+                      unsigned activations after the Relu
 """
 
 from __future__ import annotations
@@ -41,7 +46,10 @@ PRODUCER_VERSION = "1"
 IR_VERSION = {13: 7, 14: 7, 17: 8}
 
 ONNX_FILES = ("mlp.onnx", "cnn2d.onnx", "cnn1d.onnx", "lstm.onnx", "gru.onnx", "digits.onnx")
+QONNX_FILES = ("qmlp.onnx",)  # custom QONNX ops: run with run_reference, not onnxruntime
 DATA_FILES = ("mlp_input.npy", "digits_test.npz")
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -335,6 +343,76 @@ def build_gru() -> onnx.ModelProto:
     return _model(graph, 14)
 
 
+def _qonnx_quant(prefix, x, y, scale, bits, signed, narrow, rounding="ROUND"):
+    """A Brevitas export_handler Quant: its scale, zero point and bit width as initializers."""
+    names = [f"{prefix}/export_handler/Constant{sfx}_output_0" for sfx in ("", "_1", "_2")]
+    # 0-d for per-tensor values (np.ascontiguousarray would make them 1-d)
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.float32), name=n)
+             for n, v in zip(names, (scale, 0.0, bits))]
+    node = helper.make_node("Quant", [x, *names], [y], name=f"{prefix}/export_handler/Quant",
+                            domain=QONNX_DOMAIN, narrow=int(narrow), rounding_mode=rounding, signed=int(signed))
+    return node, inits
+
+
+def _pow2_scales(w, max_int):
+    """Per-output-channel power-of-two scales that fit each row of ``w`` in ``max_int`` steps."""
+    return _f32(np.exp2(np.ceil(np.log2(np.abs(w).max(axis=1) / max_int))))[:, None]
+
+
+def build_qmlp() -> onnx.ModelProto:
+    """16-32-5 QONNX MLP as Brevitas's QONNX export writes QuantIdentity, QuantLinear, QuantReLU.
+
+    Input: 8-bit signed, scale 2**-4. Weights: 4-bit signed narrow, per-output-channel
+    power-of-two scales. Biases: 16-bit, scale input scale x weight scale (Int16Bias). Hidden
+    activation: 8-bit unsigned after the Relu, scale 2**-4. Output: the last Gemm, in float.
+    Opset 13 with the qonnx.custom_op.general domain."""
+    rng = np.random.default_rng(9)
+    sizes = [16, 32, 5]
+    nodes, inits = [], []
+    node, more = _qonnx_quant("/input_quant", "x", "/input_quant/export_handler/Quant_output_0",
+                              np.float32(2.0**-4), np.float32(8), signed=True, narrow=False)
+    nodes.append(node)
+    inits += more
+    x, x_scale = node.output[0], 2.0**-4
+    for i in range(2):
+        fi, fo = sizes[i], sizes[i + 1]
+        fc = f"/fc{i + 1}"
+        w = _he(rng, (fo, fi), fi) if i == 0 else _glorot(rng, (fo, fi), fi, fo)
+        w_scale = _pow2_scales(w, 7)
+        inits += [_init(f"fc{i + 1}.weight", w), _init(f"fc{i + 1}.bias", _bias(rng, fo, 0.2))]
+        wq, more = _qonnx_quant(f"{fc}/weight_quant", f"fc{i + 1}.weight",
+                                f"{fc}/weight_quant/export_handler/Quant_output_0", w_scale, np.float32(4),
+                                signed=True, narrow=True)
+        bq, more_b = _qonnx_quant(f"{fc}/bias_quant", f"fc{i + 1}.bias",
+                                  f"{fc}/bias_quant/export_handler/Quant_output_0",
+                                  _f32(x_scale * w_scale[:, 0]), np.float32(16), signed=True, narrow=False)
+        inits += more + more_b
+        g = "y" if i == 1 else f"{fc}/Gemm_output_0"
+        nodes += [wq, bq, _gemm(f"{fc}/Gemm", x, wq.output[0], bq.output[0], g)]
+        if i == 0:
+            nodes.append(helper.make_node("Relu", [g], ["/relu1/Relu_output_0"], name="/relu1/Relu"))
+            aq, more = _qonnx_quant("/relu1/act_quant", "/relu1/Relu_output_0",
+                                    "/relu1/act_quant/export_handler/Quant_output_0", np.float32(2.0**-4),
+                                    np.float32(8), signed=False, narrow=False)
+            nodes.append(aq)
+            inits += more
+            x, x_scale = aq.output[0], 2.0**-4
+    graph = helper.make_graph(
+        nodes, "qmlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)],
+        ir_version=IR_VERSION[13],
+        producer_name=PRODUCER,
+        producer_version=PRODUCER_VERSION,
+    )
+    return model
+
+
 def train_digits():
     """Train the scikit-learn MLPClassifier; return (classifier, x_test f32, y_test i64)."""
     from sklearn.datasets import load_digits
@@ -392,6 +470,32 @@ def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> li
     return sess.run(None, inputs)
 
 
+def _qonnx_ops():
+    """QONNX's Quant for ``onnx.reference``, from the spec (docs/qonnx-custom-ops/quant_op.md)."""
+    from onnx.reference.op_run import OpRun
+
+    rounders = {"ROUND": np.round, "FLOOR": np.floor, "CEIL": np.ceil}
+
+    class Quant(OpRun):
+        op_domain = QONNX_DOMAIN
+
+        def _run(self, x, scale, zeropt, bitwidth, narrow=0, rounding_mode="ROUND", signed=1):
+            bits = int(bitwidth)
+            lo = -(2 ** (bits - 1)) + narrow if signed else 0
+            hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
+            q = rounders[rounding_mode.upper()](np.clip(x / scale + zeropt, lo, hi))
+            return ((q - zeropt) * scale).astype(x.dtype),
+
+    return [Quant]
+
+
+def run_reference(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """A QONNX model in ``onnx.reference``, with its Quant nodes computed as the spec says."""
+    from onnx.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator(model, new_ops=_qonnx_ops()).run(None, inputs)
+
+
 def example_input(model: onnx.ModelProto, batch: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
     """Random float inputs in [-1, 1] for every graph input, symbolic dims set to ``batch``."""
     rng = np.random.default_rng(seed)
@@ -405,7 +509,8 @@ def example_input(model: onnx.ModelProto, batch: int = 3, seed: int = 0) -> dict
 
 def check(model: onnx.ModelProto, name: str) -> list[np.ndarray]:
     onnx.checker.check_model(model, full_check=True)
-    outs = run_onnxruntime(model, example_input(model))
+    run = run_reference if name in QONNX_FILES else run_onnxruntime
+    outs = run(model, example_input(model))
     for o in outs:
         if not np.all(np.isfinite(o)):
             raise RuntimeError(f"{name}: onnxruntime gave non-finite outputs")
@@ -461,6 +566,7 @@ def main(out_dir=None, verbose: bool = True) -> dict[str, Path]:
     }
     clf, x_test, y_test = train_digits()
     models["digits.onnx"] = build_digits(clf)
+    models["qmlp.onnx"] = build_qmlp()
 
     for fname, model in models.items():
         outs = check(model, fname)

@@ -32,7 +32,7 @@ def regenerated(tmp_path_factory):
 
 def test_generator_writes_every_file(regenerated):
     out, written = regenerated
-    assert sorted(written) == sorted(mk.ONNX_FILES + mk.DATA_FILES)
+    assert sorted(written) == sorted(mk.ONNX_FILES + mk.QONNX_FILES + mk.DATA_FILES)
     for name in written:
         assert (out / name).is_file()
 
@@ -42,7 +42,7 @@ def test_generator_writes_every_file(regenerated):
 TRAINED = {"digits.onnx"}
 
 
-@pytest.mark.parametrize("name", mk.ONNX_FILES + mk.DATA_FILES)
+@pytest.mark.parametrize("name", mk.ONNX_FILES + mk.QONNX_FILES + mk.DATA_FILES)
 def test_regenerated_files_are_byte_identical(regenerated, name):
     out, _ = regenerated
     committed = EXAMPLES / name
@@ -72,12 +72,23 @@ def test_example_is_valid_and_runs(name):
         assert y.shape[0] == expected_batch
 
 
+@pytest.mark.parametrize("name", mk.QONNX_FILES)
+def test_qonnx_example_is_valid_and_runs(name):
+    """QONNX models have ops onnxruntime lacks: run them in onnx.reference with the script's Quant."""
+    model = onnx.load(str(EXAMPLES / name))
+    onnx.checker.check_model(model, full_check=True)
+    assert {o.domain for o in model.opset_import} >= {"", mk.QONNX_DOMAIN}
+    for batch in (1, 3):
+        (y,) = mk.run_reference(model, mk.example_input(model, batch=batch))
+        assert np.all(np.isfinite(y)) and y.shape[0] == batch
+
+
 # Which examples keep the batch symbolic (named "N") and which fix it at 1.
 BATCH = {"mlp.onnx": "N", "cnn2d.onnx": 1, "cnn1d.onnx": "N", "lstm.onnx": "N",
-         "gru.onnx": "N", "digits.onnx": "N"}
+         "gru.onnx": "N", "digits.onnx": "N", "qmlp.onnx": "N"}
 
 
-@pytest.mark.parametrize("name", mk.ONNX_FILES)
+@pytest.mark.parametrize("name", mk.ONNX_FILES + mk.QONNX_FILES)
 def test_example_batch_dim(name):
     model = onnx.load(str(EXAMPLES / name))
     for vi in list(model.graph.input) + list(model.graph.output):

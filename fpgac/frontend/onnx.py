@@ -13,6 +13,11 @@ inputs are all constant is folded the same way, whatever its op.
 A node that cannot be lowered poisons what it produces instead of failing at once: graph outputs
 that do not depend on it are still compiled (``outputs=None`` keeps every output the hardware can
 compute), and the error is raised only if an output the user wants needs it.
+
+QONNX models (what Brevitas exports) carry their own quantizers, ``Quant`` (``IntQuant``),
+``BipolarQuant`` and ``Trunc``: on constants they are evaluated exactly, and weights they put on a
+power-of-two grid become fixed-point constants; on run-time tensors they become IR ``Quant`` nodes
+(see "QONNX quantizers" below).
 """
 
 from __future__ import annotations
@@ -38,10 +43,24 @@ from fpgac.errors import (
     UnsupportedError,
     UsageError,
 )
-from fpgac.ir import Act, FixedType, FloatType, Graph, Node, Op, PoolKind, TensorType, Value, infer_shapes
+from fpgac.ir import (
+    MAX_EXACT_WIDTH,
+    Act,
+    FixedType,
+    FloatType,
+    Graph,
+    Node,
+    Op,
+    Overflow,
+    PoolKind,
+    Rounding,
+    TensorType,
+    Value,
+    infer_shapes,
+)
 from fpgac.ir.ops import ShapeRuleError
 
-__all__ = ["load_onnx", "SUPPORTED_OPS", "MAX_TENSOR_ELEMENTS"]
+__all__ = ["MAX_TENSOR_ELEMENTS", "QONNX_DOMAINS", "QONNX_OPS", "SUPPORTED_OPS", "load_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +91,14 @@ class _Tensor:
         return tuple(s)
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """Where a QONNX quantizer put a constant: ``value = mantissa * 2**-frac``, mantissas signed or not."""
+
+    frac: int
+    signed: bool
+
+
 @dataclass
 class _Poison:
     """What a node that could not be lowered produces: its error, raised if an output needs it."""
@@ -91,6 +118,8 @@ class _Lowering:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.graph = Graph(_identifier(model.graph.name or Path(source).stem))
         self.env: dict[str, _Sym] = {}
+        #: constants a QONNX quantizer put on a power-of-two grid, by ONNX name: emitted as fixed point
+        self.grids: dict[str, _Grid] = {}
         self.node: onnx.NodeProto | None = None  # the node being lowered, for messages
 
     # -- messages -------------------------------------------------------------------------
@@ -124,6 +153,10 @@ class _Lowering:
                 "compile time, but it is computed at run time"
             )
         return value
+
+    def grid(self, index: int) -> _Grid | None:
+        """The power-of-two grid a QONNX quantizer put constant input ``index`` on, if any."""
+        return self.grids.get(self.node.input[index]) if self.has(index) else None
 
     def tensor(self, index: int) -> _Tensor:
         value = self.sym(index)
@@ -163,12 +196,16 @@ class _Lowering:
         )
         return node.outputs
 
-    def constant(self, array: np.ndarray, name: str) -> Value:
+    def constant(self, array: np.ndarray, name: str, grid: _Grid | None = None) -> Value:
+        """A float constant; a fixed-point one when a QONNX quantizer put ``array`` on ``grid``."""
+        fixed = _fixed_constant(array, grid) if grid is not None else None
+        if fixed is not None:
+            return self.graph.constant(_identifier(name), fixed[1], fixed[0])
         return self.graph.constant(_identifier(name), np.asarray(array, dtype=np.float64))
 
-    def per_sample_const(self, array: np.ndarray, like: _Tensor, name: str) -> Value:
+    def per_sample_const(self, array: np.ndarray, like: _Tensor, name: str, grid: _Grid | None = None) -> Value:
         """A constant broadcast against ``like`` (ONNX rules), as a per-sample constant."""
-        return self.constant(self.drop_batch(array, like.rank, like.batch_axis), name)
+        return self.constant(self.drop_batch(array, like.rank, like.batch_axis), name, grid)
 
     def drop_batch(self, array: np.ndarray, rank: int, batch_axis: int) -> np.ndarray:
         """Remove the axis of ``array`` that broadcasting aligns with the batch axis."""
@@ -232,12 +269,13 @@ def _ints(values: Any) -> tuple[int, ...]:
 Lowering = Callable[[_Lowering, dict[str, Any]], None]
 
 
-def _dense(cx: _Lowering, x: _Tensor, weight: np.ndarray, bias: np.ndarray | None) -> None:
+def _dense(cx: _Lowering, x: _Tensor, weight: np.ndarray, bias: np.ndarray | None,
+           grids: tuple[_Grid | None, _Grid | None] = (None, None)) -> None:
     if x.batch_axis == x.rank - 1:
         raise cx.unsupported("the batch axis is the one the weights would be applied to")
-    inputs = [x.value, cx.constant(weight, f"{cx.node.name or cx.node.output[0]}.weight")]
+    inputs = [x.value, cx.constant(weight, f"{cx.node.name or cx.node.output[0]}.weight", grids[0])]
     if bias is not None:
-        inputs.append(cx.constant(bias, f"{cx.node.name or cx.node.output[0]}.bias"))
+        inputs.append(cx.constant(bias, f"{cx.node.name or cx.node.output[0]}.bias", grids[1]))
     (out,) = cx.emit(Op.DENSE, inputs)
     cx.set_outputs([_Tensor(out, x.batch_axis)])
 
@@ -257,7 +295,7 @@ def _lower_gemm(cx: _Lowering, a: dict[str, Any]) -> None:
         if c.ndim == 2:
             c = cx.drop_batch(c, 2, 0)
         bias = np.broadcast_to(c, (weight.shape[1],)).copy()
-    _dense(cx, x, np.asarray(weight, dtype=np.float64), bias)
+    _dense(cx, x, np.asarray(weight, dtype=np.float64), bias, (cx.grid(1), cx.grid(2)))
 
 
 def _lower_matmul(cx: _Lowering, a: dict[str, Any]) -> None:
@@ -271,7 +309,7 @@ def _lower_matmul(cx: _Lowering, a: dict[str, Any]) -> None:
         raise cx.unsupported(
             f"MatMul of rank {left.rank} by a constant of shape {list(weight.shape)}: only x @ W with a 2D W"
         )
-    _dense(cx, left, weight, None)
+    _dense(cx, left, weight, None, (cx.grid(1), None))
 
 
 def _lower_conv(cx: _Lowering, a: dict[str, Any]) -> None:
@@ -288,9 +326,9 @@ def _lower_conv(cx: _Lowering, a: dict[str, Any]) -> None:
         raise InvalidModelError(f"{cx.where()}: kernel_shape {a['kernel_shape']} does not match W {weight.shape}")
     attrs = _window_attrs(cx, a, x.value.type.shape[1:], kernel)
     attrs["groups"] = int(a.get("group", 1))
-    inputs = [x.value, cx.constant(weight, f"{cx.node.name or cx.node.output[0]}.weight")]
+    inputs = [x.value, cx.constant(weight, f"{cx.node.name or cx.node.output[0]}.weight", cx.grid(1))]
     if bias is not None:
-        inputs.append(cx.constant(bias, f"{cx.node.name or cx.node.output[0]}.bias"))
+        inputs.append(cx.constant(bias, f"{cx.node.name or cx.node.output[0]}.bias", cx.grid(2)))
     (out,) = cx.emit(Op.CONV, inputs, attrs)
     cx.set_outputs([_Tensor(out, 0)])
 
@@ -374,7 +412,7 @@ def _lower_prelu(cx: _Lowering, a: dict[str, Any]) -> None:
     if slope.ndim == 1 and x.rank > 2 and slope.shape[0] == x.full_shape[1] and slope.shape[0] != 1:
         # PyTorch's per-channel PReLU on an opset < 7 export: the slope is [C], meant for axis 1
         slope = slope.reshape((-1,) + (1,) * (x.rank - 2))
-    value = cx.per_sample_const(slope, x, f"{cx.node.name or cx.node.output[0]}.slope")
+    value = cx.per_sample_const(slope, x, f"{cx.node.name or cx.node.output[0]}.slope", cx.grid(1))
     (out,) = cx.emit(Op.ACTIVATION, [x.value, value], {"kind": Act.PRELU})
     cx.set_outputs([_Tensor(out, x.batch_axis)])
 
@@ -441,13 +479,14 @@ def _lower_batchnorm(cx: _Lowering, a: dict[str, Any]) -> None:
 _BINARY = {"Add": Op.ADD, "Sub": Op.SUB, "Mul": Op.MUL, "Div": Op.DIV, "Max": Op.MAX, "Min": Op.MIN, "Sum": Op.ADD}
 
 
-def _binary(cx: _Lowering, op: Op, left: _Sym, right: _Sym, suffix: str = "") -> _Tensor:
+def _binary(cx: _Lowering, op: Op, left: _Sym, right: _Sym, suffix: str = "",
+            grids: tuple[_Grid | None, _Grid | None] = (None, None)) -> _Tensor:
     if isinstance(left, np.ndarray) and isinstance(right, np.ndarray):
         raise AssertionError("constant operands are folded before lowering")
     if op is Op.DIV and isinstance(right, np.ndarray):
         if np.any(right == 0):
             raise InvalidModelError(f"{cx.where()}: division by a constant zero")
-        op, right = Op.MUL, 1.0 / np.asarray(right, np.float64)
+        op, right, grids = Op.MUL, 1.0 / np.asarray(right, np.float64), (grids[0], None)
     if isinstance(left, _Tensor) and isinstance(right, _Tensor):
         if left.rank - left.batch_axis != right.rank - right.batch_axis:
             raise cx.unsupported(
@@ -460,7 +499,8 @@ def _binary(cx: _Lowering, op: Op, left: _Sym, right: _Sym, suffix: str = "") ->
         t = left if isinstance(left, _Tensor) else right
         name = f"{cx.node.name or cx.node.output[0]}.const"
         inputs = [
-            v.value if isinstance(v, _Tensor) else cx.per_sample_const(v, t, name) for v in (left, right)
+            v.value if isinstance(v, _Tensor) else cx.per_sample_const(v, t, name, grid)
+            for v, grid in zip((left, right), grids)
         ]
         batch = t.batch_axis
     (out,) = cx.emit(op, inputs, suffix=suffix)
@@ -480,7 +520,8 @@ def _lower_binary(cx: _Lowering, a: dict[str, Any]) -> None:
         if isinstance(acc, np.ndarray) and isinstance(operand, np.ndarray):
             acc = _fold_numpy(op, acc, operand)
             continue
-        acc = _binary(cx, op, acc, operand, suffix=f"_{i}" if i else "")
+        grids = (cx.grid(0) if i == 0 else None, cx.grid(i + 1))
+        acc = _binary(cx, op, acc, operand, suffix=f"_{i}" if i else "", grids=grids)
     cx.set_outputs([acc])
 
 
@@ -789,8 +830,9 @@ def _lower_rnn(op: Op) -> Lowering:
                 raise cx.unsupported("LSTM peephole weights")
         base = cx.node.name or cx.node.output[0]
         # x is [T, N, F] (layout 0) or [N, T, F] (layout 1): per sample [T, F] either way
-        inputs: list[Value | None] = [x.value, cx.constant(w[0], f"{base}.W"), cx.constant(r[0], f"{base}.R")]
-        inputs.append(None if bias is None else cx.constant(bias[0], f"{base}.B"))
+        inputs: list[Value | None] = [x.value, cx.constant(w[0], f"{base}.W", cx.grid(1)),
+                                      cx.constant(r[0], f"{base}.R", cx.grid(2))]
+        inputs.append(None if bias is None else cx.constant(bias[0], f"{base}.B", cx.grid(3)))
         state_batch_axis = 1 if layout == 0 else 0
         for index in ((5, 6) if op is Op.LSTM else (5,)):
             state = cx.const(index, "initial state") if cx.has(index) else None
@@ -814,6 +856,352 @@ def _lower_rnn(op: Op) -> Lowering:
         cx.set_outputs(results)
 
     return lower
+
+
+# -------------------------------------------------------------------------------------------
+# QONNX quantizers (what Brevitas exports): Quant/IntQuant, BipolarQuant, Trunc
+#
+# Semantics from qonnx's operator docs (docs/qonnx-custom-ops/*.md). With v = x / scale + zeropt:
+#   Quant:        q = round(clamp(v, min_int, max_int)); y = (q - zeropt) * scale
+#   BipolarQuant: y = (x >= 0 ? 1 : -1) * scale
+#   Trunc v1 (5 inputs):  q = round_mode(round_half_even(v) / 2**(in_bits - out_bits))
+#                         y = (q - zeropt) * scale
+#   Trunc v2 (6 inputs):  t = 2**round(log2(out_scale / scale))
+#                         q = round_mode(clamp(round_half_even(v) / t, min_int, max_int))
+#                         y = (q - zeropt / t) * out_scale
+# Clamping before rounding to integer bounds equals rounding first (rounding is monotone and keeps
+# integers), which is what an ap_fixed conversion does: round, then saturate.
+# -------------------------------------------------------------------------------------------
+
+#: the domains QONNX's quantizers appear under: qonnx's own, FINN's older one and Brevitas's export
+QONNX_DOMAINS: tuple[str, ...] = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+
+#: the widest quantizer fpgac takes: a Quant's integer must stay exact through float64 and int64
+_MAX_QUANT_BITS = 32
+
+
+def _round_half_even(v: np.ndarray) -> np.ndarray:
+    return np.round(v)
+
+
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    """HALF_UP: to nearest, ties away from zero (exact: ``a - floor(a)`` has no rounding error)."""
+    a = np.abs(v)
+    whole = np.floor(a)
+    return np.copysign(whole + (a - whole >= 0.5), v) + 0.0
+
+
+def _round_half_toward_zero(v: np.ndarray) -> np.ndarray:
+    """HALF_DOWN: to nearest, ties toward zero."""
+    a = np.abs(v)
+    whole = np.floor(a)
+    return np.copysign(whole + (a - whole > 0.5), v) + 0.0
+
+
+def _round_away(v: np.ndarray) -> np.ndarray:
+    """UP: away from zero."""
+    return np.copysign(np.ceil(np.abs(v)), v) + 0.0
+
+
+@dataclass(frozen=True)
+class _RoundingMode:
+    """A QONNX rounding mode: exactly, for constants, and as the ap_fixed mode (None: none exists)."""
+
+    exact: Callable[[np.ndarray], np.ndarray]
+    hardware: Rounding | None
+
+
+#: QONNX's rounding modes (names case-insensitive); ROUND_TO_ZERO is Brevitas's name for DOWN
+_ROUNDING_MODES: dict[str, _RoundingMode] = {
+    "ROUND": _RoundingMode(_round_half_even, Rounding.RND_CONV),
+    "HALF_EVEN": _RoundingMode(_round_half_even, Rounding.RND_CONV),
+    "FLOOR": _RoundingMode(np.floor, Rounding.TRN),
+    "DOWN": _RoundingMode(lambda v: np.trunc(v) + 0.0, Rounding.TRN_ZERO),
+    "ROUND_TO_ZERO": _RoundingMode(lambda v: np.trunc(v) + 0.0, Rounding.TRN_ZERO),
+    "HALF_UP": _RoundingMode(_round_half_away, Rounding.RND_INF),
+    "HALF_DOWN": _RoundingMode(_round_half_toward_zero, Rounding.RND_ZERO),
+    "CEIL": _RoundingMode(lambda v: np.ceil(v) + 0.0, None),
+    "UP": _RoundingMode(_round_away, None),
+}
+
+_HARDWARE_MODES = ", ".join(name for name, mode in _ROUNDING_MODES.items() if mode.hardware is not None)
+
+
+def _int_bounds(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
+    """QONNX's min_int/max_int: the integer range of a quantizer."""
+    if signed:
+        return -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - narrow
+
+
+def _pow2_exponents(scale: np.ndarray) -> np.ndarray | None:
+    """``e`` with ``scale == 2**e`` elementwise, or None if some scale is not a power of two."""
+    mantissa, exponent = np.frexp(np.asarray(scale, dtype=np.float64))
+    return exponent.astype(np.int64) - 1 if np.all(mantissa == 0.5) else None
+
+
+def _fixed_constant(array: np.ndarray, grid: _Grid) -> tuple[FixedType, np.ndarray] | None:
+    """The narrowest FixedType with ``grid.frac`` fractional bits holding ``array``, and its mantissas.
+
+    None if some value is off the grid (a later computation moved it) or the mantissas need more
+    than the exact-arithmetic width.
+    """
+    scaled = np.ldexp(np.asarray(array, dtype=np.float64), grid.frac)
+    if not np.all(np.isfinite(scaled)) or np.any(scaled != np.floor(scaled)):
+        return None
+    if scaled.size and np.abs(scaled).max() >= 2.0**MAX_EXACT_WIDTH:
+        return None
+    mantissas = scaled.astype(np.int64)
+    hi = int(mantissas.max(initial=0))
+    lo = int(mantissas.min(initial=0))
+    signed = grid.signed or lo < 0
+    if signed:
+        width = 1 + max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0)
+    else:
+        width = max(1, hi.bit_length())
+    if width > MAX_EXACT_WIDTH:
+        return None
+    return FixedType(width, width - grid.frac, signed), mantissas
+
+
+def _qonnx_inputs(cx: _Lowering, counts: tuple[int, ...], names: str) -> None:
+    got = len(cx.node.input)
+    if got not in counts or not all(cx.has(i) for i in range(got)):
+        want = " or ".join(map(str, counts))
+        raise InvalidModelError(f"{cx.where()}: takes {want} inputs ({names}), got {got}")
+
+
+def _qonnx_scale(cx: _Lowering, index: int, what: str = "scale") -> np.ndarray:
+    scale = np.asarray(cx.const(index, what), dtype=np.float64)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        bad = float(scale[~(np.isfinite(scale) & (scale > 0))].reshape(-1)[0])
+        raise InvalidModelError(f"{cx.where()}: {what} must be positive and finite, but holds {bad!r}")
+    return scale
+
+
+def _qonnx_zeropt(cx: _Lowering, index: int) -> np.ndarray:
+    zeropt = np.asarray(cx.const(index, "zeropt"), dtype=np.float64)
+    if not np.all(np.isfinite(zeropt)):
+        raise InvalidModelError(f"{cx.where()}: zeropt holds NaN or Inf")
+    return zeropt
+
+
+def _qonnx_bitwidth(cx: _Lowering, index: int, what: str = "bitwidth") -> int:
+    bits = np.asarray(cx.const(index, what), dtype=np.float64).reshape(-1)
+    if bits.size == 0 or np.any(bits != bits[0]):
+        raise cx.unsupported(f"{what} must be one number, but has {bits.size} different values")
+    value = float(bits[0])
+    if not (np.isfinite(value) and value == round(value) and value >= 1):
+        raise InvalidModelError(f"{cx.where()}: {what} must be a positive integer, not {value!r}")
+    if value > _MAX_QUANT_BITS:
+        raise cx.unsupported(f"{what} {int(value)} exceeds the {_MAX_QUANT_BITS} bits fpgac quantizes to")
+    return int(value)
+
+
+def _qonnx_rounding(cx: _Lowering, a: dict[str, Any], default: str) -> tuple[str, _RoundingMode]:
+    name = a.get("rounding_mode", default)
+    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
+    if name not in _ROUNDING_MODES:
+        raise InvalidModelError(
+            f"{cx.where()}: rounding_mode {name!r} is not a QONNX mode ({', '.join(_ROUNDING_MODES)})"
+        )
+    return name, _ROUNDING_MODES[name]
+
+
+def _hardware_rounding(cx: _Lowering, name: str, mode: _RoundingMode) -> Rounding:
+    if mode.hardware is None:
+        raise cx.unsupported(
+            f"rounding_mode {name} on a run-time tensor has no ap_fixed equivalent; fpgac takes {_HARDWARE_MODES}"
+        )
+    return mode.hardware
+
+
+def _overflow(cx: _Lowering, signed: bool, narrow: bool) -> Overflow:
+    if narrow and not signed:
+        raise cx.unsupported(
+            "narrow unsigned quantization (0 to 2**bits - 2) on a run-time tensor has no ap_fixed overflow mode"
+        )
+    return Overflow.SAT_SYM if narrow else Overflow.SAT
+
+
+def _same_shape(cx: _Lowering, x: _Tensor, *params: np.ndarray) -> None:
+    """Scales and zero points may not broadcast the tensor they quantize to a larger shape."""
+    try:
+        shape = np.broadcast_shapes(x.full_shape, *(np.shape(p) for p in params))
+    except ValueError:
+        shape = None
+    if shape != x.full_shape:
+        shapes = ", ".join(str(list(np.shape(p))) for p in params)
+        raise cx.unsupported(f"parameters of shapes {shapes} do not broadcast to the input's {list(x.full_shape)}")
+
+
+def _set_constant(cx: _Lowering, values: np.ndarray, grid: _Grid | None) -> None:
+    cx.set_outputs([np.asarray(values, dtype=np.float64)])
+    if grid is not None:
+        cx.grids[cx.node.output[0]] = grid
+
+
+def _grid_of(scale: np.ndarray, zeropt: np.ndarray, signed: bool) -> _Grid | None:
+    """The grid of a quantized constant: every scale a power of two and no zero point."""
+    exponents = _pow2_exponents(scale)
+    if exponents is None or np.any(zeropt != 0):
+        return None
+    return _Grid(int(-exponents.min()), signed)
+
+
+def _scalar_exponent(scale: np.ndarray, zeropt: np.ndarray) -> int | None:
+    """``e`` if the scale is one power of two ``2**e`` and the zero point is 0; else None."""
+    exponents = _pow2_exponents(scale)
+    if exponents is None or np.any(zeropt != 0) or np.any(exponents != exponents.reshape(-1)[0]):
+        return None
+    return int(exponents.reshape(-1)[0])
+
+
+def _quant_node(cx: _Lowering, x: Value, dtype: FixedType, suffix: str = "") -> Value:
+    (out,) = cx.emit(Op.QUANT, [x], dtypes=[dtype], suffix=suffix)
+    return out
+
+
+def _lower_qonnx_quant(cx: _Lowering, a: dict[str, Any]) -> None:
+    _qonnx_inputs(cx, (4,), "x, scale, zeropt, bitwidth")
+    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    name, mode = _qonnx_rounding(cx, a, "ROUND")
+    scale, zeropt, bits = _qonnx_scale(cx, 1), _qonnx_zeropt(cx, 2), _qonnx_bitwidth(cx, 3)
+    if bits == 1 and signed:
+        raise cx.unsupported(
+            "a 1-bit signed Quant is [-1, 0] by the QONNX spec but bipolar +-1 in qonnx's executor; "
+            "export it as BipolarQuant"
+        )
+    lo, hi = _int_bounds(signed, narrow, bits)
+    x = cx.sym(0)
+    if isinstance(x, np.ndarray):
+        q = mode.exact(np.clip(np.asarray(x, dtype=np.float64) / scale + zeropt, lo, hi))
+        _set_constant(cx, (q - zeropt) * scale, _grid_of(scale, zeropt, signed))
+        return
+    x = cx.tensor(0)
+    _same_shape(cx, x, scale, zeropt)
+    rounding, overflow = _hardware_rounding(cx, name, mode), _overflow(cx, signed, narrow)
+    exponent = _scalar_exponent(scale, zeropt)
+    if exponent is not None:
+        # one QUANT: the mantissa is the QONNX integer, the binary point sits where the scale says
+        out = _quant_node(cx, x.value, FixedType(bits, bits + exponent, signed, rounding, overflow))
+        cx.set_outputs([_Tensor(out, x.batch_axis)])
+        return
+    # any other scale, or a zero point: to the integer domain and back around an integer QUANT;
+    # what follows the QUANT is as wide a float as the input
+    base = cx.node.name or cx.node.output[0]
+    after = [x.value.type.dtype] if isinstance(x.value.type.dtype, FloatType) else None
+    zero = cx.per_sample_const(zeropt, x, f"{base}.zeropt") if np.any(zeropt != 0) else None
+    (v,) = cx.emit(Op.MUL, [x.value, cx.per_sample_const(1.0 / scale, x, f"{base}.inv_scale")], suffix="_prescale")
+    if zero is not None:
+        (v,) = cx.emit(Op.ADD, [v, zero], suffix="_zeropt")
+    v = _quant_node(cx, v, FixedType(bits, bits, signed, rounding, overflow), suffix="_int")
+    if zero is not None:
+        (v,) = cx.emit(Op.SUB, [v, zero], dtypes=after, suffix="_unzeropt")
+    (out,) = cx.emit(Op.MUL, [v, cx.per_sample_const(scale, x, f"{base}.scale")], dtypes=after, suffix="_rescale")
+    cx.set_outputs([_Tensor(out, x.batch_axis)])
+
+
+def _lower_qonnx_bipolar_quant(cx: _Lowering, a: dict[str, Any]) -> None:
+    _qonnx_inputs(cx, (2,), "x, scale")
+    scale = _qonnx_scale(cx, 1)
+    x = cx.sym(0)
+    if not isinstance(x, np.ndarray):
+        raise cx.unsupported("BipolarQuant of a run-time tensor is a sign function, which fpgac has no IR op for")
+    values = np.where(np.asarray(x, dtype=np.float64) >= 0, 1.0, -1.0) * scale
+    _set_constant(cx, values, _grid_of(scale, np.zeros(()), True))
+
+
+def _lower_qonnx_trunc(cx: _Lowering, a: dict[str, Any]) -> None:
+    """Trunc: version 1 (5 inputs) or version 2 (6 inputs, with out_scale, signed and narrow)."""
+    _qonnx_inputs(cx, (5, 6), "x, scale, zeropt, in_bitwidth, [out_scale,] out_bitwidth")
+    v2 = len(cx.node.input) == 6
+    name, mode = _qonnx_rounding(cx, a, "FLOOR")
+    scale, zeropt, in_bits = _qonnx_scale(cx, 1), _qonnx_zeropt(cx, 2), _qonnx_bitwidth(cx, 3, "in_bitwidth")
+    out_scale = _qonnx_scale(cx, 4, "out_scale") if v2 else scale
+    out_bits = _qonnx_bitwidth(cx, 5 if v2 else 4, "out_bitwidth")
+    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    if v2:
+        shift = np.exp2(np.round(np.log2(out_scale / scale)))
+        lo, hi = _int_bounds(signed, narrow, out_bits)
+    else:
+        shift = np.exp2(float(in_bits - out_bits))
+        lo, hi = -np.inf, np.inf  # version 1 does not clamp
+    x = cx.sym(0)
+    if isinstance(x, np.ndarray):
+        y = np.round(np.asarray(x, dtype=np.float64) / scale + zeropt)
+        q = mode.exact(np.clip(y / shift, lo, hi))
+        _set_constant(cx, (q - zeropt / shift) * out_scale if v2 else (q - zeropt) * scale, None)
+        return
+    x = cx.tensor(0)
+    _same_shape(cx, x, scale, zeropt, out_scale)
+    exponent = _scalar_exponent(scale, zeropt)
+    out_exponent = _scalar_exponent(out_scale, zeropt)
+    if exponent is None or out_exponent is None:
+        raise cx.unsupported(
+            "Trunc on a run-time tensor needs a power-of-two scalar scale"
+            + (" and out_scale" if v2 else "") + " and a zero zeropt"
+        )
+    rounding = _hardware_rounding(cx, name, mode)
+    if v2:
+        # round to the input grid, then to the out_scale grid saturating to out_bitwidth: the second
+        # QUANT has the narrower type
+        overflow = _overflow(cx, signed, narrow)
+        rounded = _trunc_round_input(cx, x.value, exponent, in_bits, out_bits + out_exponent - exponent)
+        dtype = FixedType(out_bits, out_bits + out_exponent, signed, rounding, overflow)
+        cx.set_outputs([_Tensor(_quant_node(cx, rounded, dtype), x.batch_axis)])
+        return
+    # version 1 keeps the input's scale: the integer shrinks by k = in - out bits, and nothing
+    # clamps, so the output type is as wide as the rounded input's range needs
+    rounded = _trunc_round_input(cx, x.value, exponent, in_bits, 0)
+    k = in_bits - out_bits
+    dtype = rounded.type.dtype
+    shift = -dtype.frac_bits - exponent - k  # from the rounded input's mantissa to the output's integer
+    if shift >= 0:
+        lo, hi = dtype.min_mantissa << shift, dtype.max_mantissa << shift
+    else:  # floor and ceiling of the shifted bounds, which any rounding stays within
+        lo, hi = dtype.min_mantissa >> -shift, -(-dtype.max_mantissa >> -shift)
+    width = 1 + max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length())
+    base = cx.node.name or cx.node.output[0]
+    (shifted,) = cx.emit(Op.MUL, [rounded, cx.constant(np.exp2(-float(k)), f"{base}.shift")], suffix="_shift")
+    dtype = FixedType(width, width + exponent, True, rounding, Overflow.SAT)
+    cx.set_outputs([_Tensor(_quant_node(cx, shifted, dtype), x.batch_axis)])
+
+
+def _trunc_round_input(cx: _Lowering, x: Value, exponent: int, in_bits: int, out_span: int) -> Value:
+    """Trunc's first step, ``round_half_even(x / scale) * scale``: a QUANT unless ``x`` is on that grid.
+
+    Its type holds every ``in_bits``-bit integer, signed or not, and ``2**out_span`` (the output's
+    range in units of the input scale), so where it saturates the output saturates anyway.
+    """
+    if _on_grid(x, exponent):
+        return x
+    width = max(in_bits + 1, out_span + 2, 2)
+    if width > MAX_EXACT_WIDTH:
+        raise cx.unsupported(
+            f"Trunc would need a {width}-bit intermediate, more than the {MAX_EXACT_WIDTH} fpgac takes"
+        )
+    return _quant_node(cx, x, FixedType(width, width + exponent, True, Rounding.RND_CONV, Overflow.SAT), "_round")
+
+
+def _on_grid(x: Value, exponent: int) -> bool:
+    """Whether ``x`` is a QUANT output whose every value is a multiple of ``2**exponent``."""
+    dtype = x.type.dtype
+    return (x.producer is not None and x.producer.op is Op.QUANT and isinstance(dtype, FixedType)
+            and -dtype.frac_bits >= exponent)
+
+
+_QONNX_LOWERINGS: dict[str, Lowering] = {
+    "Quant": _lower_qonnx_quant,
+    "IntQuant": _lower_qonnx_quant,
+    "BipolarQuant": _lower_qonnx_bipolar_quant,
+    "Trunc": _lower_qonnx_trunc,
+}
+
+QONNX_OPS: tuple[str, ...] = tuple(sorted(_QONNX_LOWERINGS))
+
+#: ops whose constant result holds its input's values, moved: a quantized weight keeps its grid
+_MOVES_VALUES = frozenset({"Identity", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
 
 _LOWERINGS: dict[str, Lowering] = {
@@ -1009,13 +1397,19 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
         if poisoned is not None:
             cx.set_outputs([poisoned] * len(node.output))
             continue
-        if node.domain not in ("", "ai.onnx"):
-            error = cx.unsupported(f"op {node.op_type} of domain {node.domain!r} is not one fpgac compiles")
-            cx.set_outputs([_Poison(error)] * len(node.output))
-            continue
         try:
-            if node.op_type in ("Shape", "Size") or all(v is None or isinstance(v, np.ndarray) for v in inputs):
+            if node.domain in QONNX_DOMAINS and node.op_type in _QONNX_LOWERINGS:
+                _QONNX_LOWERINGS[node.op_type](cx, _attrs(node))
+            elif node.domain in QONNX_DOMAINS:
+                raise cx.unsupported(
+                    f"QONNX op {node.op_type} is not one fpgac compiles; it lowers {', '.join(QONNX_OPS)}"
+                )
+            elif node.domain not in ("", "ai.onnx"):
+                raise cx.unsupported(f"op {node.op_type} of domain {node.domain!r} is not one fpgac compiles")
+            elif node.op_type in ("Shape", "Size") or all(v is None or isinstance(v, np.ndarray) for v in inputs):
                 cx.set_outputs(_fold(cx, node))
+                if node.op_type in _MOVES_VALUES and node.input[0] in cx.grids:
+                    cx.grids[node.output[0]] = cx.grids[node.input[0]]
             elif node.op_type in _LOWERINGS:
                 _LOWERINGS[node.op_type](cx, _attrs(node))
             else:

@@ -2,6 +2,10 @@
 
 ``MatMul`` + ``Add`` (how TensorFlow and scikit-learn converters write a dense layer) and a Conv
 followed by a separate bias add become one layer with a bias.
+
+A layer whose weight or bias is already fixed point (a QONNX model's quantized weights) keeps its
+Add: the rewrite would store the sum as a float bias beside mantissas. A fixed-point constant
+added to a float layer is read as its values.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgac.ir import Graph, Node, Op
+from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
 from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params
 
 __all__ = ["FuseBias"]
@@ -36,11 +40,20 @@ class FuseBias:
         if node.output.type.shape != tensor.type.shape:
             return False  # the constant would broadcast the tensor to a larger shape
         layer = only_consumer(graph, tensor, node)
-        if layer is None:
+        if layer is None or any(_is_fixed(v) for v in layer.inputs[1:]):
             return False
-        add = channel_vector(layer, const.data)
+        add = channel_vector(layer, _values(const))
         if add is None:
             return False
         bias = layer.inputs[2].data if layer.input(2) is not None else np.zeros_like(add)
         replace_layer_params(graph, layer, layer.inputs[1].data, bias + sign * add, absorbed=node)
         return True
+
+
+def _is_fixed(value: Value | None) -> bool:
+    return value is not None and isinstance(value.type.dtype, FixedType)
+
+
+def _values(value: Value) -> np.ndarray:
+    """A constant's values: its mantissas scaled when it is fixed point."""
+    return to_float(value.data, value.type.dtype) if _is_fixed(value) else value.data

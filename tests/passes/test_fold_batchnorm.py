@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpgac.ir import Act, FloatType, Graph, Op, TensorType, verify
+from fpgac.ir import Act, FixedType, FloatType, Graph, Op, TensorType, verify
 from fpgac.passes import FoldBatchNorm, PassManager
 
 F = FloatType()
@@ -267,3 +267,34 @@ def test_shared_weight_is_not_modified():
     assert fc2.inputs[1] is w
     np.testing.assert_array_equal(w.data, w_before)
     assert graph.node("fc1").inputs[1] is not w
+
+
+def test_refuses_a_layer_with_fixed_point_weights():
+    """Quantized weights (a QONNX model's) stay on their grid: the ScaleShift is left in place."""
+    graph = Graph("g")
+    x = graph.add_input("x", f32(4))
+    mantissas = RNG.integers(-8, 8, size=(4, 3))
+    w = graph.constant("w", mantissas, FixedType(4, 1, True))  # values mantissas / 8
+    fc = graph.add_node(Op.DENSE, [x, w], [f32(3)], name="fc")
+    s, t = rand(3), rand(3)
+    bn = graph.add_node(Op.SCALE_SHIFT, [fc.output, graph.constant("s", s), graph.constant("t", t)], [f32(3)],
+                        name="bn")
+    graph.outputs = [bn.output]
+    _refuses(graph)
+    assert np.array_equal(graph.node("fc").inputs[1].data, mantissas)
+
+
+def test_fixed_point_scale_is_read_as_values():
+    """A fixed-point scale and shift fold by their values (mantissa * 2**-frac), not their mantissas."""
+    graph = Graph("g")
+    x = graph.add_input("x", f32(4))
+    w, b = rand(4, 3), rand(3)
+    fc = graph.add_node(Op.DENSE, [x, graph.constant("w", w), graph.constant("b", b)], [f32(3)], name="fc")
+    s = graph.constant("s", np.array([3, -5, 12]), FixedType(6, 4, True))  # 0.75, -1.25, 3.0
+    t = graph.constant("t", np.array([1, 2, -4]), FixedType(4, 2, True))  # 0.25, 0.5, -1.0
+    graph.outputs = [graph.add_node(Op.SCALE_SHIFT, [fc.output, s, t], [f32(3)], name="bn").output]
+    x_ = rand(5, 4)
+    assert FoldBatchNorm().run(graph) is True
+    verify(graph)
+    expected = (x_ @ w + b) * np.array([0.75, -1.25, 3.0]) + np.array([0.25, 0.5, -1.0])
+    np.testing.assert_allclose(run_dense(graph, x_), expected, rtol=1e-12, atol=1e-12)

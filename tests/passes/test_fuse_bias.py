@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpgac.ir import Act, FloatType, Graph, Op, TensorType, verify
+from fpgac.ir import Act, FixedType, FloatType, Graph, Op, TensorType, verify
 from fpgac.passes import FuseBias
 
 F = FloatType()
@@ -194,3 +194,26 @@ def test_refuses_two_tensors_and_non_layers():
 def test_mul_is_left_alone():
     graph, *_ = dense_then(Op.MUL, rand(3))
     _refuses(graph)
+
+
+def test_refuses_a_layer_with_fixed_point_weights():
+    """A quantized (QONNX) weight keeps its Add: a float bias beside mantissas would be wrong."""
+    graph = Graph("g")
+    x = graph.add_input("x", f32(4))
+    mantissas = RNG.integers(-8, 8, size=(4, 3))
+    fc = graph.add_node(Op.DENSE, [x, graph.constant("w", mantissas, FixedType(4, 1, True))], [f32(3)], name="fc")
+    graph.outputs = [graph.add_node(Op.ADD, [fc.output, graph.constant("c", rand(3))], [f32(3)], name="add").output]
+    _refuses(graph)
+    assert np.array_equal(graph.node("fc").inputs[1].data, mantissas)
+
+
+def test_fixed_point_constant_is_read_as_values():
+    c = np.array([3, -5, 12])  # mantissas of fixed<6,4>: 0.75, -1.25, 3.0
+    graph = Graph("g")
+    x = graph.add_input("x", f32(4))
+    w, b = rand(4, 3), rand(3)
+    fc = graph.add_node(Op.DENSE, [x, graph.constant("w", w), graph.constant("b", b)], [f32(3)], name="fc")
+    graph.outputs = [graph.add_node(Op.ADD, [fc.output, graph.constant("c", c, FixedType(6, 4, True))], [f32(3)],
+                                    name="add").output]
+    _fuses(graph)
+    np.testing.assert_allclose(graph.node("fc").inputs[2].data, b + np.array([0.75, -1.25, 3.0]), rtol=1e-12)
