@@ -55,7 +55,9 @@ def main() -> None:
     import hls4ml
     import onnxruntime
 
-    print(f"fpgac {api.__name__}, onnxruntime {onnxruntime.__version__}, hls4ml {hls4ml.__version__}\n")
+    import fpgac
+
+    print(f"fpgac {fpgac.__version__}, onnxruntime {onnxruntime.__version__}, hls4ml {hls4ml.__version__}\n")
 
     # -- throughput -------------------------------------------------------------------------
     x = _inputs("mlp", args.samples, 1).astype(np.float32)

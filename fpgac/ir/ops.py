@@ -73,7 +73,21 @@ wraps. The exceptions compute through tables or a fixed reciprocal and are exact
 Lookup; Softmax (attrs ``exp`` and ``reciprocal`` tables, or ``log`` for LogSoftmax: ``z = x -
 max``, ``e = exp(z)``, ``S = sum e``, ``y = e * reciprocal(S)`` or ``z - log(S)``); average
 Pool/GlobalPool (attr ``reciprocal_bits`` K: ``y = sum * round_half_up(2**K / count)``, output frac
-bits ``f_x + K``); LSTM/GRU (their internal types and tables as attributes, see the golden model).
+bits ``f_x + K``); LSTM/GRU (their internal types and tables as attributes, see the next
+paragraph).
+
+Fixed-point LSTM/GRU (the step list is in :mod:`fpgac.sim.recurrent`): attributes ``accum_type``
+(the exact gate sums), ``gate_type``, ``state_type`` (h; the type of Y and Y_h), LSTM's
+``cell_type`` (c; the type of Y_c), and tables ``sigmoid``, ``tanh`` and LSTM's ``tanh_cell``,
+which hold ``x >= 0`` and are read at ``|g|`` (``sigmoid(-x) = 1 - sigmoid(x)``, ``tanh(-x) =
+-tanh(x)``). Each step: ``W x_t + R h`` plus both biases, exact at ``accum_type``'s fractional
+bits, requantized to ``gate_type``; the gate functions from the tables; the new state (LSTM ``c =
+f*c + i*tanh(g_c)`` then ``h = o*tanh(c)``; GRU ``h = (1-z)*n + z*h``) computed exactly and
+requantized once to its type. GRU's ``n`` pre-activation is ``W_h x + Wb_h + r*(R_h h + Rb_h)``,
+exact, with linear_before_reset; without, ``r*h`` is first requantized to ``state_type`` and
+``W_h x + Wb_h + R_h (r*h) + Rb_h`` is an exact sum like the others. Every requantization uses its
+type's rounding and overflow (RND, SAT as quantization sets them); nothing else rounds, and the
+exact sums never wrap.
 """
 
 from __future__ import annotations

@@ -14,6 +14,17 @@ units, one entry per ``2**shift`` consecutive mantissas; inputs below or above i
 or last entry (the function is taken as flat outside, which is why a table's range is chosen
 where the function has settled to within half an output LSB). Entry ``i`` holds the function at
 the middle of its bucket, rounded to ``out_type``.
+
+An ``interpolate`` table instead holds the function at the *start* of each bucket (and one entry
+past the last) and interpolates linearly between neighbours, in integers::
+
+    a = clip(m - (offset << shift), 0, (size - 1) << shift)
+    i = a >> shift;  r = a - (i << shift)
+    y = values[i] + (((values[min(i + 1, size - 1)] - values[i]) * r) >> shift)   # >> floors
+
+One multiplier per lookup buys an error quadratic in the bucket width instead of linear: with
+1024 entries a 16-bit sigmoid or exp is within a few output LSBs, and neighbouring inputs no
+longer share one output (which would turn close logits into argmax ties).
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ class Table:
     shift: int
     offset: int
     values: np.ndarray  # int64 mantissas of out_type, read-only
+    interpolate: bool = False
 
     @property
     def size(self) -> int:
@@ -49,8 +61,14 @@ class Table:
 
     def lookup(self, m: np.ndarray) -> np.ndarray:
         """The output mantissas for input mantissas ``m`` (int64, of ``in_type``)."""
-        index = np.clip(np.right_shift(np.asarray(m, dtype=np.int64), self.shift) - self.offset, 0, self.size - 1)
-        return self.values[index]
+        m = np.asarray(m, dtype=np.int64)
+        if not self.interpolate:
+            return self.values[np.clip(np.right_shift(m, self.shift) - self.offset, 0, self.size - 1)]
+        a = np.clip(m - (self.offset << self.shift), 0, (self.size - 1) << self.shift)
+        i = np.right_shift(a, self.shift)
+        r = a - np.left_shift(i, self.shift)
+        here, there = self.values[i], self.values[np.minimum(i + 1, self.size - 1)]
+        return here + np.right_shift((there - here) * r, self.shift)
 
     @classmethod
     def build(
@@ -62,6 +80,8 @@ class Table:
         lo: float,
         hi: float,
         max_size: int = DEFAULT_TABLE_SIZE,
+        *,
+        interpolate: bool = False,
     ) -> Table:
         """Tabulate ``f`` over ``[lo, hi]`` (clipped to ``in_type``) with at most ``max_size`` entries.
 
@@ -71,18 +91,20 @@ class Table:
         lo_m = max(in_type.min_mantissa, int(np.floor(lo / in_type.lsb)))
         hi_m = min(in_type.max_mantissa, int(np.ceil(hi / in_type.lsb)))
         hi_m = max(hi_m, lo_m)
+        extra = 1 if interpolate else 0  # an interpolating table also holds the end of its last bucket
         shift = 0
-        while (hi_m >> shift) - (lo_m >> shift) + 1 > max_size:
+        while (hi_m >> shift) - (lo_m >> shift) + 1 + extra > max_size:
             shift += 1
         offset = lo_m >> shift
-        size = (hi_m >> shift) - offset + 1
+        size = (hi_m >> shift) - offset + 1 + extra
         first = (np.arange(size, dtype=np.float64) + offset) * float(1 << shift)
-        middle = (first + ((1 << shift) - 1) / 2.0) * in_type.lsb
-        values = quantize(f(middle), out_type)
+        points = first if interpolate else first + ((1 << shift) - 1) / 2.0
+        values = quantize(f(points * in_type.lsb), out_type)
         values.setflags(write=False)
-        return cls(function, in_type, out_type, shift, offset, values)
+        return cls(function, in_type, out_type, shift, offset, values, interpolate)
 
     def __repr__(self) -> str:
-        return f"Table({self.function}, {self.size} entries, {self.in_type} -> {self.out_type})"
+        how = ", interpolated" if self.interpolate else ""
+        return f"Table({self.function}, {self.size} entries{how}, {self.in_type} -> {self.out_type})"
 
     __str__ = __repr__

@@ -51,6 +51,7 @@ from fpgac.ir import (
     quantize,
 )
 from fpgac.ir.tables import DEFAULT_TABLE_SIZE, Table
+from fpgac.passes.quantize_rnn import rule_gru, rule_lstm
 from fpgac.sim.reference import activation_function
 
 __all__ = ["Quantize", "QuantConfig", "LayerConfig", "QuantRecord", "MARGIN"]
@@ -472,7 +473,8 @@ def _tabulate(q: _Quantizer, node: Node) -> None:
         rng = node.inputs[0].range or (x.min_value, x.max_value)
         lo, hi = rng[0] * MARGIN, rng[1] * MARGIN
     attrs = {k: v for k, v in node.attrs.items() if k != "kind"}
-    table = Table.build(kind.value, activation_function(kind, attrs), x, out, lo, hi, q.config.table_size)
+    table = Table.build(kind.value, activation_function(kind, attrs), x, out, lo, hi, q.config.table_size,
+                        interpolate=True)
     node.op = Op.LOOKUP
     node.attrs = {"kind": kind, "table": table}
     q._set_output(node, out, role="table")
@@ -486,21 +488,22 @@ def _rule_softmax(q: _Quantizer, node: Node) -> None:
     z = FixedType(x.width + 1, x.int_bits + 1, True)  # x - max(x): exact
     frac_e = bits + 2
     exp_t = FixedType(frac_e + 1, 1, False, Rounding.RND, Overflow.SAT)
-    exp = Table.build("exp", np.exp, z, exp_t, -_settle(frac_e), 0.0, q.config.table_size)
+    exp = Table.build("exp", np.exp, z, exp_t, -_settle(frac_e), 0.0, q.config.table_size, interpolate=True)
     grow = max(1, math.ceil(math.log2(n))) if n > 1 else 0
     total = FixedType(exp_t.width + grow, exp_t.int_bits + grow, False)
     node.attrs["exp"] = exp
     if node.attrs["log"]:
         log_int = max(1, math.floor(math.log2(max(math.log(n), 1e-9))) + 1) if n > 1 else 1
         log_t = FixedType(bits + log_int, log_int, False, Rounding.RND, Overflow.SAT)
-        log = Table.build("log", np.log, total, log_t, 1.0, float(n), q.config.table_size)
+        log = Table.build("log", np.log, total, log_t, 1.0, float(n), q.config.table_size, interpolate=True)
         node.attrs["log_table"] = log
         frac = max(x.frac_bits, log_t.frac_bits)
         zlo = z.min_mantissa << (frac - x.frac_bits)
         q._set_output(node, _fit(node, zlo - (log_t.max_mantissa << (frac - log_t.frac_bits)), 0, frac), role="exact")
     else:
         recip_t = FixedType(bits + 3, 1, False, Rounding.RND, Overflow.SAT)
-        recip = Table.build("reciprocal", lambda s: 1.0 / s, total, recip_t, 1.0, float(n), q.config.table_size)
+        recip = Table.build("reciprocal", lambda s: 1.0 / s, total, recip_t, 1.0, float(n), q.config.table_size,
+                            interpolate=True)
         node.attrs["reciprocal"] = recip
         frac = exp_t.frac_bits + recip_t.frac_bits
         q._set_output(node, _fit(node, 0, exp_t.max_mantissa * recip_t.max_mantissa, frac), role="exact")
@@ -605,5 +608,7 @@ _RULES: dict[Op, Any] = {
     Op.SLICE: _rule_same,
     Op.PAD: _rule_pad,
     Op.ARGMAX: _rule_argmax,
+    Op.LSTM: rule_lstm,
+    Op.GRU: rule_gru,
     Op.QUANT: _rule_quant,
 }

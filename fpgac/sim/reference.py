@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from fpgac.errors import ShapeError
 from fpgac.ir import OP_SPECS, Act, FixedType, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
 from fpgac.ir.fixed import quantize, requantize, to_float
+from fpgac.sim.recurrent import gru_fixed, lstm_fixed
 
 __all__ = ["run_float", "evaluate_float", "run_fixed", "evaluate_fixed", "activation_function"]
 
@@ -771,8 +772,8 @@ _FIXED_OPS: dict[Op, OpFunction] = {
     Op.PAD: _pad_fixed,
     Op.SLICE: _slice,
     Op.ARGMAX: _argmax_fixed,
-    Op.LSTM: _not_in_fixed("fixed-point LSTM is not implemented yet"),
-    Op.GRU: _not_in_fixed("fixed-point GRU is not implemented yet"),
+    Op.LSTM: lstm_fixed,
+    Op.GRU: gru_fixed,
     Op.QUANT: _quant_fixed,
     Op.LOOKUP: _lookup_fixed,
 }

@@ -57,6 +57,19 @@ def test_table_lookup_hand_worked() -> None:
     np.testing.assert_array_equal(t.lookup(np.array([-5, 100])), [1, 13])  # clipped to the ends
 
 
+def test_interpolated_table_hand_worked() -> None:
+    """2x on 0..7 with 4 entries, interpolated: shift 2, entries at 0, 4, 8 hold 0, 8, 16.
+
+    m = 5: i = 1, r = 1 -> 8 + ((16 - 8) * 1 >> 2) = 10; m = 7: 8 + (24 >> 2) = 14; below the
+    table reads its first entry, above it its last.
+    """
+    t = Table.build("double", lambda v: 2 * v, FixedType(3, 3, False), FixedType(5, 5, False, **RND_SAT), 0, 7, 4,
+                    interpolate=True)
+    assert (t.shift, t.offset, t.size) == (2, 0, 3)
+    np.testing.assert_array_equal(t.values, [0, 8, 16])
+    np.testing.assert_array_equal(t.lookup(np.array([0, 1, 2, 3, 4, 5, 6, 7, -3, 100])), [0, 2, 4, 6, 8, 10, 12, 14, 0, 16])
+
+
 def test_average_pool_multiplies_by_rounded_reciprocal() -> None:
     """2x2 average of mantissas 1, 2, 3, 5 (sum 11) with K = 3: 11 * round(8 / 4) = 22 at 3 more bits."""
     g = Graph("t")

@@ -1,0 +1,239 @@
+"""Fixed-point LSTM and GRU: the golden model's recurrent layers, step by step in integers.
+
+Every backend implements exactly these steps: exact integer products and sums, a requantization
+where a value is stored, and table lookups for sigmoid and tanh. The types and tables are node
+attributes chosen by the Quantize pass (:mod:`fpgac.passes.quantize_rnn`); nothing here chooses
+one, and each is checked: an exact value outside its type raises ``VerifyError``.
+
+Notation. ``f_T`` is the fractional bits of type ``T``; ``v << k`` (``k >= 0``) is exact.
+``rq(v, T)`` requantizes the exact value ``v`` to ``T`` with ``T``'s rounding and overflow, as an
+``ap_fixed`` assignment does (:func:`fpgac.ir.requantize`); the pass gives every such ``T`` RND
+(round half toward +inf) and SAT. Exact intermediates hold their ap_fixed expression type
+(:func:`exact_types`); any type that holds the value rounds it the same way.
+
+Types: x's ``X``, the constants' ``W``, ``R``, ``B`` (``h0`` has ``S``, ``c0`` has ``C``), and the
+attributes ``accum_type`` A, ``gate_type`` G, ``state_type`` S (h, Y, Y_h), ``cell_type`` C (c,
+Y_c); tables ``sigmoid`` (output type ``s``), ``tanh`` (``u``), ``tanh_cell`` (``v``). ``F = f_A
+= max(f_X + f_W, f_S + f_R)``. Bias halves at F: ``bx = Wb << (F - f_B)``, ``bh = Rb << (F -
+f_B)`` (0 without B); gate rows in ONNX order. The tables hold ``x >= 0`` and are read by magnitude (twice as
+fine as a table over both signs with the same entries)::
+
+    sig(g) = sigmoid[|g|]  if g >= 0  else  (1 << f_s) - sigmoid[|g|]      sigmoid(-x) = 1 - sigmoid(x)
+    th(g)  = tanh[|g|]     if g >= 0  else  -tanh[|g|]                      tanh(-x) = -tanh(x)
+
+with ``table[m] = values[clip((m >> shift) - offset, 0, size - 1)]`` (``Table.lookup``) and
+``|g|`` exact, a mantissa of the table's ``in_type`` (``ufixed<W, I>`` for a G of
+``fixed<W, I>``). ``h`` starts at ``h0`` or 0, ``c`` at ``c0`` or 0; per sample, t = 0 .. T-1:
+
+LSTM (gates i, o, f, c)::
+
+    1. a = (W x_t << (F - f_X - f_W)) + (R h << (F - f_S - f_R)) + bx + bh     exact, in A
+    2. g = rq(a, G)                                                          RND, SAT
+    3. i, o, f = sig(g_i), sig(g_o), sig(g_f);  k = th(g_c)
+    4. c = rq(f*c + i*k, C)      exact at f_s + max(f_C, f_u)                RND, SAT
+    5. h = rq(o * th_cell(c), S) exact at f_s + f_v (th_cell: th with tanh_cell)  RND, SAT
+    6. Y[t] = h;   after the last step Y_h = h, Y_c = c
+
+GRU (gates z, r, n)::
+
+    1. ax = (W x_t << (F - f_X - f_W)) + bx;  ah = (R h << (F - f_S - f_R)) + bh   exact, in A
+    2. z = sig(rq(ax_z + ah_z, G));  r = sig(rq(ax_r + ah_r, G))                 RND, SAT
+    3. linear_before_reset = 1:
+           n = th(rq((ax_n << f_s) + r * ah_n, G))        exact at F + f_s;      RND, SAT
+       linear_before_reset = 0 (ah_n unused):
+           q = rq(r * h, S)                               exact at f_s + f_S;    RND, SAT (never: |r h| <= |h|)
+           n = th(rq(ax_n + (R_n q << (F - f_S - f_R)) + bh_n, G))   sum exact, in A;  RND, SAT
+    4. h = rq(((1 << f_s) - z) * n + z * h, S)     exact at f_s + max(f_u, f_S);  RND, SAT
+    5. Y[t] = h;   after the last step Y_h = h
+
+The pass bounds every sum of step 1 exactly (from the types of x and h and the weights), so A is
+a proof that none wraps: only the ``rq`` steps round or saturate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpgac.ir import FixedType, Node, Op, VerifyError, add_type, mul_type, requantize
+from fpgac.ir.tables import Table
+
+__all__ = ["lstm_fixed", "gru_fixed", "exact_types"]
+
+
+def _frac(node: Node, index: int) -> int:
+    return node.inputs[index].type.dtype.frac_bits
+
+
+def _fits(node: Node, what: str, m: np.ndarray, t: FixedType) -> None:
+    if m.size and (m.min() < t.min_mantissa or m.max() > t.max_mantissa):
+        raise VerifyError(
+            f"node {node.name!r} ({node.op.value}): {what} mantissas {m.min()}..{m.max()} overflow {t} "
+            f"({t.min_mantissa}..{t.max_mantissa})"
+        )
+
+
+def _rq(node: Node, what: str, m: np.ndarray, src: FixedType, dst: FixedType) -> np.ndarray:
+    """``rq(m, dst)`` of an exact value checked to lie in ``src`` (the type its expression has)."""
+    _fits(node, what, m, src)
+    return requantize(m, src, dst)
+
+
+def _sigmoid(table: Table, g: np.ndarray) -> np.ndarray:
+    """``sig(g)``: ``sigmoid[|g|]``, or ``1 - sigmoid[|g|]`` for ``g < 0``."""
+    v = table.lookup(np.abs(g))
+    return np.where(g >= 0, v, (np.int64(1) << table.out_type.frac_bits) - v)
+
+
+def _tanh(table: Table, g: np.ndarray) -> np.ndarray:
+    """``th(g)``: ``tanh[|g|]``, or ``-tanh[|g|]`` for ``g < 0``."""
+    v = table.lookup(np.abs(g))
+    return np.where(g >= 0, v, -v)
+
+
+def _check_tables(node: Node, pairs: list[tuple[str, FixedType]]) -> None:
+    for name, in_type in pairs:
+        table = node.attrs[name]
+        if table.in_type.frac_bits != in_type.frac_bits:
+            raise VerifyError(f"node {node.name!r} ({node.op.value}): table {name} {table} does not index {in_type}")
+    if node.attrs["sigmoid"].out_type.frac_bits < 0:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): sigmoid output {node.attrs['sigmoid'].out_type} "
+                          "cannot hold 1 exactly")
+
+
+def _check_outputs(node: Node, types: list[FixedType]) -> None:
+    for value, t in zip(node.outputs, types):
+        if value.type.dtype != t:
+            raise VerifyError(
+                f"node {node.name!r} ({node.op.value}): output {value.name!r} has type {value.type.dtype}, "
+                f"the recurrence stores {t}"
+            )
+
+
+def exact_types(node: Node) -> dict[str, FixedType]:
+    """The ap_fixed types of the exact products and sums a step rounds, from the node's attributes.
+
+    The golden model checks each intermediate against its type; the Quantize pass checks that
+    none is wider than :data:`fpgac.ir.MAX_EXACT_WIDTH`. (Any type that holds the exact value
+    rounds it the same way: these are the ones C++ gives the expressions.)
+    """
+    a = node.attrs
+    s, u = a["sigmoid"].out_type, a["tanh"].out_type
+    state = a["state_type"]
+    if node.op is Op.LSTM:
+        return {
+            "cell_sum": add_type(mul_type(s, a["cell_type"]), mul_type(s, u)),  # f*c + i*k
+            "output_product": mul_type(s, a["tanh_cell"].out_type),  # o * th_cell(c)
+        }
+    one_minus = add_type(FixedType(max(s.frac_bits, 0) + 2, 2), s)  # 1 - z
+    types = {"state_sum": add_type(mul_type(one_minus, u), mul_type(s, state))}  # (1-z)*n + z*h
+    if a["linear_before_reset"]:
+        types["reset_sum"] = add_type(a["accum_type"], mul_type(s, a["accum_type"]))  # (ax_n << f_s) + r*ah_n
+    else:
+        types["reset_product"] = mul_type(s, state)  # r * h
+    return types
+
+
+class _Projections:
+    """Step 1's exact products: ``W x_t`` and ``R v``, shifted to the accumulator's fractional bits."""
+
+    def __init__(self, node: Node, args: list[np.ndarray | None], gates: int) -> None:
+        acc: FixedType = node.attrs["accum_type"]
+        state: FixedType = node.attrs["state_type"]
+        hidden = node.attrs["hidden_size"]
+        frac = acc.frac_bits
+        sx = frac - _frac(node, 0) - _frac(node, 1)
+        self.sh = frac - state.frac_bits - _frac(node, 2)
+        bias = node.input(3)
+        sb = frac - (bias.type.dtype.frac_bits if bias is not None else frac)
+        if min(sx, self.sh, sb) < 0:
+            raise VerifyError(f"node {node.name!r} ({node.op.value}): accum_type {acc} is coarser than its terms")
+        self.r = args[2].T.astype(np.int64)
+        self.gx = np.left_shift(np.matmul(args[0], args[1].T.astype(np.int64)), sx)  # (N, T, gates*H)
+        b = np.zeros(2 * gates * hidden, dtype=np.int64) if args[3] is None else np.left_shift(args[3], sb)
+        self.bx, self.bh = b[: gates * hidden], b[gates * hidden :]
+
+    def rec(self, v: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        return np.left_shift(np.matmul(v, self.r[:, rows]), self.sh)
+
+
+def _initial(node: Node, args: list[np.ndarray | None], index: int, t: FixedType, batch: int) -> np.ndarray:
+    """The initial state: input ``index`` (which must have the state's type ``t``), or zeros."""
+    arg, hidden = args[index], node.attrs["hidden_size"]
+    if arg is not None and node.inputs[index].type.dtype != t:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): initial state {node.inputs[index].name!r} has "
+                          f"type {node.inputs[index].type.dtype}, the state is {t}")
+    return np.broadcast_to(np.zeros(hidden, dtype=np.int64) if arg is None else arg, (batch, hidden)).astype(np.int64)
+
+
+def lstm_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """ONNX LSTM, forward, in integers: the module docstring's steps, vectorized over the batch."""
+    args = args + [None] * (6 - len(args))
+    a = node.attrs
+    hidden = a["hidden_size"]
+    acc_t, gate_t, cell_t, state_t = a["accum_type"], a["gate_type"], a["cell_type"], a["state_type"]
+    sigmoid, tanh, tanh_cell = a["sigmoid"], a["tanh"], a["tanh_cell"]
+    _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t), ("tanh_cell", cell_t)])
+    _check_outputs(node, [state_t, state_t, cell_t])
+    s, u_t = sigmoid.out_type, tanh.out_type
+    exact = exact_types(node)
+    fc, fu = s.frac_bits + cell_t.frac_bits, s.frac_bits + u_t.frac_bits
+    fsum = max(fc, fu)
+
+    p = _Projections(node, args, 4)
+    batch, steps = p.gx.shape[0], p.gx.shape[1]
+    h = _initial(node, args, 4, state_t, batch)
+    c = _initial(node, args, 5, cell_t, batch)
+    bias = p.bx + p.bh
+    ys = np.empty((batch, steps, hidden), dtype=np.int64)
+    for t in range(steps):
+        acc = p.gx[:, t] + p.rec(h) + bias
+        g = _rq(node, "gate pre-activation", acc, acc_t, gate_t)
+        gi, go, gf, gc = np.split(g, 4, axis=-1)
+        i, o, f, k = _sigmoid(sigmoid, gi), _sigmoid(sigmoid, go), _sigmoid(sigmoid, gf), _tanh(tanh, gc)
+        total = np.left_shift(f * c, fsum - fc) + np.left_shift(i * k, fsum - fu)
+        c = _rq(node, "f*c + i*k", total, exact["cell_sum"], cell_t)
+        h = _rq(node, "o*th_cell(c)", o * _tanh(tanh_cell, c), exact["output_product"], state_t)
+        ys[:, t] = h
+    return [ys, h.copy(), c.copy()]
+
+
+def gru_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """ONNX GRU, forward, in integers: the module docstring's steps, vectorized over the batch."""
+    args = args + [None] * (5 - len(args))
+    a = node.attrs
+    hidden = a["hidden_size"]
+    acc_t, gate_t, state_t = a["accum_type"], a["gate_type"], a["state_type"]
+    sigmoid, tanh = a["sigmoid"], a["tanh"]
+    _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t)])
+    _check_outputs(node, [state_t, state_t])
+    s, u_t = sigmoid.out_type, tanh.out_type
+    one = np.int64(1) << s.frac_bits
+    exact = exact_types(node)
+    fn, fh = s.frac_bits + u_t.frac_bits, s.frac_bits + state_t.frac_bits
+    fsum = max(fn, fh)
+    lbr = bool(a["linear_before_reset"])
+
+    p = _Projections(node, args, 3)
+    zr, nn = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
+    batch, steps = p.gx.shape[0], p.gx.shape[1]
+    h = _initial(node, args, 4, state_t, batch)
+    ys = np.empty((batch, steps, hidden), dtype=np.int64)
+    for t in range(steps):
+        ax = p.gx[:, t] + p.bx
+        _fits(node, "W x + Wb", ax, acc_t)
+        ah = p.rec(h, zr if not lbr else slice(None)) + (p.bh if lbr else p.bh[zr])
+        _fits(node, "R h + Rb", ah, acc_t)
+        g = _rq(node, "z/r pre-activation", ax[:, zr] + ah[:, zr], acc_t, gate_t)
+        z, r = np.split(_sigmoid(sigmoid, g), 2, axis=-1)
+        if lbr:
+            pre = np.left_shift(ax[:, nn], s.frac_bits) + r * ah[:, nn]
+            g_n = _rq(node, "n pre-activation", pre, exact["reset_sum"], gate_t)
+        else:
+            q = _rq(node, "r*h", r * h, exact["reset_product"], state_t)
+            pre = ax[:, nn] + p.rec(q, nn) + p.bh[nn]
+            g_n = _rq(node, "n pre-activation", pre, acc_t, gate_t)
+        n = _tanh(tanh, g_n)
+        total = np.left_shift((one - z) * n, fsum - fn) + np.left_shift(z * h, fsum - fh)
+        h = _rq(node, "(1-z)*n + z*h", total, exact["state_sum"], state_t)
+        ys[:, t] = h
+    return [ys, h.copy()]
