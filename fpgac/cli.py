@@ -244,6 +244,9 @@ def _atomic_save(path: Path, arrays: dict[str, np.ndarray]) -> None:
             else:
                 (array,) = arrays.values()
                 np.save(f, array)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
