@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fpgac.errors import ShapeError, UsageError
-from fpgac.frontend import load_onnx
+from fpgac.frontend import identifier, load_onnx
 from fpgac.ir import FixedType, Graph, Op, parse_type, verify
 from fpgac.passes import FoldBatchNorm, FuseBias, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
@@ -221,9 +221,7 @@ def _config_from_dict(data: Any, bits: int, graph: Graph | None, where: str, **e
     layers: dict[str, LayerConfig] = {}
     names = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} if graph is not None else None
     for name, entry in (data.get("LayerName") or {}).items():
-        key = name
-        if names is not None and key not in names:
-            key = "".join(c if c.isalnum() or c in "._" else "_" for c in str(name)).strip("_")
+        key = name if names is None or name in names else identifier(name)  # an ONNX node name
         layers[key] = _layer_config(entry, f"{where}: LayerName {name!r}")
     return QuantConfig(bits=bits, precision=precision, layers=layers, **extra)
 

@@ -60,7 +60,7 @@ from fpgac.ir import (
 )
 from fpgac.ir.ops import ShapeRuleError
 
-__all__ = ["MAX_TENSOR_ELEMENTS", "QONNX_DOMAINS", "QONNX_OPS", "SUPPORTED_OPS", "load_onnx"]
+__all__ = ["MAX_TENSOR_ELEMENTS", "QONNX_DOMAINS", "QONNX_OPS", "SUPPORTED_OPS", "identifier", "load_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _Lowering:
         self.model = model
         self.source = source
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-        self.graph = Graph(_identifier(model.graph.name or Path(source).stem))
+        self.graph = Graph(identifier(model.graph.name or Path(source).stem))
         self.env: dict[str, _Sym] = {}
         #: constants a QONNX quantizer put on a power-of-two grid, by ONNX name: emitted as fixed point
         self.grids: dict[str, _Grid] = {}
@@ -175,7 +175,7 @@ class _Lowering:
         suffix: str = "",
     ) -> list[Value]:
         """Add an IR node; its output shapes come from the IR's own shape rules."""
-        base = _identifier((self.node.name or self.node.output[0] or op.value) if self.node else op.value)
+        base = identifier((self.node.name or self.node.output[0] or op.value) if self.node else op.value)
         try:
             shapes = infer_shapes(Node(op, base, list(inputs), [], dict(attrs or {})))
         except ShapeRuleError as err:
@@ -200,8 +200,8 @@ class _Lowering:
         """A float constant; a fixed-point one when a QONNX quantizer put ``array`` on ``grid``."""
         fixed = _fixed_constant(array, grid) if grid is not None else None
         if fixed is not None:
-            return self.graph.constant(_identifier(name), fixed[1], fixed[0])
-        return self.graph.constant(_identifier(name), np.asarray(array, dtype=np.float64))
+            return self.graph.constant(identifier(name), fixed[1], fixed[0])
+        return self.graph.constant(identifier(name), np.asarray(array, dtype=np.float64))
 
     def per_sample_const(self, array: np.ndarray, like: _Tensor, name: str, grid: _Grid | None = None) -> Value:
         """A constant broadcast against ``like`` (ONNX rules), as a per-sample constant."""
@@ -248,7 +248,7 @@ class _Lowering:
         return _Tensor(out, batch_axis)
 
 
-def _identifier(name: str) -> str:
+def identifier(name: str) -> str:
     """A printable name for IR values: ONNX names may hold '/', ':' and spaces."""
     cleaned = "".join(c if c.isalnum() or c in "._" else "_" for c in str(name)).strip("_")
     return cleaned or "v"
@@ -1380,7 +1380,7 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
     known_shapes = _value_shapes(inferred)
     cx.env.update(consts)
     for out in model.graph.output:
-        cx.graph.reserve(_identifier(out.name))
+        cx.graph.reserve(identifier(out.name))
 
     for inp in model.graph.input:
         if inp.name in consts:
@@ -1451,11 +1451,11 @@ def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) 
         value = t.value
         if value in graph.outputs or value in graph.inputs:
             (value,) = graph.add_node(Op.RESHAPE, [value], [value.type], {"shape": value.type.shape},
-                                      name=_identifier(name)).outputs
+                                      name=identifier(name)).outputs
         graph.outputs.append(value)
         if t.batch_axis:
             graph.output_batch_axes[value.name] = t.batch_axis
-        graph.rename(value, _identifier(name))
+        graph.rename(value, identifier(name))
     graph.remove_unused()
     return graph
 
@@ -1490,7 +1490,7 @@ def _lower_input(cx: _Lowering, inp: onnx.ValueInfoProto) -> _Tensor:
             f"{MAX_TENSOR_ELEMENTS} fpgac can place in hardware"
         )
     bits = {onnx.TensorProto.DOUBLE: 64, onnx.TensorProto.FLOAT16: 16}.get(ttype.elem_type, 32)
-    value = cx.graph.add_input(_identifier(inp.name), TensorType(FloatType(bits), tuple(shape)))
+    value = cx.graph.add_input(identifier(inp.name), TensorType(FloatType(bits), tuple(shape)))
     return _Tensor(value, 0)
 
 

@@ -270,11 +270,11 @@ class _Quantizer:
         self._set_const(node, index, t, "weight")
         return t
 
-    def _bias(self, node: Node, index: int, frac: int) -> tuple[int, int]:
-        """Quantize the bias at (at most) ``frac`` fractional bits; its mantissa range at ``frac``."""
+    def _bias(self, node: Node, index: int, frac: int) -> np.ndarray:
+        """Quantize the bias at (at most) ``frac`` fractional bits; its mantissas at ``frac`` (Python ints)."""
         value = node.input(index)
         if value is None:
-            return 0, 0
+            return np.zeros(0, dtype=object)
         if isinstance(value.type.dtype, FixedType):
             t = value.type.dtype
             self._record(node.name, "bias", value, t)
@@ -289,12 +289,7 @@ class _Quantizer:
                 width = max(1, t.int_bits + frac)
                 t = FixedType(width, width - frac, t.signed, Rounding.RND, Overflow.SAT)
             value = self._set_const(node, index, t, "bias")
-        m = value.data.astype(object) * (1 << (frac - t.frac_bits))
-        return (int(m.min()), int(m.max())) if m.size else (0, 0)
-
-    def _operand(self, node: Node, index: int) -> FixedType:
-        """A constant operand of Add/Mul/Max/...: quantized like a weight."""
-        return self._weight(node, index)
+        return value.data.astype(object) * (1 << (frac - t.frac_bits))
 
     # -- outputs ----------------------------------------------------------------------------
 
@@ -402,11 +397,9 @@ def _rule_dense(q: _Quantizer, node: Node) -> None:
     if node.op is Op.CONV:
         wm = wm.reshape(wm.shape[0], -1).T
     lows, highs = _dot_bounds(wm, *_mantissa_range(x))
-    b_lo, b_hi = q._bias(node, 2, frac)
-    bias = node.input(2)
-    if bias is not None:
-        bm = bias.data.astype(object) * (1 << (frac - bias.type.dtype.frac_bits))
-        lows, highs = lows + bm.reshape(-1), highs + bm.reshape(-1)
+    bias = q._bias(node, 2, frac)
+    if bias.size:
+        lows, highs = lows + bias.reshape(-1), highs + bias.reshape(-1)
     q._set_output(node, _fit(node, int(lows.min()), int(highs.max()), frac))
 
 
@@ -414,10 +407,8 @@ def _rule_scale_shift(q: _Quantizer, node: Node) -> None:
     x = node.inputs[0].type.dtype
     s = q._weight(node, 1)
     frac = x.frac_bits + s.frac_bits
-    q._bias(node, 2, frac)
+    bm = q._bias(node, 2, frac)
     sm = node.inputs[1].data.astype(object)
-    shift = node.inputs[2]
-    bm = shift.data.astype(object) * (1 << (frac - shift.type.dtype.frac_bits))
     lo, hi = _mantissa_range(x)
     a, b = sm * lo, sm * hi
     lows, highs = np.minimum(a, b) + bm, np.maximum(a, b) + bm
@@ -528,7 +519,7 @@ def _rule_pool(q: _Quantizer, node: Node) -> None:
 
 
 def _rule_binary(q: _Quantizer, node: Node) -> None:
-    types = [q._operand(node, i) if v.is_const else v.type.dtype for i, v in enumerate(node.inputs)]
+    types = [q._weight(node, i) if v.is_const else v.type.dtype for i, v in enumerate(node.inputs)]
     (a, b) = types
     ra, rb = _mantissa_range(a), _mantissa_range(b)
     if node.op is Op.MUL:
@@ -560,7 +551,7 @@ def _rule_div(q: _Quantizer, node: Node) -> None:
 
 
 def _rule_concat(q: _Quantizer, node: Node) -> None:
-    types = [q._operand(node, i) if v.is_const else v.type.dtype for i, v in enumerate(node.inputs)]
+    types = [q._weight(node, i) if v.is_const else v.type.dtype for i, v in enumerate(node.inputs)]
     frac = max(t.frac_bits for t in types)
     ranges = [_shifted(*_mantissa_range(t), frac - t.frac_bits) for t in types]
     q._set_output(node, _fit(node, min(r[0] for r in ranges), max(r[1] for r in ranges), frac), role="exact")

@@ -3,14 +3,15 @@ and the no-overflow property at the extremes of every input type."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fpgac import api
-from fpgac.ir import Act, FixedType, FloatType, Graph, Op, Overflow, PoolKind, Rounding, TensorType, to_float, verify
+from fpgac.ir import (
+    OP_SPECS, Act, FixedType, FloatType, Graph, Op, Overflow, PoolKind, Rounding, TensorType, quantize, to_float, verify,
+)
 from fpgac.ir.tables import Table
 from fpgac.passes.calibrate import Calibrate
 from fpgac.passes.quantize import Quantize, QuantConfig
@@ -138,14 +139,12 @@ def test_every_node_against_float_reference(name: str, bits: int) -> None:
         for i, v in enumerate(node.inputs):
             if v is None:
                 args.append(None)
-            elif i in reference.OP_SPECS[node.op].const_inputs:
+            elif i in OP_SPECS[node.op].const_inputs:
                 args.append(value_of[v.name])
             else:
                 args.append(value_of[v.name] if not v.is_const else value_of[v.name][None])
         got = value_of[node.output.name]
         if node.op is Op.QUANT:
-            from fpgac.ir import quantize
-
             want = to_float(quantize(args[0], node.output.type.dtype), node.output.type.dtype)
             np.testing.assert_array_equal(got, want, err_msg=node.name)
             continue
