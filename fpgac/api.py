@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from fpgac import backends
+from fpgac.backends import Report, Vectors, make_vectors
 from fpgac.errors import ShapeError, UsageError
 from fpgac.frontend import identifier, load_onnx
-from fpgac.ir import FixedType, Graph, Op, parse_type, verify
+from fpgac.ir import FixedType, Graph, Op, parse_type
+from fpgac.ir import verify as verify_graph
 from fpgac.passes import FoldBatchNorm, FuseBias, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
 from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
@@ -39,6 +42,7 @@ __all__ = [
     "read_config",
     "read_input",
     "run",
+    "verify",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ def load(
 ) -> Graph:
     """Read an ONNX model into canonical float IR. ``dump(step, graph)`` sees every step."""
     graph = load_onnx(model, outputs=outputs)
-    verify(graph)
+    verify_graph(graph)
     if dump is not None:
         dump("frontend", graph)
     PassManager(CANONICALIZE, verify_each=True, dump=dump).run(graph)
@@ -87,6 +91,7 @@ class CompiledModel:
     config: QuantConfig
     records: list[QuantRecord] = field(default_factory=list)
     search: SearchResult | None = None
+    calibration: dict[str, np.ndarray] | None = None  # the user's calibration inputs, if any
 
     def predict(self, x: Inputs, *, float: bool = False, mantissas: bool = False) -> np.ndarray | list[np.ndarray]:
         """Outputs on a batch: bit-exact golden values (float64), or the float network's with ``float=True``.
@@ -99,6 +104,18 @@ class CompiledModel:
         else:
             results = run_fixed(self.graph, x, mantissas=mantissas)
         return results[0] if len(results) == 1 else results
+
+    def vectors(self, n: int = 1000, seed: int = 0) -> Vectors:
+        """``n`` test vectors: input-type extremes, calibration rows, uniform mantissas (see ``make_vectors``)."""
+        return make_vectors(self.graph, self.float_graph, n, self.calibration, seed)
+
+    def write(self, out: str | os.PathLike, target: str = "xilinx", *, vectors: int = 1000, **options: Any) -> Path:
+        """Write the design for ``target`` (xilinx, amaranth, cpu) with ``vectors`` test vectors into ``out``.
+
+        ``options`` are the backend's own (for instance ``io="stream"`` for xilinx). The directory
+        is written atomically; ``verify(out)`` then runs its testbench.
+        """
+        return backends.write(self.graph, out, target, self.vectors(vectors), **options)
 
     @property
     def total_bits(self) -> int:
@@ -151,7 +168,18 @@ def compile(
     graph = copy.deepcopy(float_graph)
     quantize = Quantize(config)
     PassManager([quantize], verify_each=True, dump=dump).run(graph)
-    return CompiledModel(float_graph, graph, config, list(quantize.records), search)
+    user_cal = cal if calibration is not None else None
+    return CompiledModel(float_graph, graph, config, list(quantize.records), search, user_cal)
+
+
+def verify(out: str | os.PathLike, vectors: int | None = None,
+           progress: Callable[[int, int], None] | None = None, **options: Any) -> Report:
+    """Build and run the testbench of a written design on its first ``vectors`` test vectors.
+
+    The ``Report`` counts mismatching bits against the golden model (0 when the design is
+    right) and the distance to the float network on the same vectors.
+    """
+    return backends.verify(out, vectors, progress, **options)
 
 
 def _as_mapping(inputs: Inputs, graph: Graph) -> dict[str, np.ndarray]:

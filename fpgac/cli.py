@@ -13,10 +13,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fpgac import __version__, api
+from fpgac import __version__, api, backends
 from fpgac.errors import FpgacError, UsageError
 from fpgac.ir import Graph
 
@@ -45,6 +46,44 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fpgac {__version__}")
     _add_common_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="quantize a model and write a design for a target, with its testbench and test vectors",
+        description="Quantize MODEL.onnx (see the quantization options) and write OUT: for --target "
+        "xilinx a Vitis HLS project (C-simulation checked here with g++), for amaranth Amaranth HDL "
+        "and its Verilog with a cocotb testbench, for cpu an integer-only C99 kernel. OUT also holds "
+        "the test vectors (input-type extremes, calibration rows, uniform inputs) with the golden "
+        "model's outputs; 'fpgac verify OUT' runs them.",
+    )
+    _add_common_options(compile_)
+    compile_.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    compile_.add_argument("--target", "-t", choices=sorted(backends.TARGETS), default="xilinx",
+                          help="what to generate (default xilinx)")
+    compile_.add_argument("--output", "-o", required=True, metavar="OUT",
+                          help="output directory (replaced if it is an earlier fpgac output)")
+    compile_.add_argument("--vectors", type=int, default=1000, metavar="N",
+                          help="test vectors to store for verify (default 1000)")
+    _add_outputs_option(compile_)
+    _add_quant_options(compile_)
+    _add_target_options(compile_)
+    compile_.set_defaults(func=_cmd_compile)
+
+    verify = commands.add_parser(
+        "verify",
+        help="build and run a compiled design's testbench: mismatching bits against the golden model",
+        description="Build the design in OUT (written by 'fpgac compile') and run its own testbench "
+        "on the stored test vectors: g++ C-simulation for xilinx, Verilator (or Icarus) with cocotb "
+        "for amaranth, gcc for cpu. Prints the vectors run, the mismatching output bits against the "
+        "golden model (must be 0), and the distance to the float network on the same vectors. "
+        "Exits 1 when any bit differs.",
+    )
+    _add_common_options(verify)
+    verify.add_argument("out", metavar="OUT", help="a directory written by 'fpgac compile'")
+    verify.add_argument("--vectors", type=int, metavar="N", help="run the first N stored vectors (default all)")
+    verify.add_argument("--simulator", choices=("verilator", "icarus"),
+                        help="amaranth target: the HDL simulator (default verilator)")
+    verify.set_defaults(func=_cmd_verify)
 
     inspect = commands.add_parser(
         "inspect",
@@ -105,6 +144,73 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "widths (up to --bits) whose argmax agrees with float on >= 1-E of the calibration data")
     group.add_argument("--table-size", type=int, metavar="N", help="entries per lookup table "
                        "(sigmoid, tanh, exp, reciprocal; default 1024)")
+
+
+#: target-specific compile options: option dest -> the targets it applies to
+_TARGET_OPTIONS = {
+    "io": ("xilinx",),
+    "part": ("xilinx",),
+    "clock_period": ("xilinx",),
+    "reuse": ("xilinx", "amaranth"),
+    "axi": ("amaranth",),
+}
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target options")
+    group.add_argument("--io", choices=("parallel", "stream"),
+                       help="xilinx: arrays, fully unrolled, lowest latency (parallel, the default) or "
+                       "hls::stream with dataflow, for CNNs that do not fit unrolled (stream)")
+    group.add_argument("--part", metavar="PART", help="xilinx: the FPGA part (default xcvu13p-flga2577-2-e)")
+    group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx: target clock period in ns (default 5)")
+    group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
+                       "multiplier does per inference (default 1: fully unrolled)")
+    group.add_argument("--axi", action="store_true", default=None,
+                       help="amaranth: AXI4-Stream port names (tdata/tvalid/tready)")
+
+
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {}
+    for dest, targets in _TARGET_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if args.target not in targets:
+            flag = "--" + dest.replace("_", "-")
+            raise UsageError(f"{flag} applies to --target {' or '.join(targets)}, not {args.target}")
+        options[dest] = value
+    if options.get("reuse") is not None and options["reuse"] < 1:
+        raise UsageError(f"--reuse must be at least 1, not {options['reuse']}")
+    if options.get("clock_period") is not None and not options["clock_period"] > 0:
+        raise UsageError(f"--clock-period must be a positive number of ns, not {options['clock_period']}")
+    return options
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    options = _target_options(args)
+    if args.vectors < 1:
+        raise UsageError(f"--vectors must be at least 1, not {args.vectors}")
+    compiled = _compile(args)
+    out = compiled.write(args.output, args.target, vectors=args.vectors, **options)
+    if not args.quiet:
+        print(f"wrote {out} (target {args.target}, {args.vectors} test vectors); check it with: fpgac verify {out}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    options = {"simulator": args.simulator} if args.simulator else {}
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress
+    report = api.verify(args.out, args.vectors, progress, **options)
+    if progress:
+        print(file=sys.stderr)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} vectors", end="", file=sys.stderr, flush=True)
 
 
 def _range(text: str) -> tuple[float, float]:

@@ -1,0 +1,103 @@
+"""``fpgac compile`` and ``fpgac verify``: option checking, output handling, exit codes.
+
+The backends' own end-to-end runs live in tests/backends; here a fake backend stands in so that
+the command line is tested on its own.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from fpgac import backends
+from fpgac.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MLP = EXAMPLES / "mlp.onnx"
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _error(capsys, *argv) -> str:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fpgac: error: "), err
+    return lines[0].removeprefix("fpgac: error: ")
+
+
+class _Fake(types.ModuleType):
+    flip = False
+    seen: dict = {}
+
+    def write(self, graph, out, vectors, **options):
+        self.seen = options
+        (out / "design.txt").write_text("ok")
+        return {}
+
+    def run(self, out, manifest, vectors, n, progress=None, **options):
+        produced = [g.copy() for g in vectors.golden]
+        if self.flip:
+            produced[0][0].flat[0] ^= 1
+        return produced, {}
+
+
+@pytest.fixture()
+def fake(monkeypatch):
+    module = _Fake("fpgac_cli_fake_backend")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(backends.TARGETS, "xilinx", module.__name__)
+    return module
+
+
+def test_compile_and_verify(tmp_path, capsys, fake) -> None:
+    out = tmp_path / "prj"
+    code, stdout, _ = _run(capsys, "compile", MLP, "-o", out, "--bits", "8", "--vectors", "25",
+                           "--io", "stream", "--reuse", "4")
+    assert code == 0 and f"fpgac verify {out}" in stdout
+    assert fake.seen == {"io": "stream", "reuse": 4}
+    code, stdout, _ = _run(capsys, "verify", out)
+    assert code == 0
+    assert "vectors           25" in stdout and "mismatching bits  0 in 0 vectors" in stdout
+    fake.flip = True
+    code, stdout, _ = _run(capsys, "verify", out, "--vectors", "5")
+    assert code == 1 and "mismatching bits  1 in 1 vectors (first: vector 0)" in stdout and "FAIL" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "cpu", "--io", "stream"], "--io applies to --target xilinx"),
+        (["--target", "cpu", "--reuse", "2"], "--reuse applies to --target xilinx or amaranth"),
+        (["--target", "xilinx", "--axi"], "--axi applies to --target amaranth"),
+        (["--reuse", "0"], "--reuse must be at least 1"),
+        (["--clock-period", "-3"], "--clock-period must be a positive"),
+        (["--vectors", "0"], "--vectors must be at least 1"),
+        (["--target", "vhdl"], "invalid choice: 'vhdl'"),
+    ],
+)
+def test_compile_refuses_bad_options(tmp_path, capsys, fake, args, message) -> None:
+    out = tmp_path / "prj"
+    assert message in _error(capsys, "compile", MLP, "-o", out, *args)
+    assert not out.exists()
+
+
+def test_compile_keeps_a_users_folder(tmp_path, capsys, fake) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert "not an fpgac output directory" in _error(capsys, "compile", MLP, "-o", tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_verify_errors(tmp_path, capsys, fake) -> None:
+    assert "no such directory" in _error(capsys, "verify", tmp_path / "nothing")
+    assert "not an output directory" in _error(capsys, "verify", tmp_path)
+    out = tmp_path / "prj"
+    _run(capsys, "compile", MLP, "-o", out, "--vectors", "3")
+    assert "holds 3 test vectors" in _error(capsys, "verify", out, "--vectors", "4")
