@@ -37,11 +37,15 @@ def _backend(target: str):
     if target not in TARGETS:
         raise UsageError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     try:
-        return importlib.import_module(TARGETS[target])
+        module = importlib.import_module(TARGETS[target])
     except ModuleNotFoundError as err:
         if err.name and err.name.startswith("fpgac.backends."):
-            raise UsageError(f"target {target!r} is not available in this version of fpgac") from None
-        raise UsageError(f"target {target!r} needs the Python package {err.name!r}: pip install {err.name}") from None
+            module = None
+        else:
+            raise UsageError(f"target {target!r} needs the Python package {err.name!r}: pip install {err.name}") from None
+    if not (hasattr(module, "write") and hasattr(module, "run")):
+        raise UsageError(f"target {target!r} is not available in this version of fpgac")
+    return module
 
 
 def write(graph: Graph, out: str | Path, target: str, vectors: Vectors, **options: Any) -> Path:

