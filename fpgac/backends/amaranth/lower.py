@@ -1,0 +1,232 @@
+"""The quantized IR as a chain of lane-level stages, the form the fully parallel hardware takes.
+
+In the golden model every op but ``Quant`` is exact integer arithmetic, and most are linear in
+their one data input: Dense, Conv, average pools, ScaleShift and a Mul by a constant are all
+``y = x @ M + b`` for a constant integer matrix ``M`` over the flattened (C-order) lanes. Conv
+becomes a sparse matrix, and a constant-coefficient adder tree gives no hardware to its zeros.
+Reshape, Transpose, Slice and Pad only move lanes (:class:`Select`); max pooling takes maxima
+over windows of lanes (:class:`MaxWindows`).
+
+The matrices, index maps and windows are *probed* from the golden model's own op functions (one
+run on the zero vector and one per unit vector), so the lowering cannot drift from the
+specification; :func:`execute` runs the stages in numpy, and the tests check it against
+``run_fixed`` before any hardware is built.
+
+Only chains lower: one graph input, one output, every node reading the previous node's output
+(constants aside). Anything else, and LSTM/GRU, raises :class:`~fpgac.errors.UnsupportedError`
+naming the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import Act, FixedType, Graph, Node, Op, PoolKind
+from ...ir.fixed import requantize
+from ...ir.tables import Table
+from ...ir.ops import OP_SPECS
+from ...sim.reference import _FIXED_OPS
+
+__all__ = ["Stage", "Linear", "Requant", "Relu", "Clip", "Lookup", "MaxWindows", "Softmax", "Select",
+           "ArgMax", "lower", "execute"]
+
+
+@dataclass
+class Stage:
+    """One step on a vector of lanes: ``n_in`` lanes of ``in_type`` to ``n_out`` lanes of ``out_type``."""
+
+    node: str
+    in_type: FixedType
+    out_type: FixedType
+    n_in: int
+    n_out: int
+
+
+@dataclass
+class Linear(Stage):
+    """``y = x @ matrix + bias``, exact (``out_type`` holds every result)."""
+
+    matrix: np.ndarray = field(default=None)  # int64 [n_in, n_out]
+    bias: np.ndarray = field(default=None)  # int64 [n_out]
+
+
+@dataclass
+class Requant(Stage):
+    """Each lane cast from ``in_type`` to ``out_type`` with the latter's rounding and overflow."""
+
+
+@dataclass
+class Relu(Stage):
+    """``max(x, 0)`` per lane."""
+
+
+@dataclass
+class Clip(Stage):
+    """``min(max(x, lo), hi)`` per lane."""
+
+    lo: int = 0
+    hi: int = 0
+
+
+@dataclass
+class Lookup(Stage):
+    """Each lane through ``table`` (``Table.lookup``: plain or interpolated)."""
+
+    table: Table = field(default=None)
+
+
+@dataclass
+class MaxWindows(Stage):
+    """Output lane ``k`` is the maximum of the input lanes ``windows[k]``."""
+
+    windows: list[tuple[int, ...]] = field(default_factory=list)
+
+
+@dataclass
+class Softmax(Stage):
+    """Per group of lanes: ``z = x - max``, ``e = exp(z)``, ``y = e * reciprocal(sum e)``."""
+
+    groups: list[tuple[int, ...]] = field(default_factory=list)
+    exp: Table = field(default=None)
+    reciprocal: Table = field(default=None)
+
+
+@dataclass
+class Select(Stage):
+    """Output lane ``k`` is input lane ``indices[k]``, or the constant ``fill`` where the index is -1."""
+
+    indices: np.ndarray = field(default=None)
+    fill: int = 0
+
+
+@dataclass
+class ArgMax(Stage):
+    """Per group of lanes, the position of the maximum (first, or last with ``select_last``)."""
+
+    groups: list[tuple[int, ...]] = field(default_factory=list)
+    select_last: bool = False
+
+
+_LINEAR_OPS = {Op.DENSE, Op.CONV, Op.SCALE_SHIFT, Op.MUL}
+_MOVE_OPS = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
+
+
+def lower(graph: Graph) -> list[Stage]:
+    """The chain of stages computing ``graph`` exactly as the golden model does."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedError(f"the amaranth target builds models with one input and one output; "
+                               f"{graph.name!r} has {len(graph.inputs)} and {len(graph.outputs)}")
+    current = graph.inputs[0]
+    stages: list[Stage] = []
+    for node in graph.nodes:
+        data = [v for i, v in enumerate(node.inputs) if v is not None and not v.is_const]
+        if len(data) != 1 or data[0] is not current:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): the amaranth target builds chains of "
+                                   "layers; this node does not read the previous layer's output alone")
+        stages.append(_lower_node(node))
+        current = node.outputs[0]
+    if current is not graph.outputs[0]:
+        raise UnsupportedError(f"output {graph.outputs[0].name!r} is not the end of the layer chain")
+    return stages
+
+
+def _lower_node(node: Node) -> Stage:
+    x, y = node.inputs[0], node.outputs[0]
+    base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype,
+                n_in=int(np.prod(x.type.shape)), n_out=int(np.prod(y.type.shape)))
+    op, a = node.op, node.attrs
+    if op in (Op.LSTM, Op.GRU):
+        raise UnsupportedError(f"node {node.name!r} ({op.value}): recurrent layers are not built by the amaranth "
+                               "target; use --target xilinx or cpu")
+    if op in _LINEAR_OPS or (op in (Op.POOL, Op.GLOBAL_POOL) and a["kind"] is not PoolKind.MAX):
+        bias = _probe(node, np.zeros((1, base["n_in"]), dtype=np.int64))[0]
+        columns = _probe(node, np.eye(base["n_in"], dtype=np.int64)) - bias
+        return Linear(**base, matrix=columns, bias=bias)
+    if op in (Op.POOL, Op.GLOBAL_POOL):  # max: window k holds the lanes whose unit vector reaches output k
+        hits = _probe(node, np.eye(base["n_in"], dtype=np.int64)) == 1
+        return MaxWindows(**base, windows=[tuple(np.flatnonzero(hits[:, k])) for k in range(base["n_out"])])
+    if op in _MOVE_OPS:
+        if op is Op.CONCAT:
+            raise UnsupportedError(f"node {node.name!r} (Concat): joins of streams are not built by the amaranth target")
+        fill = int(round(a["value"] / y.type.dtype.lsb)) if op is Op.PAD else 0
+        return Select(**base, indices=_move_indices(node, base["n_in"]), fill=fill)
+    if op is Op.QUANT:
+        return Requant(**base)
+    if op is Op.LOOKUP:
+        return Lookup(**base, table=a["table"])
+    if op is Op.ACTIVATION and a["kind"] is Act.RELU:
+        return Relu(**base)
+    if op is Op.ACTIVATION and a["kind"] is Act.CLIP:
+        t = x.type.dtype
+        lo = t.min_mantissa if a["min"] == -np.inf else max(t.min_mantissa, int(np.ceil(a["min"] / t.lsb)))
+        hi = t.max_mantissa if a["max"] == np.inf else min(t.max_mantissa, int(np.floor(a["max"] / t.lsb)))
+        return Clip(**base, lo=lo, hi=hi)
+    if op is Op.SOFTMAX and not a["log"]:
+        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=a["exp"], reciprocal=a["reciprocal"])
+    if op is Op.ARGMAX:
+        return ArgMax(**base, groups=_groups(x.type.shape, a["axis"]), select_last=a["select_last_index"])
+    what = f"{op.value}/{a['kind'].value}" if "kind" in a else op.value
+    raise UnsupportedError(f"node {node.name!r} ({what}): not built by the amaranth target")
+
+
+def _probe(node: Node, rows: np.ndarray) -> np.ndarray:
+    """The golden op function of ``node`` on a batch of flattened input mantissas; flattened output."""
+    const_inputs = OP_SPECS[node.op].const_inputs
+    shape = node.inputs[0].type.shape
+    args = [None if v is None else v.data if i in const_inputs else rows.reshape(len(rows), *shape)
+            for i, v in enumerate(node.inputs)]
+    (out,) = _FIXED_OPS[node.op](node, args)[:1]
+    return np.broadcast_to(out, (len(rows), *node.outputs[0].type.shape)).reshape(len(rows), -1).astype(np.int64)
+
+
+def _move_indices(node: Node, n_in: int) -> np.ndarray:
+    """Where each output lane comes from (-1: a padding constant), from two probes one apart."""
+    a = _probe(node, np.arange(1, n_in + 1, dtype=np.int64)[None])[0]
+    b = _probe(node, np.arange(2, n_in + 2, dtype=np.int64)[None])[0]
+    return np.where(b - a == 1, a - 1, -1)
+
+
+def _groups(shape: Sequence[int], axis: int) -> list[tuple[int, ...]]:
+    """Flattened lane indices of each 1-D line along ``axis`` of a C-order tensor."""
+    index = np.moveaxis(np.arange(int(np.prod(shape))).reshape(shape), axis, -1)
+    return [tuple(int(i) for i in line) for line in index.reshape(-1, shape[axis])]
+
+
+def execute(stages: Sequence[Stage], x: np.ndarray) -> np.ndarray:
+    """Run the stages on a batch of flattened input mantissas ``(n, n_in)``; ``(n, n_out)`` out."""
+    m = np.asarray(x, dtype=np.int64)
+    for s in stages:
+        if isinstance(s, Linear):
+            m = m @ s.matrix + s.bias
+        elif isinstance(s, Requant):
+            m = requantize(m, s.in_type, s.out_type)
+        elif isinstance(s, Relu):
+            m = np.maximum(m, 0)
+        elif isinstance(s, Clip):
+            m = np.clip(m, s.lo, s.hi)
+        elif isinstance(s, Lookup):
+            m = s.table.lookup(m)
+        elif isinstance(s, MaxWindows):
+            m = np.stack([m[:, list(w)].max(axis=1) for w in s.windows], axis=1)
+        elif isinstance(s, Select):
+            m = np.where(s.indices >= 0, m[:, np.maximum(s.indices, 0)], s.fill)
+        elif isinstance(s, Softmax):
+            out = np.zeros_like(m)
+            for g in s.groups:
+                z = m[:, list(g)] - m[:, list(g)].max(axis=1, keepdims=True)
+                e = s.exp.lookup(z)
+                out[:, list(g)] = e * s.reciprocal.lookup(e.sum(axis=1, keepdims=True))
+            m = out
+        elif isinstance(s, ArgMax):
+            cols = []
+            for g in s.groups:
+                v = m[:, list(g)]
+                cols.append(len(g) - 1 - v[:, ::-1].argmax(axis=1) if s.select_last else v.argmax(axis=1))
+            m = np.stack(cols, axis=1).astype(np.int64)
+        else:
+            raise TypeError(f"unknown stage {type(s).__name__}")
+    return m

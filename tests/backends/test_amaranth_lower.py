@@ -1,0 +1,57 @@
+"""The lane-level lowering of the amaranth target, run in numpy, equals the golden model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from fpgac import api
+from fpgac.backends.amaranth.lower import Linear, MaxWindows, Select, execute, lower
+from fpgac.errors import UnsupportedError
+
+CHAINS = ["mlp", "cnn2d", "cnn1d", "digits", "qmlp"]
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("name", CHAINS)
+def test_stages_equal_the_golden_model(name, bits) -> None:
+    compiled = api.compile(f"examples/{name}.onnx", bits=bits, input_range=(-1, 1))
+    vectors = compiled.vectors(300)
+    stages = lower(compiled.graph)
+    got = execute(stages, vectors.input_mantissas[0].reshape(300, -1))
+    assert np.array_equal(got, vectors.golden[0].reshape(300, -1))
+
+
+def test_conv_becomes_a_sparse_matrix_and_pools_windows() -> None:
+    compiled = api.compile("examples/cnn2d.onnx", bits=8, input_range=(-1, 1))
+    stages = lower(compiled.graph)
+    conv = next(s for s in stages if isinstance(s, Linear) and "conv" in s.node.lower())
+    # every output of a 3x3 conv reads at most 9 * C lanes
+    c = compiled.graph.node(conv.node).inputs[0].type.shape[0]
+    assert (np.count_nonzero(conv.matrix, axis=0) <= 9 * c).all()
+    assert np.count_nonzero(conv.matrix) < conv.matrix.size / 3
+    pool = next(s for s in stages if isinstance(s, MaxWindows))
+    assert {len(w) for w in pool.windows} <= {4}  # 2x2 windows
+
+
+def test_a_hand_made_select(tmp_path) -> None:
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2])
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1])], "t", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "t.onnx")
+    compiled = api.compile(tmp_path / "t.onnx", bits=8, input_range=(-1, 1))
+    (stage,) = [s for s in lower(compiled.graph) if isinstance(s, Select)]
+    # [[a b c] [d e f]] transposed is [[a d] [b e] [c f]]: lanes 0 3 1 4 2 5
+    assert stage.indices.tolist() == [0, 3, 1, 4, 2, 5]
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_recurrent_layers_are_refused_by_name(name) -> None:
+    compiled = api.compile(f"examples/{name}.onnx", bits=8, input_range=(-1, 1))
+    with pytest.raises(UnsupportedError, match=r"node '.*' \((LSTM|GRU)\): recurrent layers"):
+        lower(compiled.graph)
