@@ -24,10 +24,11 @@ from fpgac import backends
 from fpgac.backends import Report, Vectors, make_vectors
 from fpgac.errors import ShapeError, UsageError
 from fpgac.frontend import identifier, load_onnx
-from fpgac.ir import FixedType, Graph, Op, parse_type
+from fpgac.ir import FixedType, Graph, Node, Op, parse_type
 from fpgac.ir import verify as verify_graph
 from fpgac.passes import FoldBatchNorm, FuseBias, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
+from fpgac.passes.prune import prune_passes
 from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
 from fpgac.search import SearchResult, search_widths, total_bits
 from fpgac.sim import run_fixed, run_float
@@ -39,6 +40,7 @@ __all__ = [
     "compile",
     "layer_table",
     "load",
+    "prune",
     "read_config",
     "read_input",
     "run",
@@ -132,6 +134,7 @@ def compile(
     precision: str | FixedType | Mapping[str, Any] | os.PathLike | None = None,
     accuracy_budget: float | None = None,
     table_size: int | None = None,
+    prune: str | Sequence[str] | None = None,
     outputs: Sequence[str] | None = None,
     dump: Callable[[str, Graph], None] | None = None,
 ) -> CompiledModel:
@@ -142,7 +145,9 @@ def compile(
     ``bits``: weight and activation width. ``precision``: ``"auto"``/None (from data), one type
     for everything (``"fixed<16,6>"``), or an hls4ml-style config (a dict, or a JSON file path;
     see ``read_config``). ``accuracy_budget`` E: search per-layer widths (at most ``bits``) whose
-    argmax agrees with float on at least ``1 - E`` of the calibration data.
+    argmax agrees with float on at least ``1 - E`` of the calibration data. ``prune``: a pruning
+    spec (``"magnitude:0.8"``, see ``prune``) run on the float graph (with the calibration data,
+    for ``refit``) before calibration, so the float graph the result keeps is the pruned one.
     """
     graph = model if isinstance(model, Graph) else load(model, outputs=outputs, dump=dump)
     float_graph = copy.deepcopy(graph)
@@ -157,6 +162,7 @@ def compile(
                         "(give --calibration X.npy, or --input-range LO,HI)", *DEFAULT_INPUT_RANGE)
         lo, hi = input_range or DEFAULT_INPUT_RANGE
         cal = sample_input_range(float_graph, lo, hi)
+    _prune(float_graph, prune, precision, dump, cal)
     Calibrate(cal).run(float_graph)
     config = _config(precision, bits, table_size, float_graph)
     search = None
@@ -170,6 +176,78 @@ def compile(
     PassManager([quantize], verify_each=True, dump=dump).run(graph)
     user_cal = cal if calibration is not None else None
     return CompiledModel(float_graph, graph, config, list(quantize.records), search, user_cal)
+
+
+def prune(
+    graph: Graph,
+    spec: str | Sequence[str] | None,
+    *,
+    precision: str | Mapping[str, Any] | os.PathLike | None = None,
+    calibration: Inputs | str | os.PathLike | None = None,
+    input_range: tuple[float, float] | None = None,
+    dump: Callable[[str, Graph], None] | None = None,
+) -> Graph:
+    """Prune, clip or binarize a float graph in place (``compile`` does it before calibrating).
+
+    ``spec``: steps such as ``"magnitude:0.8"``, ``"structured:l1:0.5,dead"``, ``"clip:std:3"``,
+    ``"ternary"`` (the syntax is in :mod:`fpgac.passes.prune`). A precision config (dict or JSON
+    path) adds per-layer ``"Prune"`` overrides, and its ``Model`` ``"Prune"`` stands in for a
+    missing ``spec``. Every zero left in a weight is recorded in its type's sparsity. The
+    ``refit`` step fits to ``calibration`` inputs (arrays, or a .npy/.npz path; without them,
+    samples uniform in ``input_range``, as ``compile`` calibrates).
+    """
+    if isinstance(calibration, (str, os.PathLike)):
+        calibration = read_input(calibration, graph)
+    elif calibration is not None:
+        calibration = _as_mapping(calibration, graph)
+    else:
+        calibration = sample_input_range(graph, *(input_range or DEFAULT_INPUT_RANGE))
+    _prune(graph, spec, precision, dump, calibration)
+    return graph
+
+
+def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph], None] | None,
+           calibration: Mapping[str, np.ndarray] | None) -> None:
+    model_spec, layer_specs = _prune_specs(precision, graph)
+    spec = spec if spec else model_spec
+    if not spec and not layer_specs:
+        return
+    passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration)
+    PassManager(passes, verify_each=True, dump=dump).run(graph)
+
+
+def _prune_specs(precision: Any, graph: Graph) -> tuple[str | None, dict[str, str]]:
+    """The ``Prune`` entries of a precision config: the Model's, and each layer's by IR name."""
+    if isinstance(precision, (str, os.PathLike)):
+        text = str(precision).strip()
+        if text == "auto" or (not text.endswith(".json") and not Path(text).is_file()):
+            return None, {}
+        p = Path(precision)
+        if not p.is_file():
+            raise UsageError(f"--precision {p}: no such file (give 'auto', a type like fixed<16,6>, or a JSON config)")
+        try:
+            precision = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UsageError(f"{p}: not a readable JSON precision config ({err})") from None
+        where = str(p)
+    else:
+        where = "precision config"
+    if not isinstance(precision, Mapping):
+        return None, {}
+    model = precision.get("Model")
+    model_spec = model.get("Prune") if isinstance(model, Mapping) else None
+    layers = {n.name: n for n in graph.nodes}
+    specs: dict[str, str] = {}
+    for name, entry in (precision.get("LayerName") or {}).items():
+        if not isinstance(entry, Mapping) or "Prune" not in entry:
+            continue
+        key = name if name in layers else identifier(name)
+        if key not in layers or layers[key].op not in (Op.DENSE, Op.CONV):
+            weighted = ", ".join(n.name for n in graph.nodes if n.op in (Op.DENSE, Op.CONV))
+            raise UsageError(f"{where}: LayerName {name!r}: Prune applies to Dense and Conv layers; "
+                             f"this model's are: {weighted}")
+        specs[key] = entry["Prune"]
+    return model_spec, specs
 
 
 def verify(out: str | os.PathLike, vectors: int | None = None,
@@ -272,10 +350,12 @@ def _layer_config(entry: Any, where: str) -> LayerConfig:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise UsageError(f"{where}: {key} must be an integer, not {value!r}")
             fields[{"Bits": "bits", "WeightBits": "weight_bits", "ResultBits": "result_bits"}[key]] = value
+        elif key == "Prune":
+            pass  # a pruning spec: read by prune() (see _prune_specs)
         elif key in _IGNORED_KEYS:
             log.info("%s: %s has no meaning for fpgac; ignored", where, key)
         else:
-            raise UsageError(f"{where}: unknown key {key!r} (expected Precision, Bits, WeightBits, ResultBits)")
+            raise UsageError(f"{where}: unknown key {key!r} (expected Precision, Bits, WeightBits, ResultBits, Prune)")
     return LayerConfig(**fields)
 
 
@@ -317,7 +397,13 @@ def _as_float(array: np.ndarray, name: str, path: Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One row of ``fpgac inspect``: a layer, its op, its output shape and its parameter count."""
+    """One row of ``fpgac inspect``: a layer, its op, its output shape and its parameter count.
+
+    ``nonzeros`` counts the non-zero parameters; ``multiplies`` is what a fully unrolled design
+    needs per inference: non-zero weights times the output positions each is used at (Dense:
+    the leading axes; Conv: the output pixels; LSTM/GRU: the time steps), one per non-zero scale
+    of a ScaleShift or constant Mul. A zero weight costs nothing.
+    """
 
     name: str
     op: str
@@ -325,6 +411,24 @@ class LayerRow:
     params: int
     weight_type: str = ""  # the type of its first constant input (quantized graphs), else ""
     output_type: str = ""
+    nonzeros: int = 0
+    multiplies: int = 0
+
+
+def _multiplies(node: Node) -> int:
+    out = node.output.type
+    if node.op in (Op.DENSE, Op.CONV):
+        w = node.inputs[1]
+        units = w.type.shape[1 if node.op is Op.DENSE else 0]
+        return int(np.count_nonzero(w.data)) * (out.size // units if units else 0)
+    if node.op in (Op.LSTM, Op.GRU):
+        return (int(np.count_nonzero(node.inputs[1].data)) + int(np.count_nonzero(node.inputs[2].data))) * out.shape[0]
+    if node.op in (Op.SCALE_SHIFT, Op.MUL):
+        consts = [v for v in node.inputs[:2] if v is not None and v.is_const]
+        scale = node.inputs[1].data if node.op is Op.SCALE_SHIFT else consts[0].data if len(consts) == 1 else None
+        if scale is not None:
+            return int(np.count_nonzero(np.broadcast_to(scale, out.shape)))
+    return 0
 
 
 def layer_table(graph: Graph) -> list[LayerRow]:
@@ -336,5 +440,7 @@ def layer_table(graph: Graph) -> list[LayerRow]:
         consts = [v for v in node.inputs if v is not None and v.is_const]
         params = sum(v.type.size for v in consts)
         weight = str(consts[0].type.dtype) if consts else ""
-        rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype)))
+        nonzeros = sum(int(np.count_nonzero(v.data)) for v in consts)
+        rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype),
+                             nonzeros, _multiplies(node)))
     return rows

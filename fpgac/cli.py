@@ -144,6 +144,13 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "widths (up to --bits) whose argmax agrees with float on >= 1-E of the calibration data")
     group.add_argument("--table-size", type=int, metavar="N", help="entries per lookup table "
                        "(sigmoid, tanh, exp, reciprocal; default 1024)")
+    group.add_argument("--prune", action="append", metavar="SPEC",
+                       help="prune, clip or binarize the Dense/Conv weights before calibration; steps "
+                       "run in order, separated by commas or given as repeated --prune: magnitude:F "
+                       "(per layer, F like 0.8 or 80%%), magnitude:global:F, threshold:T, structured[:l1|:l2]:F "
+                       "(whole neurons/channels), dead, refit (least squares on the calibration data), "
+                       "clip:T, clip[:global]:std:K, binary[:channel], ternary[:channel][:D]; per-layer "
+                       "\"Prune\" in the --precision JSON (see README)")
 
 
 #: target-specific compile options: option dest -> the targets it applies to
@@ -230,6 +237,7 @@ def _compile(args: argparse.Namespace, dump=None) -> api.CompiledModel:
         precision=args.precision,
         accuracy_budget=args.accuracy_budget,
         table_size=args.table_size,
+        prune=args.prune,
         outputs=_outputs(args),
         dump=dump,
     )
@@ -268,6 +276,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     compiled = None
     if args.float:
         graph = api.load(args.model, outputs=_outputs(args), dump=dump)
+        api.prune(graph, args.prune, precision=args.precision, calibration=args.calibration,
+                  input_range=args.input_range, dump=dump)
     else:
         compiled = _compile(args, dump)
         graph = compiled.graph
@@ -295,9 +305,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             print("  ".join("-" * w for w in widths))
     total = sum(r.params for r in rows)
     print(f"\n{len(rows)} layers, {total:,} parameters")
+    _print_pruning(args, compiled.float_graph if compiled is not None else graph)
     if compiled is not None:
         _print_quantization(compiled)
     return 0
+
+
+def _print_pruning(args: argparse.Namespace, pruned: Graph) -> None:
+    """Per layer with weights: parameters, non-zeros and multiplies, before -> after pruning."""
+    before = {r.name: r for r in api.layer_table(api.load(args.model, outputs=_outputs(args)))}
+    after = {r.name: r for r in api.layer_table(pruned)}
+    names = [n for n in before if before[n].params] + [n for n in after if after[n].params and n not in before]
+    counts = lambda rows, n, f: getattr(rows[n], f) if n in rows else 0  # noqa: E731
+    fields = ("params", "nonzeros", "multiplies")
+    if not args.prune and all(counts(before, n, f) == counts(after, n, f) for n in names for f in fields):
+        return
+    totals = {f: (sum(counts(before, n, f) for n in names), sum(counts(after, n, f) for n in names)) for f in fields}
+    table = [("layer", "op", "params", "non-zeros", "multiplies")]
+    table += [(n, (before.get(n) or after[n]).op) + tuple(f"{counts(before, n, f):,} -> {counts(after, n, f):,}"
+                                                         for f in fields) for n in names]
+    table.append(("total", "") + tuple(f"{totals[f][0]:,} -> {totals[f][1]:,}" for f in fields))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    rule = "  ".join("-" * w for w in widths)
+    print(f"\npruning {','.join(args.prune or ['(from --precision config)'])}: before -> after "
+          "(multiplies: non-zero weights x output positions, fully unrolled)")
+    for i, row in enumerate(table):
+        if i == len(table) - 1:
+            print(rule)
+        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            print(rule)
+    ratio = {f: totals[f][0] / totals[f][1] if totals[f][1] else float("inf") for f in fields}
+    print(f"non-zero parameters {ratio['nonzeros']:.1f}x fewer, multiplies {ratio['multiplies']:.1f}x fewer")
 
 
 def _print_quantization(compiled: api.CompiledModel) -> None:
@@ -322,6 +361,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
     if args.float:
         graph = api.load(args.model, outputs=_outputs(args))
+        api.prune(graph, args.prune, precision=args.precision, calibration=args.calibration,
+                  input_range=args.input_range)
         inputs = api.read_input(args.input, graph)
         results = api.run(graph, inputs, float=True)
     else:
