@@ -1,1 +1,64 @@
-"""See ../shared/DESIGN.md; filled by later issues."""
+"""fpgac.hdl: the Amaranth component library the amaranth backend wires a network from.
+
+It knows nothing of the IR: every component is built from plain integers and numpy arrays
+(weight and bias mantissas, shifts, table values) and a :class:`Lanes` input format, and is an
+``amaranth.lib.wiring.Component`` with ``amaranth.lib.stream`` valid/ready ports: ``i`` and
+``o`` (``a``/``b`` for Binary, ``i0``.. for Concat). A payload is ``count`` lanes of ``width``
+bits, lane 0 in the low bits (:mod:`fpgac.hdl.lanes`). Every component exposes ``in_lanes``,
+``out_lanes`` and ``latency`` (cycles from the accepting clock edge to the output transfer with
+no stalls); all take one word a cycle except where the docstring gives an interval.
+
+The arithmetic is the golden model's (``fpgac.sim.reference``), bit for bit: Dense/Conv/Pool
+sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requantize``;
+:class:`Lookup` and :class:`Softmax` index tables as ``fpgac.ir.tables.Table.lookup``.
+"""
+
+from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
+from fpgac.hdl.arith import csd
+from fpgac.hdl.conv import Conv, GlobalPool, Pool, PoolKind, Window
+from fpgac.hdl.dense import Dense, DenseReuse
+from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
+from fpgac.hdl.lookup import Lookup, TableSpec
+from fpgac.hdl.requant import Overflow, Requant, Rounding
+from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
+from fpgac.hdl.softmax import Softmax
+from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Serialize, StreamBuffer
+
+__all__ = [
+    "Abs",
+    "Argmax",
+    "Binary",
+    "BinaryOp",
+    "Chain",
+    "Clip",
+    "Collect",
+    "Concat",
+    "Conv",
+    "Dense",
+    "DenseReuse",
+    "Fork",
+    "GlobalPool",
+    "Lanes",
+    "Lookup",
+    "Overflow",
+    "PReLU",
+    "Pipeline",
+    "Pool",
+    "PoolKind",
+    "ProtocolError",
+    "ReLU",
+    "Requant",
+    "Rounding",
+    "ScaleShift",
+    "Serialize",
+    "Softmax",
+    "StreamBuffer",
+    "StreamRun",
+    "TableSpec",
+    "Window",
+    "const_mul",
+    "csd",
+    "run_streams",
+    "run_vectors",
+    "shape_for",
+]

@@ -1,0 +1,337 @@
+"""Dense layers with constant weights: fully unrolled shift-and-add, or time-multiplexed MACs.
+
+Both compute ``y[j] = sum_i x[i] * weights[i, j] + bias[j]`` exactly, on integer mantissas:
+``weights`` is ``[n_in, n_out]`` (the IR's orientation, ``y = x @ W``), ``bias`` is already
+aligned to the accumulator's fractional bits (``f_x + f_w``). The output lanes hold the exact
+accumulator; requantization is a separate :class:`~fpgac.hdl.Requant` after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from fpgac.hdl.arith import Term, TermBuilder, csd, stages_for, tree_depth, tree_reduce
+from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+
+__all__ = ["Dense", "DenseReuse", "dense_bounds"]
+
+
+def _int_matrix(weights: object, x: Lanes, what: str) -> np.ndarray:
+    w = np.asarray(weights)
+    if w.ndim != 2 or w.dtype.kind not in "iub":
+        raise ValueError(f"{what} weights must be a 2-D integer array [n_in, n_out], not {w.dtype} {w.shape}")
+    if w.shape[0] != x.count:
+        raise ValueError(f"{what} weights have {w.shape[0]} rows but the input has {x.count} lanes")
+    if w.shape[1] < 1:
+        raise ValueError(f"{what} needs at least one output")
+    return w.astype(object)  # Python ints: bounds of wide layers must not wrap in int64
+
+
+def _int_bias(bias: object, n_out: int, what: str) -> list[int]:
+    if bias is None:
+        return [0] * n_out
+    b = np.asarray(bias)
+    if b.shape != (n_out,) or b.dtype.kind not in "iub":
+        raise ValueError(f"{what} bias must be an integer vector of {n_out} values, not {b.dtype} {b.shape}")
+    return [int(v) for v in b]
+
+
+def dense_bounds(weights: np.ndarray, bias: Sequence[int], x: Lanes) -> list[tuple[int, int]]:
+    """Exact ``(lo, hi)`` of each output over every input the lanes can hold."""
+    out = []
+    for j in range(weights.shape[1]):
+        lo = hi = int(bias[j])
+        for i in range(weights.shape[0]):
+            w = int(weights[i, j])
+            a, b = w * x.min, w * x.max
+            lo, hi = lo + min(a, b), hi + max(a, b)
+        out.append((lo, hi))
+    return out
+
+
+def _out_lanes(bounds: list[tuple[int, int]], out_width: int | None, out_signed: bool | None, what: str) -> Lanes:
+    lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    exact = Lanes.fitting(len(bounds), lo, hi)
+    if out_width is None and out_signed is None:
+        return exact
+    lanes = Lanes(len(bounds), exact.width if out_width is None else out_width,
+                  exact.signed if out_signed is None else out_signed)
+    if not lanes.holds(lo, hi):
+        raise ValueError(f"{what} output {lanes} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
+    return lanes
+
+
+class Dense(Component):
+    """A dense layer, fully unrolled: one shift-and-add tree per output, pipelined.
+
+    Each weight is written in canonical signed digits (:func:`~fpgac.hdl.arith.csd`); every
+    non-zero digit ``+-2**s`` of ``weights[i, j]`` is one leaf ``+-(x[i] << s)`` of output ``j``'s
+    adder tree, and the bias one more (constant) leaf. A zero weight or a zero digit makes no
+    leaf and so no hardware; an output with ``n`` leaves costs ``n - 1`` adders or subtractors
+    (plus one negation if every leaf is negative). Every adder is exactly as wide as its bounds.
+
+    Parameters
+    ----------
+    weights : integer array ``[n_in, n_out]``
+        Weight mantissas (``y = x @ weights``).
+    bias : integer array ``[n_out]`` or None
+        Bias mantissas at the accumulator's fractional bits.
+    x : Lanes
+        Input format; ``x.count`` must be ``n_in``.
+    levels_per_stage : int
+        Adder-tree levels between pipeline registers. The output is always registered, so the
+        latency is ``max(1, ceil(depth / levels_per_stage))`` cycles (see :attr:`latency`).
+    out_width, out_signed : optional
+        Output lane format; by default the narrowest that holds the exact result. A given format
+        must hold the exact range (checked here).
+
+    Ports
+    -----
+    i : ``In(stream.Signature(x.bits))``, ``n_in`` lanes of ``x``.
+    o : ``Out(stream.Signature(out_lanes.bits))``, ``n_out`` lanes.
+
+    Throughput one vector a cycle (initiation interval 1); stalls hold the pipeline
+    (:class:`~fpgac.hdl.lanes.Pipeline`).
+    """
+
+    def __init__(
+        self,
+        weights: object,
+        bias: object = None,
+        *,
+        x: Lanes,
+        levels_per_stage: int = 2,
+        out_width: int | None = None,
+        out_signed: bool | None = None,
+    ) -> None:
+        if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
+            raise ValueError(f"Dense levels_per_stage must be a positive integer, not {levels_per_stage!r}")
+        self.weights = _int_matrix(weights, x, "Dense")
+        n_out = self.weights.shape[1]
+        self.bias = _int_bias(bias, n_out, "Dense")
+        self.in_lanes = x
+        self.levels_per_stage = levels_per_stage
+        self.bounds = dense_bounds(self.weights, self.bias, x)
+        self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
+        leaves = [
+            sum(len(csd(w)) for w in self.weights[:, j]) + (1 if self.bias[j] else 0) for j in range(n_out)
+        ]
+        self.depth = max(tree_depth(n) for n in leaves)
+        self.latency = stages_for(self.depth, levels_per_stage)
+        # adders and subtractors: one per leaf after the first of each output, and a negation
+        # for an output whose leaves are all negative (the bias leaf is positive)
+        negated = [
+            bool(self.weights[:, j].any()) and not self.bias[j] and all(s < 0 for w in self.weights[:, j] for _, s in csd(w))
+            for j in range(n_out)
+        ]
+        self.adders = sum(max(n - 1, 0) for n in leaves) + sum(negated)
+        super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        x = self.in_lanes
+        lanes = x.split(self.i.payload)
+        tb = TermBuilder(m, "sum")
+        groups = []
+        for j in range(self.weights.shape[1]):
+            leaves = []
+            for i, w in enumerate(self.weights[:, j]):
+                for shift, sign in csd(w):
+                    leaves.append(Term(lanes[i] << shift, sign < 0, x.min << shift, x.max << shift))
+            if self.bias[j]:
+                b = self.bias[j]
+                leaves.append(Term(Const(b, shape_for(b, b)), False, b, b))
+            if not leaves:
+                leaves.append(Term(Const(0, 1), False, 0, 0))
+            leaves.sort(key=lambda t: t.hi - t.lo)  # pair narrow with narrow
+            groups.append(leaves)
+
+        pipe = Pipeline(m, self.i.valid)
+        register = lambda t: tb.register(pipe, t)
+        roots, _ = tree_reduce(pipe, groups, tb.add, register, self.levels_per_stage, final_stage=False)
+        pipe.stage()  # the output register, after the negation of a root whose leaves are all negative
+        values = [register(tb.positive(t)).value for t in roots]
+        m.d.comb += self.o.payload.eq(self.out_lanes.join(values))
+        o_valid, i_ready = pipe.finish(self.o.ready)
+        m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
+        assert tb.adders == self.adders, (tb.adders, self.adders)
+        return m
+
+
+class DenseReuse(Component):
+    """A dense layer, time-multiplexed: ``ceil(nnz / reuse)`` multiply-accumulate units.
+
+    Only non-zero weights are stored and iterated. The ``nnz`` non-zeros, ordered by output then
+    input, are cut into ``units = ceil(nnz / reuse)`` consecutive chunks of at most
+    ``steps = ceil(nnz / units) <= reuse`` entries; each unit has a ROM of its chunk's
+    ``(input index, weight, slot, first, last)`` entries and, per step, multiplies the selected
+    input lane by the weight and accumulates. When an output's last entry in the chunk is done,
+    the unit's partial sum for it is kept in a slot register. An output split across neighbouring
+    chunks is the sum of their slots; adding those and the bias makes the result.
+
+    Parameters
+    ----------
+    weights, bias, x, out_width, out_signed
+        As :class:`Dense`.
+    reuse : int
+        The reuse factor R: each multiplier is used up to R times per vector.
+
+    Ports
+    -----
+    As :class:`Dense`: ``i`` (``n_in`` lanes of ``x``), ``o`` (``n_out`` lanes).
+
+    Timing: an input is accepted while the unit is idle or in its last step; a vector takes
+    ``steps`` cycles of MACs, then one cycle to add the partials into the output register, so
+    the initiation interval is ``steps`` (:attr:`interval`) when the output is not stalled and
+    the latency from the accepting edge to ``o.valid`` is ``steps + 2`` cycles (:attr:`latency`).
+    A stalled output holds the partials; the next vector waits in the input register.
+    """
+
+    def __init__(
+        self,
+        weights: object,
+        bias: object = None,
+        *,
+        x: Lanes,
+        reuse: int,
+        out_width: int | None = None,
+        out_signed: bool | None = None,
+    ) -> None:
+        if not isinstance(reuse, int) or reuse < 1:
+            raise ValueError(f"DenseReuse reuse must be a positive integer, not {reuse!r}")
+        self.weights = _int_matrix(weights, x, "DenseReuse")
+        n_in, n_out = self.weights.shape
+        self.bias = _int_bias(bias, n_out, "DenseReuse")
+        self.in_lanes = x
+        self.reuse = reuse
+        self.bounds = dense_bounds(self.weights, self.bias, x)
+        self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "DenseReuse")
+
+        entries = [(j, i, int(self.weights[i, j])) for j in range(n_out) for i in range(n_in) if self.weights[i, j]]
+        self.nnz = len(entries)
+        self.units = math.ceil(self.nnz / reuse) if entries else 0
+        self.steps = math.ceil(self.nnz / self.units) if entries else 1
+        self.chunks = [entries[u * self.steps:(u + 1) * self.steps] for u in range(self.units)]
+        self.interval = self.steps
+        self.latency = self.steps + 2 if entries else 1
+        super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def _product_bounds(self, w: int) -> tuple[int, int]:
+        a, b = w * self.in_lanes.min, w * self.in_lanes.max
+        return min(a, b), max(a, b)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        x, out = self.in_lanes, self.out_lanes
+        if not self.chunks:  # every weight is zero: the output is the bias
+            pipe = Pipeline(m, self.i.valid)
+            pipe.stage()
+            m.d.comb += self.o.payload.eq(out.join([Const(b, shape_for(b, b)) for b in self.bias]))
+            o_valid, i_ready = pipe.finish(self.o.ready)
+            m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
+            return m
+
+        steps = self.steps
+        x_reg = Signal(x.bits, name="x_reg")
+        x_lanes = Array(x.split(x_reg))
+        busy = Signal(name="busy")
+        pending = Signal(name="pending")  # the slots hold a finished vector not yet in the output
+        t = Signal(range(max(steps, 2)), name="step")
+        o_valid = Signal(name="o_valid")
+        o_reg = Signal(out.bits, name="o_reg")
+
+        load_out = Signal(name="load_out")
+        step = Signal(name="do_step")
+        m.d.comb += [
+            load_out.eq(pending & (~o_valid | self.o.ready)),
+            step.eq(busy & (~pending | load_out)),
+            self.i.ready.eq(~busy | (step & (t == steps - 1))),
+            self.o.valid.eq(o_valid),
+            self.o.payload.eq(o_reg),
+        ]
+
+        idx_bits = max(1, (x.count - 1).bit_length())
+        pieces: dict[int, list[Term]] = {}  # output -> its slots' partial sums
+        for u, chunk in enumerate(self.chunks):
+            outputs = list(dict.fromkeys(j for j, _, _ in chunk))
+            wmax = max(abs(w) for _, _, w in chunk)
+            w_shape = signed(wmax.bit_length() + 1)
+            slot_bits = max(1, (len(outputs) - 1).bit_length())
+            fields = [("idx", idx_bits), ("w", w_shape.width), ("slot", slot_bits), ("first", 1), ("last", 1)]
+            words = []
+            for k in range(steps):
+                if k < len(chunk):
+                    j, i, w = chunk[k]
+                    first = k == 0 or chunk[k - 1][0] != j
+                    last = k == len(chunk) - 1 or chunk[k + 1][0] != j
+                    vals = {"idx": i, "w": w, "slot": outputs.index(j), "first": first, "last": last}
+                else:
+                    vals = {"idx": 0, "w": 0, "slot": 0, "first": False, "last": False}
+                word, pos = 0, 0
+                for name, bits in fields:
+                    word |= (int(vals[name]) & ((1 << bits) - 1)) << pos
+                    pos += bits
+                words.append(word)
+            rom = Memory(shape=unsigned(sum(b for _, b in fields)), depth=steps, init=words)
+            m.submodules[f"rom{u}"] = rom
+            rp = rom.read_port(domain="comb")
+            m.d.comb += rp.addr.eq(t)
+            entry, pos = {}, 0
+            for name, bits in fields:
+                entry[name] = rp.data[pos:pos + bits]
+                pos += bits
+            wv = entry["w"].as_signed()
+
+            # exact bounds of every slot's partial sums (prefixes included) and the accumulator
+            slot_bounds = []
+            for j in outputs:
+                prods = [self._product_bounds(w) for jj, _, w in chunk if jj == j]
+                slot_bounds.append((sum(min(0, a) for a, _ in prods), sum(max(0, b) for _, b in prods)))
+            acc_shape = shape_for(min(b[0] for b in slot_bounds), max(b[1] for b in slot_bounds))
+            acc = Signal(acc_shape, name=f"acc{u}")
+            nxt = Signal(acc_shape, name=f"acc{u}_next")
+            m.d.comb += nxt.eq(Mux(entry["first"], 0, acc) + x_lanes[entry["idx"]] * wv)
+            slots = [Signal(shape_for(*b), name=f"part{u}_{s}") for s, b in enumerate(slot_bounds)]
+            with m.If(step):
+                m.d.sync += acc.eq(nxt)
+                for s, reg in enumerate(slots):
+                    with m.If(entry["last"] & (entry["slot"] == s)):
+                        m.d.sync += reg.eq(nxt)
+            for s, j in enumerate(outputs):
+                pieces.setdefault(j, []).append(Term(slots[s], False, *slot_bounds[s]))
+
+        tb = TermBuilder(m, "fin")
+        values = []
+        for j in range(out.count):
+            terms = list(pieces.get(j, []))
+            if self.bias[j]:
+                b = self.bias[j]
+                terms.append(Term(Const(b, shape_for(b, b)), False, b, b))
+            if not terms:
+                terms.append(Term(Const(0, 1), False, 0, 0))
+            total = terms[0]
+            for t2 in terms[1:]:
+                total = tb.add(total, t2)
+            values.append(total.value)
+
+        with m.If(load_out):
+            m.d.sync += pending.eq(0)
+        with m.If(step):
+            with m.If(t == steps - 1):
+                m.d.sync += [t.eq(0), busy.eq(0), pending.eq(1)]
+            with m.Else():
+                m.d.sync += t.eq(t + 1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [x_reg.eq(self.i.payload), busy.eq(1), t.eq(0)]
+        with m.If(load_out):
+            m.d.sync += [o_reg.eq(out.join(values)), o_valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        return m

@@ -1,0 +1,233 @@
+"""How a stream payload carries a vector of integers, and the stall-safe pipeline every component uses.
+
+Every component in :mod:`fpgac.hdl` moves vectors over :mod:`amaranth.lib.stream` interfaces whose
+payload is one flat ``unsigned(count * width)`` word: lane ``k`` occupies bits
+``[k * width, (k + 1) * width)`` (lane 0 in the low bits), two's complement when the lanes are
+signed. A flat word, rather than a ``data.ArrayLayout`` view, keeps the Verilog ports plain
+vectors that a cocotb testbench or a vendor block design can drive without knowing Amaranth.
+:class:`Lanes` describes one such format; every component exposes ``in_lanes`` and ``out_lanes``
+so that a caller can size the next component from the previous one.
+
+The lanes hold integer mantissas. Where the binary point is, is the caller's business: the
+components only ever shift by amounts they are given.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import wiring
+
+__all__ = ["Component", "Lanes", "Pipeline", "resize", "shape_for"]
+
+
+def shape_for(lo: int, hi: int) -> Shape:
+    """The narrowest shape holding every integer in ``[lo, hi]``: unsigned unless ``lo < 0``."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    if lo >= 0:
+        return unsigned(max(1, hi.bit_length()))
+    return signed(1 + max((-lo - 1).bit_length(), max(hi, 0).bit_length()))
+
+
+def resize(value: Value, width: int) -> Value:
+    """``value`` truncated or extended (by its own signedness) to exactly ``width`` bits, as raw bits."""
+    value = Value.cast(value)
+    n = len(value)
+    if n >= width:
+        return value[:width]
+    if value.shape().signed:
+        return Cat(value, value[-1].replicate(width - n))
+    return Cat(value, Const(0, width - n))
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """A vector format: ``count`` lanes of ``width``-bit integers, lane 0 in the low bits of the word."""
+
+    count: int
+    width: int
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("count", "width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Lanes {name} must be a positive integer, not {v!r}")
+        if not isinstance(self.signed, bool):
+            raise TypeError(f"Lanes signed must be a bool, not {self.signed!r}")
+
+    @classmethod
+    def fitting(cls, count: int, lo: int, hi: int) -> Lanes:
+        """The narrowest format whose lanes hold every integer in ``[lo, hi]``."""
+        shape = shape_for(lo, hi)
+        return cls(count, shape.width, shape.signed)
+
+    @property
+    def bits(self) -> int:
+        """Width of the whole payload word."""
+        return self.count * self.width
+
+    @property
+    def shape(self) -> Shape:
+        """The shape of one lane."""
+        return signed(self.width) if self.signed else unsigned(self.width)
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    def holds(self, lo: int, hi: int) -> bool:
+        return self.min <= lo and hi <= self.max
+
+    def with_count(self, count: int) -> Lanes:
+        return Lanes(count, self.width, self.signed)
+
+    # -- hardware ----------------------------------------------------------------------------
+
+    def lane(self, payload: Value, k: int) -> Value:
+        """Lane ``k`` of a payload word, with the lanes' signedness."""
+        if not 0 <= k < self.count:
+            raise IndexError(f"lane {k} out of range for {self}")
+        v = Value.cast(payload)[k * self.width:(k + 1) * self.width]
+        return v.as_signed() if self.signed else v
+
+    def split(self, payload: Value) -> list[Value]:
+        """All lanes of a payload word, lane 0 first."""
+        return [self.lane(payload, k) for k in range(self.count)]
+
+    def join(self, values: Sequence[Value]) -> Value:
+        """A payload word from ``count`` values, each truncated or extended to the lane width.
+
+        Truncation is only right when the value fits; components check that from exact bounds.
+        """
+        if len(values) != self.count:
+            raise ValueError(f"{self} needs {self.count} values, got {len(values)}")
+        return Cat(*(resize(v, self.width) for v in values))
+
+    def signal(self, name: str | None = None) -> Signal:
+        """A register or wire holding one payload word."""
+        return Signal(self.bits, name=name)
+
+    # -- software ----------------------------------------------------------------------------
+
+    def pack(self, values: Iterable[int]) -> int:
+        """The payload word (a Python int) holding ``values``; each must fit a lane."""
+        values = [int(v) for v in values]
+        if len(values) != self.count:
+            raise ValueError(f"{self} needs {self.count} values, got {len(values)}")
+        word = 0
+        mask = (1 << self.width) - 1
+        for k, v in enumerate(values):
+            if not self.min <= v <= self.max:
+                raise ValueError(f"lane {k} value {v} does not fit {self}")
+            word |= (v & mask) << (k * self.width)
+        return word
+
+    def unpack(self, word: int) -> list[int]:
+        """The lane values of a payload word (a Python int)."""
+        word = int(word)
+        mask = (1 << self.width) - 1
+        out = []
+        for k in range(self.count):
+            v = (word >> (k * self.width)) & mask
+            if self.signed and v >> (self.width - 1):
+                v -= 1 << self.width
+            out.append(v)
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.count}x{'s' if self.signed else 'u'}{self.width}"
+
+
+class Pipeline:
+    """Stall-safe pipeline control: a valid bit per register stage, each stage loading when it may.
+
+    Stage ``k`` loads (``en[k]``) when it is empty or the stage after it loads, the last stage
+    when it is empty or the consumer is ready. So a stall holds every full stage, a bubble is
+    squeezed out as soon as the stage behind it can move, and nothing is dropped or duplicated.
+    ``ready`` upstream is combinational in ``ready`` downstream (through the ``en`` chain); put a
+    :class:`~fpgac.hdl.StreamBuffer` between components where that path gets long.
+
+    Usage: ``p = Pipeline(m, i.valid)``; per stage ``p.stage()`` then ``p.reg(expr)`` for each value
+    the stage holds (a memory read port of the stage takes ``p.en`` as its enable); finally
+    ``o.valid, i.ready = p.finish(o.ready)``.
+    """
+
+    def __init__(self, m: Module, valid: Value, name: str = "p") -> None:
+        self._m = m
+        self._name = name
+        self._valids: list[Value] = [valid]
+        self._ens: list[Signal] = []
+
+    def stage(self) -> Signal:
+        """Open the next register stage; returns its load enable."""
+        k = len(self._ens)
+        en = Signal(name=f"{self._name}_en{k}")
+        valid = Signal(name=f"{self._name}_valid{k}")
+        with self._m.If(en):
+            self._m.d.sync += valid.eq(self._valids[-1])
+        self._ens.append(en)
+        self._valids.append(valid)
+        return en
+
+    @property
+    def en(self) -> Signal:
+        """The load enable of the current (last opened) stage."""
+        return self._ens[-1]
+
+    @property
+    def latency(self) -> int:
+        return len(self._ens)
+
+    def reg(self, value: Value, shape: Shape | None = None, name: str | None = None) -> Signal:
+        """A register of the current stage loaded with ``value`` (``shape`` truncates when given)."""
+        value = Value.cast(value)
+        r = Signal(shape if shape is not None else value.shape(), name=name)
+        with self._m.If(self.en):
+            self._m.d.sync += r.eq(value)
+        return r
+
+    def finish(self, ready: Value) -> tuple[Value, Value]:
+        """Wire the enable chain; returns (valid out, ready in)."""
+        if not self._ens:
+            raise ValueError("a pipeline needs at least one stage")
+        nxt = ready
+        for en, valid in zip(reversed(self._ens), reversed(self._valids[1:])):
+            self._m.d.comb += en.eq(~valid | nxt)
+            nxt = en
+        return self._valids[-1], nxt
+
+
+class Component(wiring.Component):
+    """The base of every component here: a constructor that refuses its arguments leaves no warning.
+
+    Amaranth warns about an elaboratable that was created but never elaborated; one whose
+    ``__init__`` raised (a weight matrix of the wrong shape, say) was never meant to be, and the
+    caller has the exception already.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def checked_init(self: Component, *args: Any, **kw: Any) -> None:
+            try:
+                init(self, *args, **kw)
+            except Exception:
+                self._MustUse__silence = True
+                raise
+
+        cls.__init__ = checked_init
