@@ -12,16 +12,28 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 from ..ir import Graph
-from .common import MANIFEST, VECTORS, BackendError, Report, Vectors, compare, load_vectors, read_manifest
-from .common import make_vectors, save_vectors, write_manifest
+from .common import (
+    MANIFEST,
+    VECTORS,
+    BackendError,
+    Report,
+    Vectors,
+    compare,
+    load_vectors,
+    make_vectors,
+    read_manifest,
+    save_vectors,
+    write_manifest,
+)
 
-__all__ = ["TARGETS", "BackendError", "Report", "Vectors", "make_vectors", "write", "verify"]
+__all__ = ["TARGETS", "BackendError", "Report", "Vectors", "make_vectors", "verify", "write"]
 
 log = logging.getLogger("fpgac")
 
@@ -59,12 +71,12 @@ def write(graph: Graph, out: str | Path, target: str, vectors: Vectors, **option
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
         raise UsageError(f"{out} exists and is not an fpgac output directory: give a new or empty -o directory")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()  # not mkdtemp: the output gets the usual permissions (umask), not private ones
     try:
         extra = backend.write(graph, tmp, vectors, **options) or {}
         save_vectors(tmp / VECTORS, vectors)
         write_manifest(tmp, target, graph, options, extra)
-        tmp.chmod(0o777 & ~_umask())
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             out.rename(old / "out")
@@ -76,14 +88,6 @@ def write(graph: Graph, out: str | Path, target: str, vectors: Vectors, **option
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def verify(out: str | Path, vectors: int | None = None,

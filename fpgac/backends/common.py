@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import FpgacError, UsageError
 from ..ir import FixedType, Graph, parse_type
-from ..ir.fixed import to_float
+from ..ir.fixed import quantize, to_float
 from ..sim.reference import run_fixed, run_float
 
 __all__ = [
@@ -46,16 +46,16 @@ __all__ = [
     "VECTORS",
     "BackendError",
     "Port",
-    "Vectors",
     "Report",
-    "ports",
-    "make_vectors",
-    "save_vectors",
-    "load_vectors",
-    "write_manifest",
-    "read_manifest",
+    "Vectors",
     "compare",
+    "load_vectors",
+    "make_vectors",
     "mismatched_bits",
+    "ports",
+    "read_manifest",
+    "save_vectors",
+    "write_manifest",
 ]
 
 MANIFEST = "fpgac.json"
@@ -151,8 +151,6 @@ def make_vectors(
         ]
         parts = [np.stack(extremes).astype(np.int64)[:n]]
         if calibration is not None and port.name in calibration and n > EXTREMES:
-            from ..ir.fixed import quantize
-
             rows = np.asarray(calibration[port.name], dtype=np.float64)[: n - EXTREMES]
             rows = rows.reshape(len(rows), *port.shape)
             parts.append(quantize(rows, port.type))

@@ -22,16 +22,6 @@ from fpgac.hdl.lanes import Component, Lanes, Pipeline
 __all__ = ["Abs", "Clip", "PReLU", "ReLU", "ScaleShift", "const_mul"]
 
 
-def _out(count: int, lo: int, hi: int, out_width: int | None, out_signed: bool | None, what: str) -> Lanes:
-    exact = Lanes.fitting(count, lo, hi)
-    if out_width is None and out_signed is None:
-        return exact
-    lanes = Lanes(count, exact.width if out_width is None else out_width, exact.signed if out_signed is None else out_signed)
-    if not lanes.holds(lo, hi):
-        raise ValueError(f"{what} output {lanes} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
-    return lanes
-
-
 class _Elementwise(Component):
     """One register stage applying :meth:`_lane` to every lane: latency 1, initiation interval 1."""
 
@@ -68,7 +58,7 @@ class Clip(_Elementwise):
         self.hi = x.max if hi is None else min(int(hi), x.max)
         if self.lo > self.hi:
             raise ValueError(f"Clip bounds [{lo}, {hi}] leave nothing of {x}")
-        super().__init__(x, _out(x.count, self.lo, self.hi, out_width, out_signed, type(self).__name__))
+        super().__init__(x, Lanes.output(x.count, self.lo, self.hi, out_width, out_signed, what=type(self).__name__))
 
     def _lane(self, m: Module, k: int, v: Value) -> Value:
         x = self.in_lanes
@@ -91,7 +81,7 @@ class Abs(_Elementwise):
 
     def __init__(self, x: Lanes, *, out_width: int | None = None, out_signed: bool | None = None) -> None:
         hi = max(x.max, -x.min)
-        super().__init__(x, _out(x.count, 0, hi, out_width, out_signed, "Abs"))
+        super().__init__(x, Lanes.output(x.count, 0, hi, out_width, out_signed, what="Abs"))
 
     def _lane(self, m: Module, k: int, v: Value) -> Value:
         return Mux(v < 0, -v, v) if self.in_lanes.signed else v
@@ -137,7 +127,7 @@ class PReLU(_Elementwise):
         cands = [max(x.max, 0) << slope_frac, 0]
         if x.min < 0:
             cands += [x.min * v for v in self.slopes] + [-1 * v for v in self.slopes]
-        super().__init__(x, _out(x.count, min(cands), max(cands), out_width, out_signed, "PReLU"))
+        super().__init__(x, Lanes.output(x.count, min(cands), max(cands), out_width, out_signed, what="PReLU"))
 
     def _lane(self, m: Module, k: int, v: Value) -> Value:
         x = self.in_lanes

@@ -407,11 +407,7 @@ class Pool(Chain):
         self.out_size = tuple(out_size) if len(size) == 2 else (out_size[1],)
         taps = self.window.taps
         lo, hi = _avg_bounds(x, range(1, taps + 1), reciprocal_bits) if avg else (x.min, x.max)
-        exact = Lanes.fitting(x.count, lo, hi)
-        out = Lanes(x.count, exact.width if out_width is None else out_width,
-                    exact.signed if out_signed is None else out_signed)
-        if not out.holds(lo, hi):
-            raise ValueError(f"Pool output {out} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
+        out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="Pool")
         self.reduce = _WindowReduce(x, taps, self.kind, reciprocal_bits, count_include_pad, levels_per_stage, out)
         self.in_lanes, self.out_lanes = x, out
         self.latency = self.window.latency + self.reduce.latency
@@ -452,11 +448,7 @@ class GlobalPool(Component):
             lo, hi = min(a, b), max(a, b)
         else:
             lo, hi = x.min, x.max
-        exact = Lanes.fitting(x.count, lo, hi)
-        out = Lanes(x.count, exact.width if out_width is None else out_width,
-                    exact.signed if out_signed is None else out_signed)
-        if not out.holds(lo, hi):
-            raise ValueError(f"GlobalPool output {out} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
+        out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="GlobalPool")
         self.out_lanes = out
         self.latency = 1
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(out.bits))})

@@ -58,14 +58,7 @@ def dense_bounds(weights: np.ndarray, bias: Sequence[int], x: Lanes) -> list[tup
 
 def _out_lanes(bounds: list[tuple[int, int]], out_width: int | None, out_signed: bool | None, what: str) -> Lanes:
     lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
-    exact = Lanes.fitting(len(bounds), lo, hi)
-    if out_width is None and out_signed is None:
-        return exact
-    lanes = Lanes(len(bounds), exact.width if out_width is None else out_width,
-                  exact.signed if out_signed is None else out_signed)
-    if not lanes.holds(lo, hi):
-        raise ValueError(f"{what} output {lanes} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
-    return lanes
+    return Lanes.output(len(bounds), lo, hi, out_width, out_signed, what=what)
 
 
 class Dense(Component):

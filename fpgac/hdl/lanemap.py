@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from fpgac.hdl.arith import stages_for, tree_depth, tree_reduce
 from fpgac.hdl.lanes import Component, Lanes, Pipeline
 
-__all__ = ["Select", "MaxWindows"]
+__all__ = ["MaxWindows", "Select"]
 
 
 class Select(Component):

@@ -68,6 +68,19 @@ class Lanes:
         shape = shape_for(lo, hi)
         return cls(count, shape.width, shape.signed)
 
+    @classmethod
+    def output(cls, count: int, lo: int, hi: int, width: int | None = None, signed: bool | None = None, *,
+               what: str = "component", holding: str = "the exact range") -> Lanes:
+        """A component's output format: the narrowest for ``[lo, hi]``, or the ``width``/``signed``
+        asked for, which must still hold every value (``ValueError`` naming ``what`` otherwise)."""
+        exact = cls.fitting(count, lo, hi)
+        if width is None and signed is None:
+            return exact
+        lanes = cls(count, exact.width if width is None else width, exact.signed if signed is None else signed)
+        if not lanes.holds(lo, hi):
+            raise ValueError(f"{what} output {lanes} cannot hold {holding} [{lo}, {hi}]; it needs {exact}")
+        return lanes
+
     @property
     def bits(self) -> int:
         """Width of the whole payload word."""

@@ -166,11 +166,7 @@ class Lookup(Component):
     def __init__(self, x: Lanes, table: object, *, out_width: int | None = None, out_signed: bool | None = None) -> None:
         self.table = TableSpec.cast(table)
         lo, hi = self.table.bounds
-        exact = Lanes.fitting(x.count, lo, hi)
-        out = Lanes(x.count, exact.width if out_width is None else out_width,
-                    exact.signed if out_signed is None else out_signed)
-        if not out.holds(lo, hi):
-            raise ValueError(f"Lookup output {out} cannot hold the table's values [{lo}, {hi}]; it needs {exact}")
+        out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="Lookup", holding="the table's values")
         self.in_lanes, self.out_lanes = x, out
         self.latency = self.table.latency
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(out.bits))})

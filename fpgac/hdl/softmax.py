@@ -80,10 +80,7 @@ class Softmax(Component):
             zlo, zhi = self.z_bounds
             lo, hi = (zlo << z_shift) - (lhi << log_shift), (zhi << z_shift) - (llo << log_shift)
             second = self.log
-        exact = Lanes.fitting(n, lo, hi)
-        out = Lanes(n, exact.width if out_width is None else out_width, exact.signed if out_signed is None else out_signed)
-        if not out.holds(lo, hi):
-            raise ValueError(f"Softmax output {out} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
+        out = Lanes.output(n, lo, hi, out_width, out_signed, what="Softmax")
         self.out_lanes = out
         depth = tree_depth(n)
         self.latency = (stages_for(depth, levels_per_stage) + self.exp.latency

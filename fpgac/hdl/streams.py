@@ -117,7 +117,7 @@ class Binary(Component):
         self.in_lanes = a
         self.a_shift, self.b_shift = a_shift, b_shift
         lo, hi = _bounds(self.op, (a.min << a_shift, a.max << a_shift), (b.min << b_shift, b.max << b_shift))
-        self.out_lanes = _fit(a.count, lo, hi, out_width, out_signed, "Binary")
+        self.out_lanes = Lanes.output(a.count, lo, hi, out_width, out_signed, what="Binary")
         super().__init__({"a": In(stream.Signature(a.bits)), "b": In(stream.Signature(b.bits)),
                           "o": Out(stream.Signature(self.out_lanes.bits))})
 
@@ -134,16 +134,6 @@ class Binary(Component):
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), ready.eq(i_ready)]
         return m
-
-
-def _fit(count: int, lo: int, hi: int, out_width: int | None, out_signed: bool | None, what: str) -> Lanes:
-    exact = Lanes.fitting(count, lo, hi)
-    if out_width is None and out_signed is None:
-        return exact
-    lanes = Lanes(count, exact.width if out_width is None else out_width, exact.signed if out_signed is None else out_signed)
-    if not lanes.holds(lo, hi):
-        raise ValueError(f"{what} output {lanes} cannot hold the exact range [{lo}, {hi}]; it needs {exact}")
-    return lanes
 
 
 class Concat(Component):
@@ -176,7 +166,7 @@ class Concat(Component):
         self.shifts = shifts
         lo = min(x.min << s for x, s in zip(inputs, shifts))
         hi = max(x.max << s for x, s in zip(inputs, shifts))
-        self.out_lanes = _fit(sum(x.count for x in inputs), lo, hi, out_width, out_signed, "Concat")
+        self.out_lanes = Lanes.output(sum(x.count for x in inputs), lo, hi, out_width, out_signed, what="Concat")
         members = {f"i{k}": In(stream.Signature(x.bits)) for k, x in enumerate(inputs)}
         members["o"] = Out(stream.Signature(self.out_lanes.bits))
         super().__init__(members)

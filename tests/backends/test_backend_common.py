@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 
-from fpgac import api, backends
-from fpgac.backends.common import MANIFEST, VECTORS, Port, compare, load_vectors, mismatched_bits, read_manifest
+from fpgac import api
+from fpgac.backends.common import (
+    MANIFEST,
+    VECTORS,
+    Port,
+    compare,
+    load_vectors,
+    mismatched_bits,
+    read_manifest,
+)
 from fpgac.errors import UsageError
 from fpgac.ir import FixedType
 
@@ -62,31 +67,9 @@ def test_compare_counts_bits_and_reports_float_distance(mlp) -> None:
     assert 0.9 <= report.agreement <= 1.0
 
 
-class _Fake(types.ModuleType):
-    """A backend whose testbench returns the golden outputs, optionally with one bit flipped."""
-
-    flip = False
-    fail_write = False
-
-    def write(self, graph, out, vectors, **options):
-        (out / "design.txt").write_text("ok")
-        if self.fail_write:
-            raise UsageError("cannot build this")
-        return {"latency": 3}
-
-    def run(self, out, manifest, vectors, n, progress=None, **options):
-        produced = [g.copy() for g in vectors.golden]
-        if self.flip:
-            produced[0][n - 1].flat[0] ^= 1
-        return produced, {"latency_cycles": 3}
-
-
 @pytest.fixture()
-def fake(monkeypatch):
-    module = _Fake("fpgac_test_fake_backend")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backends.TARGETS, "fake", module.__name__)
-    return module
+def fake(fake_backend):
+    return fake_backend("fake")
 
 
 def test_write_then_verify(tmp_path, mlp, fake) -> None:

@@ -10,29 +10,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from cli_helpers import error as _error
+from cli_helpers import run as _run
 from onnx import TensorProto, helper, numpy_helper
 
 from fpgac import api
 from fpgac.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _error(capsys, *argv: str) -> str:
-    """Run a failing command: exit 2, one line on stderr, no traceback; return the message."""
-    code, out, err = _run(capsys, *argv)
-    assert code == 2, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("fpgac: error: ")
-    assert "Traceback" not in err
-    return lines[0].removeprefix("fpgac: error: ")
 
 
 def _save(tmp_path: Path, model: onnx.ModelProto, name: str = "m.onnx") -> Path:

@@ -6,55 +6,19 @@ the command line is tested on its own.
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
-
-from fpgac import backends
-from fpgac.cli import main
+from cli_helpers import error as _error
+from cli_helpers import run as _run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MLP = EXAMPLES / "mlp.onnx"
 
 
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _error(capsys, *argv) -> str:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fpgac: error: "), err
-    return lines[0].removeprefix("fpgac: error: ")
-
-
-class _Fake(types.ModuleType):
-    flip = False
-    seen: dict = {}
-
-    def write(self, graph, out, vectors, **options):
-        self.seen = options
-        (out / "design.txt").write_text("ok")
-        return {}
-
-    def run(self, out, manifest, vectors, n, progress=None, **options):
-        produced = [g.copy() for g in vectors.golden]
-        if self.flip:
-            produced[0][0].flat[0] ^= 1
-        return produced, {}
-
-
 @pytest.fixture()
-def fake(monkeypatch):
-    module = _Fake("fpgac_cli_fake_backend")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backends.TARGETS, "xilinx", module.__name__)
-    return module
+def fake(fake_backend):
+    return fake_backend("xilinx")
 
 
 def test_compile_and_verify(tmp_path, capsys, fake) -> None:

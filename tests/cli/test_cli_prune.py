@@ -8,26 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import error as _error
+from cli_helpers import run as _run
 
 from fpgac import api
 from fpgac.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DIGITS = EXAMPLES / "digits.onnx"
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _error(capsys, *argv) -> str:
-    code, out, err = _run(capsys, *argv)
-    assert code == 2, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fpgac: error: ") and "Traceback" not in err, err
-    return lines[0].removeprefix("fpgac: error: ")
 
 
 def test_inspect_shows_parameters_non_zeros_and_multiplies_before_and_after(capsys) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpgac.hdl import Chain, Lanes, StreamBuffer, run_vectors
-from fpgac.hdl.lanemap import MaxWindows, Select
+from fpgac.hdl import Chain, Lanes, MaxWindows, Select, StreamBuffer, run_vectors
 
 
 def test_select_moves_and_fills_lanes() -> None:

@@ -22,7 +22,6 @@ An output directory holds::
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,18 +31,18 @@ from amaranth.back import verilog
 
 from ...errors import UsageError
 from ...ir import Graph
+from ..codegen import identifier
 from ..common import Vectors, ports
 from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
 from .simulate import SIMULATORS, run_testbench
 
-__all__ = ["write", "run", "rebuild"]
+__all__ = ["rebuild", "run", "write"]
 
 
 def _module_name(graph: Graph) -> str:
-    name = re.sub(r"\W", "_", graph.name or "model").strip("_") or "model"
-    return name if name[0].isalpha() else f"m_{name}"
+    return identifier(graph.name or "model")
 
 
 def write(graph: Graph, out: Path, vectors: Vectors, *, reuse: int | None = None, axi: bool | None = None) -> dict:

@@ -15,17 +15,30 @@ from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...errors import UnsupportedError
-from ...hdl import Argmax, Chain, Clip, Dense, DenseReuse, Lanes, Lookup, ReLU, Requant, Softmax, StreamBuffer
-from ...hdl.lanemap import MaxWindows, Select
+from ...hdl import (
+    Argmax,
+    Chain,
+    Clip,
+    Dense,
+    DenseReuse,
+    Lanes,
+    Lookup,
+    MaxWindows,
+    ReLU,
+    Requant,
+    Select,
+    Softmax,
+    StreamBuffer,
+)
 from ...ir import parse_type
 from ...ir.tables import Table
 from . import lower as L
 
-__all__ = ["components", "top", "AxiStream", "save_stages", "load_stages"]
+__all__ = ["AxiStream", "components", "load_stages", "save_stages", "top"]
 
 
 def _lanes(count: int, t) -> Lanes:

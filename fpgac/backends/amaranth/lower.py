@@ -27,12 +27,24 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import Act, FixedType, Graph, Node, Op, PoolKind
 from ...ir.fixed import requantize
-from ...ir.tables import Table
 from ...ir.ops import OP_SPECS
+from ...ir.tables import Table
 from ...sim.reference import _FIXED_OPS
 
-__all__ = ["Stage", "Linear", "Requant", "Relu", "Clip", "Lookup", "MaxWindows", "Softmax", "Select",
-           "ArgMax", "lower", "execute"]
+__all__ = [
+    "ArgMax",
+    "Clip",
+    "Linear",
+    "Lookup",
+    "MaxWindows",
+    "Relu",
+    "Requant",
+    "Select",
+    "Softmax",
+    "Stage",
+    "execute",
+    "lower",
+]
 
 
 @dataclass
@@ -112,7 +124,7 @@ class ArgMax(Stage):
 
 
 _LINEAR_OPS = {Op.DENSE, Op.CONV, Op.SCALE_SHIFT, Op.MUL}
-_MOVE_OPS = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD, Op.CONCAT}
+_MOVE_OPS = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
 
 
 def lower(graph: Graph) -> list[Stage]:
@@ -150,9 +162,7 @@ def _lower_node(node: Node) -> Stage:
         hits = _probe(node, np.eye(base["n_in"], dtype=np.int64)) == 1
         return MaxWindows(**base, windows=[tuple(np.flatnonzero(hits[:, k])) for k in range(base["n_out"])])
     if op in _MOVE_OPS:
-        if op is Op.CONCAT:
-            raise UnsupportedError(f"node {node.name!r} (Concat): joins of streams are not built by the amaranth target")
-        fill = int(round(a["value"] / y.type.dtype.lsb)) if op is Op.PAD else 0
+        fill = round(a["value"] / y.type.dtype.lsb) if op is Op.PAD else 0
         return Select(**base, indices=_move_indices(node, base["n_in"]), fill=fill)
     if op is Op.QUANT:
         return Requant(**base)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common import BackendError
 
-__all__ = ["SIMULATORS", "verilator_root", "toolchain_env", "run_testbench"]
+__all__ = ["SIMULATORS", "run_testbench", "toolchain_env", "verilator_root"]
 
 SIMULATORS = ("verilator", "icarus")
 

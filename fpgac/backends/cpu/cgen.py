@@ -1,4 +1,4 @@
-"""Small pieces of C generation: a writer with indentation, containers, integer bounds, literals.
+"""Small pieces of C generation: containers, integer bounds, literals.
 
 Containers: a value of ``FixedType`` ``t`` lives in the smallest of ``int8_t``, ``int16_t``,
 ``int32_t``, ``int64_t`` (``uint*_t`` when ``t`` is unsigned) that holds ``t.width`` bits.
@@ -10,47 +10,17 @@ weights, so an accumulator can never overflow whatever the order of the sum.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 import numpy as np
 
+from fpgac.backends.codegen import Code as CWriter
+from fpgac.backends.codegen import identifier as c_ident
 from fpgac.errors import UnsupportedError
 from fpgac.ir import FixedType
 
 __all__ = ["CWriter", "container", "signed_bits", "compute_type", "maxabs", "rng", "c_ident", "c_array",
            "smallest_int", "smallest_uint", "sra", "shl", "rng_of_container", "container_bytes"]
-
-
-class CWriter:
-    """Lines of C with an indentation level: ``with w.block("for (...)"):`` opens and closes braces."""
-
-    def __init__(self, indent: int = 0) -> None:
-        self.lines: list[str] = []
-        self.level = indent
-
-    def __call__(self, *lines: str) -> None:
-        for line in lines:
-            self.lines.append(("    " * self.level + line) if line else "")
-
-    @contextlib.contextmanager
-    def indent(self) -> Iterator[None]:
-        self.level += 1
-        try:
-            yield
-        finally:
-            self.level -= 1
-
-    @contextlib.contextmanager
-    def block(self, head: str, tail: str = "}") -> Iterator[None]:
-        self((head + " {") if head else "{")
-        with self.indent():
-            yield
-        self(tail)
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
 
 
 def container(t: FixedType) -> str:
@@ -120,15 +90,6 @@ def sra(ct: str, expr: str, s: int) -> str:
 def shl(ct: str, expr: str, s: int) -> str:
     """``expr * 2**s`` in compute type ``ct`` (s >= 0)."""
     return expr if s == 0 else f"fx_shl{ct[3:5]}({expr}, {s})"
-
-
-_IDENT = re.compile(r"[^A-Za-z0-9_]")
-
-
-def c_ident(name: str) -> str:
-    """A C identifier from a model name: other characters become ``_``; never starts with a digit."""
-    ident = _IDENT.sub("_", name) or "v"
-    return ident if not ident[0].isdigit() else "_" + ident
 
 
 def c_array(ctype: str, name: str, data: np.ndarray, per_line: int = 16) -> str:
