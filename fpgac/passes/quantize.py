@@ -194,6 +194,8 @@ class _Quantizer:
         self.records = records
         self.narrowed: dict[int, Value] = {}  # id(value) -> its Quant output
         self.consts: dict[tuple[int, FixedType], Value] = {}  # (id(float constant), type) -> quantized
+        # the model's own quantizers (QONNX): their types are the model's, not fpgac's to change
+        self.model_quants = {n.name for n in graph.nodes if n.op is Op.QUANT and isinstance(n.output.type.dtype, FixedType)}
         known = {n.name for n in graph.nodes} | {v.name for v in graph.inputs}
         unknown = sorted(set(config.layers) - known)
         if unknown:
@@ -231,9 +233,12 @@ class _Quantizer:
 
     def _target(self, value: Value) -> FixedType:
         """The type a value is narrowed to: the override, or its calibrated range at the layer's bits."""
-        layer = self._layer(self._owners(value))
+        owners = self._owners(value)
+        layer = self._layer(owners)
         if layer.result is not None:
             return layer.result
+        if owners[-1] in self.model_quants:  # the model chose this width: only a per-layer override changes it
+            return value.type.dtype
         if self.config.precision is not None:
             return self.config.precision
         if value.range is None:
@@ -270,6 +275,23 @@ class _Quantizer:
         self._set_const(node, index, t, "weight")
         return t
 
+    def _finer_weight(self, node: Node, w: FixedType, x_frac: int) -> FixedType:
+        """The weight (input 1) restated with more fractional bits, exactly, when the model's own (QONNX)
+        bias (input 2) is finer than ``x * w``: the sums then hold the bias exactly. The extra low bits are
+        zeros, which cost a constant multiplier nothing."""
+        bias = node.input(2)
+        if bias is None or not isinstance(bias.type.dtype, FixedType):
+            return w
+        extra = bias.type.dtype.frac_bits - (x_frac + w.frac_bits)
+        if extra <= 0:
+            return w
+        t = FixedType(w.width + extra, w.int_bits, w.signed, w.rounding, w.overflow)
+        value = node.inputs[1]
+        data = np.left_shift(value.data.astype(np.int64), extra)
+        data.setflags(write=False)
+        node.inputs[1] = Value(self.graph.unique_name(value.name), TensorType(t, value.type.shape, value.type.sparsity), data)
+        return t
+
     def _bias(self, node: Node, index: int, frac: int) -> np.ndarray:
         """Quantize the bias at (at most) ``frac`` fractional bits; its mantissas at ``frac`` (Python ints)."""
         value = node.input(index)
@@ -277,6 +299,11 @@ class _Quantizer:
             return np.zeros(0, dtype=object)
         if isinstance(value.type.dtype, FixedType):
             t = value.type.dtype
+            if t.frac_bits > frac:
+                raise UnsupportedError(
+                    f"layer {node.name!r} ({node.op.value}): the model's bias has {t.frac_bits} fractional bits, "
+                    f"more than the {frac} of its sums; give the layer's input more fractional bits"
+                )
             self._record(node.name, "bias", value, t)
         else:
             layer = self._layer([node.name])
@@ -391,7 +418,7 @@ def _dot_bounds(w: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray
 
 def _rule_dense(q: _Quantizer, node: Node) -> None:
     x = node.inputs[0].type.dtype
-    w = q._weight(node, 1)
+    w = q._finer_weight(node, q._weight(node, 1), x.frac_bits)
     frac = x.frac_bits + w.frac_bits
     wm = node.inputs[1].data
     if node.op is Op.CONV:
@@ -405,7 +432,7 @@ def _rule_dense(q: _Quantizer, node: Node) -> None:
 
 def _rule_scale_shift(q: _Quantizer, node: Node) -> None:
     x = node.inputs[0].type.dtype
-    s = q._weight(node, 1)
+    s = q._finer_weight(node, q._weight(node, 1), x.frac_bits)
     frac = x.frac_bits + s.frac_bits
     bm = q._bias(node, 2, frac)
     sm = node.inputs[1].data.astype(object)

@@ -530,3 +530,42 @@ def test_qmlp_example_against_qonnx_executor() -> None:
     wrapper = ModelWrapper(m).transform(InferShapes())
     want = execute_onnx(wrapper, {"x": x})["y"]
     np.testing.assert_array_equal(run_float(api.load(EXAMPLES / "qmlp.onnx"), x)[0], want)
+
+
+# -- compiling a QONNX model: the model's quantizers are kept, fpgac sizes the rest ----------------
+
+
+@pytest.mark.parametrize("bits", [3, 5, 8])
+def test_qmlp_compiled_keeps_the_models_quantizers(bits: int) -> None:
+    """``bits`` sizes only what the model left in float (here the output): the model's own 8-bit
+    quantizers are not narrowed again, so the golden model is the spec's value rounded once, to the
+    output's type."""
+    m = onnx.load(EXAMPLES / "qmlp.onnx")
+    compiled = api.compile(EXAMPLES / "qmlp.onnx", bits=bits, input_range=(-1.0, 1.0))
+    graph = compiled.graph
+    assert [n.output.type.dtype.width for n in quant_ops(graph)][:2] == [8, 8]  # the model's, untouched
+    (out,) = graph.outputs
+    t = out.type.dtype
+    assert out.producer.op is Op.QUANT and t.width == bits
+    x = f32(RNG.uniform(-1, 1, size=(300, 16)))
+    exact = qmlp_numpy(m, x.astype(np.float64))
+    want = np.clip(np.floor(exact * 2.0**t.frac_bits + 0.5), t.min_mantissa, t.max_mantissa) / 2.0**t.frac_bits
+    np.testing.assert_array_equal(np.asarray(compiled.predict(x), dtype=np.float64), want)
+
+
+def test_a_models_bias_finer_than_its_sums_stays_exact(tmp_path: Path) -> None:
+    """Input and weight at 2**-1 make sums at 2**-2; the model's bias is at 2**-6. The weight is
+    restated with more fractional bits (zeros), so the bias is added exactly, as the spec says."""
+    w, b = f32(RNG.normal(size=(3, 4))), f32(RNG.normal(size=3))
+    nodes = [quant_node("x", "xq", "x"), quant_node("w", "wq", "w", 1, 1), quant_node("b", "bq", "b"),
+             helper.make_node("Gemm", ["xq", "wq", "bq"], ["y"], name="fc", transB=1)]
+    inits = [("w", w), ("b", b), *quant_inits("x", 0.5, 0.0, 6), *quant_inits("w", 0.5, 0.0, 4),
+             *quant_inits("b", 2.0**-6, 0.0, 10)]
+    path = tmp_path / "m.onnx"
+    onnx.save(model(nodes, [("x", ["N", 4])], [("y", ["N", 3])], inits), path)
+    compiled = api.compile(path, bits=16, input_range=(-8.0, 8.0))
+    (dense,) = [n for n in compiled.graph.nodes if n.op is Op.DENSE]
+    assert dense.output.type.dtype.frac_bits >= 6
+    x = f32(RNG.uniform(-8, 8, size=(200, 4)))
+    want = quant(x, 0.5, 0.0, 6) @ quant(w, 0.5, 0.0, 4, True, True).T + quant(b, 2.0**-6, 0.0, 10)
+    np.testing.assert_array_equal(np.asarray(compiled.predict(x), dtype=np.float64), want)
