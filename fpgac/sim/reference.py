@@ -328,7 +328,7 @@ def _pool_geometry(node: Node, x: np.ndarray) -> tuple[Any, ...]:
 
 def _max_pool(node: Node, x: np.ndarray, floor: float | int) -> np.ndarray:
     """Window maxima; padding holds ``floor``, below every element (-inf, or int64's minimum)."""
-    nd, size, out, kernel, strides, dilations, begins, ends, ends_ext = _pool_geometry(node, x)
+    nd, _, out, kernel, strides, dilations, begins, _, ends_ext = _pool_geometry(node, x)
     xp = _pad_spatial(x, begins, ends_ext, floor)
     return _windows(xp, kernel, strides, dilations, out).max(axis=tuple(range(-nd, 0)))
 

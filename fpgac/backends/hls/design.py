@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -312,7 +313,7 @@ class Design:
             self._uses[id(value)] = [name]
             return
         copies = self.names.fresh(f"{name}_copies")
-        c, p = words(value.type.shape)
+        _, p = words(value.type.shape)
         self.code(f"hls::stream<{self.word_name(value)}> {copies}[{k}];",
                   f"#pragma HLS STREAM variable={copies} depth={max(p, 1)}")
         self._uses[id(value)] = [f"{copies}[{i}]" for i in range(k)]
@@ -588,21 +589,20 @@ def _is_mappable(node: Node) -> bool:
     return node.op is Op.QUANT or node.attrs["kind"] in (Act.RELU, Act.ABS, Act.CLIP)
 
 
-def _emit_map(d: Design, node: Node, ins: list, outs: list) -> None:
-    if node.op is Op.ACTIVATION and node.attrs["kind"] is Act.PRELU:
+def _sizes(x: Value, stream: bool) -> str:
+    """An element-wise kernel's size arguments: ``N`` elements, or ``C, P`` words of a stream."""
+    return ", ".join(map(str, words(x.type.shape))) if stream else str(_size(x))
+
+
+def _emit_map(d: Design, node: Node, ins: list, outs: list, stream: bool = False) -> None:
+    if not stream and node.op is Op.ACTIVATION and node.attrs["kind"] is Act.PRELU:
         return _emit_prelu(d, node, ins, outs)
     d.use("elementwise.h")
     op = _elementwise_op(node)
     x = node.inputs[0]
-    d.code(f"fpgac::map<{op}, {d.type_name(x)}, {d.type_name(node.output)}, {_size(x)}>({ins[0]}, {outs[0]});")
-
-
-def _emit_map_stream(d: Design, node: Node, ins: list, outs: list) -> None:
-    d.use("elementwise.h")
-    op = _elementwise_op(node)
-    x = node.inputs[0]
-    c, p = words(x.type.shape)
-    d.code(f"fpgac::map_stream<{op}, {d.type_name(x)}, {d.type_name(node.output)}, {c}, {p}>({ins[0]}, {outs[0]});")
+    kernel = "map_stream" if stream else "map"
+    d.code(f"fpgac::{kernel}<{op}, {d.type_name(x)}, {d.type_name(node.output)}, {_sizes(x, stream)}>"
+           f"({ins[0]}, {outs[0]});")
 
 
 def _broadcast(value: Value, shape: tuple[int, ...]) -> np.ndarray:
@@ -626,21 +626,13 @@ def _emit_prelu(d: Design, node: Node, ins: list, outs: list) -> None:
            f"{ins[0]}, {outs[0]}, {rom_name});")
 
 
-def _emit_lookup(d: Design, node: Node, ins: list, outs: list) -> None:
+def _emit_lookup(d: Design, node: Node, ins: list, outs: list, stream: bool = False) -> None:
     d.use("elementwise.h")
     table, values = d.table(node, "table", node.attrs["table"])
     x = node.inputs[0]
-    d.code(f"fpgac::lookup_map<{table}, {d.type_name(x)}, {d.type_name(node.output)}, {_size(x)}>({ins[0]}, {outs[0]}, "
-           f"{values});")
-
-
-def _emit_lookup_stream(d: Design, node: Node, ins: list, outs: list) -> None:
-    d.use("elementwise.h")
-    table, values = d.table(node, "table", node.attrs["table"])
-    x = node.inputs[0]
-    c, p = words(x.type.shape)
-    d.code(f"fpgac::lookup_stream<{table}, {d.type_name(x)}, {d.type_name(node.output)}, {c}, {p}>({ins[0]}, "
-           f"{outs[0]}, {values});")
+    kernel = "lookup_stream" if stream else "lookup_map"
+    d.code(f"fpgac::{kernel}<{table}, {d.type_name(x)}, {d.type_name(node.output)}, {_sizes(x, stream)}>"
+           f"({ins[0]}, {outs[0]}, {values});")
 
 
 def _emit_softmax(d: Design, node: Node, ins: list, outs: list) -> None:
@@ -921,9 +913,9 @@ _STREAM: dict[Op, tuple[Callable[[Node], bool], Emit]] = {
     Op.CONV: (lambda node: True, _emit_conv_stream),
     Op.POOL: (lambda node: True, _emit_pool_stream),
     Op.GLOBAL_POOL: (lambda node: True, _emit_global_pool_stream),
-    Op.ACTIVATION: (_is_mappable, _emit_map_stream),
-    Op.QUANT: (lambda node: True, _emit_map_stream),
-    Op.LOOKUP: (lambda node: True, _emit_lookup_stream),
+    Op.ACTIVATION: (_is_mappable, partial(_emit_map, stream=True)),
+    Op.QUANT: (lambda node: True, partial(_emit_map, stream=True)),
+    Op.LOOKUP: (lambda node: True, partial(_emit_lookup, stream=True)),
     Op.RESHAPE: (_same_words, _emit_reshape_stream),
     **{op: (_same_shape_runtime, _emit_binary_stream) for op in _BINARY_OPS},
 }
