@@ -1,7 +1,8 @@
 """The Python API: what the command line calls, and what users script against.
 
 ``load`` reads a model and runs the canonicalization pipeline (named, in order, in
-``CANONICALIZE``), so that the IR every later step sees has BatchNorm folded, biases fused and
+``CANONICALIZE``), so that the IR every later step sees has BatchNorm folded, biases fused,
+PyTorch's ``x / (1 + |x|)`` read as Softsign and
 no-op reshapes gone. ``compile`` then calibrates and quantizes it; the ``CompiledModel`` it
 returns predicts bit-exactly (the golden model) or in float.
 """
@@ -25,7 +26,7 @@ from fpgac.errors import ShapeError, UsageError
 from fpgac.frontend import identifier, load_onnx
 from fpgac.ir import FixedType, Graph, Node, Op, parse_type
 from fpgac.ir import verify as verify_graph
-from fpgac.passes import FoldBatchNorm, FuseBias, Pass, PassManager, SimplifyReshapes
+from fpgac.passes import FoldBatchNorm, FuseBias, FuseSoftsign, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
 from fpgac.passes.prune import prune_passes
 from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
@@ -49,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: the passes every loaded model goes through, in order
-CANONICALIZE: tuple[Pass, ...] = (SimplifyReshapes(), FoldBatchNorm(), FuseBias(), SimplifyReshapes())
+CANONICALIZE: tuple[Pass, ...] = (SimplifyReshapes(), FoldBatchNorm(), FuseBias(), FuseSoftsign(), SimplifyReshapes())
 
 
 def load(

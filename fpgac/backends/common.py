@@ -28,6 +28,7 @@ A backend's output directory ``OUT`` always holds, besides the backend's own fil
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ VECTORS = "vectors.npz"
 
 #: how many of the first vectors are the extremes of the input types (see ``make_vectors``)
 EXTREMES = 6
+#: at most this many input and output elements over all test vectors (their files and the
+#: testbench's memory grow with it): a model with huge tensors gets fewer vectors, with a warning
+MAX_VECTOR_ELEMENTS = 1 << 24
+
+log = logging.getLogger(__name__)
 
 
 class BackendError(FpgacError):
@@ -135,7 +141,13 @@ def make_vectors(
     """
     if n < 1:
         raise UsageError(f"the number of test vectors must be at least 1, not {n}")
-    inputs, _ = ports(graph)
+    inputs, outputs = ports(graph)
+    per_vector = sum(p.size for p in (*inputs, *outputs))
+    fit = max(1, MAX_VECTOR_ELEMENTS // max(per_vector, 1))
+    if n > fit:
+        log.warning(f"{n} test vectors of {per_vector:,} input and output elements each are too many to "
+                    f"store; writing {fit}")
+        n = fit
     rng = np.random.default_rng(seed)
     mantissas = []
     for port in inputs:

@@ -4,6 +4,7 @@ from fpgac.passes.binarize import Binarize
 from fpgac.passes.clip_weights import ClipWeights
 from fpgac.passes.fold_batchnorm import FoldBatchNorm
 from fpgac.passes.fuse_bias import FuseBias
+from fpgac.passes.fuse_softsign import FuseSoftsign
 from fpgac.passes.manager import Pass, PassManager
 from fpgac.passes.prune import MagnitudePrune, Scope, parse_prune, prune_passes
 from fpgac.passes.prune_structured import DeadUnits, Norm, StructuredPrune
@@ -16,6 +17,7 @@ __all__ = [
     "DeadUnits",
     "FoldBatchNorm",
     "FuseBias",
+    "FuseSoftsign",
     "MagnitudePrune",
     "Norm",
     "Pass",

@@ -15,6 +15,7 @@ interpretation fails loudly at the first run and in the test that checks the tab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -50,14 +51,12 @@ def run_float(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
     not fit in float32), and int64 for indices (ArgMax outputs and what merely moves them
     around). So the result can be compared with the ONNX model's directly.
     """
-    env, n = _evaluate(graph, inputs)
     indices = _index_values(graph)
-    results = []
-    for value in graph.outputs:
-        array = np.broadcast_to(_batched(value, env), (n, *value.type.shape))
-        array = array.astype(np.int64 if id(value) in indices else _float_dtype(value))
-        results.append(np.moveaxis(array, 0, graph.output_batch_axes.get(value.name, 0)))
-    return results
+
+    def output(value: Value, array: np.ndarray) -> np.ndarray:
+        return array.astype(np.int64 if id(value) in indices else _float_dtype(value))
+
+    return _run_outputs(graph, inputs, False, output)
 
 
 def evaluate_float(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
@@ -79,14 +78,53 @@ def evaluate_float(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
 # -- driver -------------------------------------------------------------------------------------
 
 
+#: how many array elements one pass of the interpreter may hold (its values and the windows of
+#: convolutions and pools): ``run_float``/``run_fixed`` split a larger batch into parts this size
+CHUNK_ELEMENTS = 1 << 24
+
+
+def chunk_rows(graph: Graph) -> int:
+    """How many samples one pass of the interpreter takes at most (at least 1)."""
+    per_sample = sum(v.type.size for v in graph.values() if not v.is_const)
+    for node in graph.nodes:
+        if node.op in (Op.CONV, Op.POOL):
+            kernel = math.prod(node.attrs["kernel"]) if node.op is Op.POOL else math.prod(node.inputs[1].type.shape[1:])
+            groups = node.attrs.get("groups", 1) if node.op is Op.CONV else 1
+            channels = node.output.type.shape[0]
+            per_sample += node.output.type.size // channels * kernel * (groups if node.op is Op.CONV else channels)
+    return max(1, CHUNK_ELEMENTS // max(per_sample, 1))
+
+
+def _run_outputs(
+    graph: Graph, inputs: Inputs, fixed: bool, convert: Callable[[Value, np.ndarray], np.ndarray]
+) -> list[np.ndarray]:
+    """The outputs of a run, batch by ``chunk_rows`` samples (so memory stays bounded), joined."""
+    bound, n = _bind_inputs(graph, inputs)
+    step = chunk_rows(graph)
+    parts: list[list[np.ndarray]] = []
+    for start in range(0, max(n, 1), step):
+        rows = min(step, n - start)
+        env = _run(graph, {k: a[start : start + rows] for k, a in bound.items()}, fixed)
+        get = _batched_mantissas if fixed else _batched
+        parts.append([np.array(convert(v, np.broadcast_to(get(v, env), (rows, *v.type.shape)))) for v in graph.outputs])
+    joined = [np.concatenate([part[i] for part in parts]) if len(parts) > 1 else parts[0][i]
+              for i in range(len(graph.outputs))]
+    return [np.moveaxis(a, 0, graph.output_batch_axes.get(v.name, 0)) for v, a in zip(graph.outputs, joined)]
+
+
 def _evaluate(graph: Graph, inputs: Inputs, fixed: bool = False) -> tuple[dict[int, np.ndarray], int]:
-    """Run every node in order; the environment maps ``id(value)`` to its batched array.
+    """Run every node in order; the environment maps ``id(value)`` to its batched array."""
+    env, n = _bind_inputs(graph, inputs)
+    return _run(graph, env, fixed), n
+
+
+def _run(graph: Graph, env: dict[int, np.ndarray], fixed: bool) -> dict[int, np.ndarray]:
+    """Run every node on the bound inputs ``env`` (extended in place, and returned).
 
     In fixed mode the arrays are int64 mantissas of each value's FixedType: inputs are quantized
     to their types at the boundary, constants are their mantissas, and every op's result is
     checked against its output type (a value outside it would be a wrap the hardware makes).
     """
-    env, n = _bind_inputs(graph, inputs)
     table = _FIXED_OPS if fixed else _FLOAT_OPS
     if fixed:
         for value in graph.inputs:
@@ -109,7 +147,7 @@ def _evaluate(graph: Graph, inputs: Inputs, fixed: bool = False) -> tuple[dict[i
             if fixed:
                 _check_fits(node, value, array)
             env[id(value)] = array
-    return env, n
+    return env
 
 
 def _float_dtype(value: Value) -> np.dtype:
@@ -529,15 +567,12 @@ def run_fixed(graph: Graph, inputs: Inputs, *, mantissas: bool = False) -> list[
     output mantissas, or, with ``mantissas=True``, the int64 mantissas themselves (ArgMax indices
     are int64 either way).
     """
-    env, n = _evaluate(graph, inputs, fixed=True)
     indices = _index_values(graph)
-    results = []
-    for value in graph.outputs:
-        array = np.broadcast_to(_batched_mantissas(value, env), (n, *value.type.shape))
-        if not mantissas and id(value) not in indices:
-            array = to_float(array, value.type.dtype)
-        results.append(np.moveaxis(np.array(array), 0, graph.output_batch_axes.get(value.name, 0)))
-    return results
+
+    def output(value: Value, array: np.ndarray) -> np.ndarray:
+        return array if mantissas or id(value) in indices else to_float(array, value.type.dtype)
+
+    return _run_outputs(graph, inputs, True, output)
 
 
 def evaluate_fixed(graph: Graph, inputs: Inputs) -> dict[str, np.ndarray]:
