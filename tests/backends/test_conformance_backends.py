@@ -1,0 +1,49 @@
+"""The PyTorch-exported conformance models (written outside this project) through the backends.
+
+Every in-scope model of ``tests/conformance_models.py`` is quantized (8 bits, the input
+range from its shipped inputs) and compiled for the cpu and the xilinx target; the C kernel and
+the HLS C-simulation must equal the golden model on every bit of 100 vectors (the input-type
+extremes first). Three models with tensors of 50,000 to a million elements are left to the
+benchmarks' time budget, and one whose shipped input holds 9e223 (uninitialized memory in the
+exporter) cannot be given a fixed-point range; both lists say so by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conformance_models import MODELS, OUT_OF_SCOPE, data_sets
+
+from fpgac import api
+from fpgac.errors import UsageError
+
+LARGE = {"test_MaxPool1d_stride_padding_dilation", "test_MaxPool2d_stride_padding_dilation", "test_operator_conv"}
+NO_RANGE = {"test_operator_addconstant"}
+IN_SCOPE = [m for m in MODELS if m.name not in OUT_OF_SCOPE and m.name not in LARGE]
+VECTORS = 100
+
+
+def _compile(model):
+    inputs = [x for x, _ in data_sets(model)]
+    largest = max(float(np.abs(a).max()) for x in inputs for a in x)
+    return api.compile(model / "model.onnx", bits=8, input_range=(-max(largest, 1.0), max(largest, 1.0)))
+
+
+def test_lists_name_real_models() -> None:
+    names = {m.name for m in MODELS}
+    assert LARGE <= names and NO_RANGE <= names
+    assert len(IN_SCOPE) >= 70
+
+
+@pytest.mark.parametrize("target", ["cpu", "xilinx"])
+@pytest.mark.parametrize("model", IN_SCOPE, ids=lambda p: p.name)
+def test_conformance_model_bit_exact(tmp_path, model, target: str) -> None:
+    if model.name in NO_RANGE:
+        with pytest.raises(UsageError, match=r"needs \d+ bits to hold every value exactly"):
+            _compile(model)
+        return
+    out = tmp_path / "design"
+    _compile(model).write(out, target, vectors=VECTORS)
+    report = api.verify(out)
+    assert report.vectors == VECTORS
+    assert report.mismatched_bits == 0, "\n".join(report.lines())
