@@ -89,7 +89,10 @@ def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: i
 
 def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiring.Component:
     """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``)."""
-    chain = Chain(components(stages, reuse=reuse))
+    parts = components(stages, reuse=reuse)
+    if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
+        parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
+    chain = Chain(parts)
     chain.in_lanes = _lanes(stages[0].n_in, stages[0].in_type)
     chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
     chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
