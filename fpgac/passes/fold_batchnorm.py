@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params
+from fpgac.passes.rewrite import (
+    channel_vector,
+    only_consumer,
+    replace_layer_params,
+    rewrite_each,
+)
 
 __all__ = ["FoldBatchNorm"]
 
@@ -24,11 +29,7 @@ __all__ = ["FoldBatchNorm"]
 @dataclass(frozen=True)
 class FoldBatchNorm:
     def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in list(graph.nodes):
-            if node.op is Op.SCALE_SHIFT and self._fold(graph, node):
-                changed = True
-        return changed
+        return rewrite_each(graph, (Op.SCALE_SHIFT,), self._fold)
 
     def _fold(self, graph: Graph, node: Node) -> bool:
         layer = only_consumer(graph, node.inputs[0], node)

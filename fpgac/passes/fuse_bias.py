@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params
+from fpgac.passes.rewrite import (
+    channel_vector,
+    only_consumer,
+    replace_layer_params,
+    rewrite_each,
+)
 
 __all__ = ["FuseBias"]
 
@@ -23,11 +28,7 @@ __all__ = ["FuseBias"]
 @dataclass(frozen=True)
 class FuseBias:
     def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in list(graph.nodes):
-            if node.op in (Op.ADD, Op.SUB) and self._fuse(graph, node):
-                changed = True
-        return changed
+        return rewrite_each(graph, (Op.ADD, Op.SUB), self._fuse)
 
     def _fuse(self, graph: Graph, node: Node) -> bool:
         a, b = node.inputs

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgac.ir import Act, FixedType, Graph, Node, Op, Value, to_float
+from fpgac.passes.rewrite import rewrite_each
 
 __all__ = ["FuseSoftsign"]
 
@@ -19,11 +20,7 @@ __all__ = ["FuseSoftsign"]
 @dataclass(frozen=True)
 class FuseSoftsign:
     def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in list(graph.nodes):
-            if node.op is Op.DIV and self._fuse(graph, node):
-                changed = True
-        return changed
+        return rewrite_each(graph, (Op.DIV,), self._fuse)
 
     def _fuse(self, graph: Graph, div: Node) -> bool:
         x, denominator = div.inputs

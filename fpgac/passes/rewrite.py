@@ -1,12 +1,24 @@
-"""Helpers shared by the passes that fold constants into a Dense or Conv layer."""
+"""Helpers shared by the rewriting passes (folding constants into a Dense or Conv layer, fusing)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection
 
 import numpy as np
 
 from fpgac.ir import Graph, Node, Op, TensorType, Value
 
-__all__ = ["only_consumer", "channel_vector", "replace_layer_params"]
+__all__ = ["rewrite_each", "only_consumer", "channel_vector", "replace_layer_params"]
+
+
+def rewrite_each(graph: Graph, ops: Collection[Op], rewrite: Callable[[Graph, Node], bool]) -> bool:
+    """``rewrite(graph, node)`` on every node of one of ``ops`` (a snapshot of the list, so a rewrite
+    may remove nodes); says whether any changed the graph."""
+    changed = False
+    for node in list(graph.nodes):
+        if node.op in ops and rewrite(graph, node):
+            changed = True
+    return changed
 
 
 def only_consumer(graph: Graph, value: Value, consumer: Node) -> Node | None:
