@@ -15,12 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import (
-    channel_vector,
-    only_consumer,
-    replace_layer_params,
-    rewrite_each,
-)
+from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params, rewrite_each
 
 __all__ = ["FuseBias"]
 

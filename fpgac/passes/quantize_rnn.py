@@ -47,16 +47,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fpgac.errors import UsageError
-from fpgac.ir import (
-    MAX_EXACT_WIDTH,
-    Act,
-    FixedType,
-    Node,
-    Overflow,
-    Rounding,
-    TensorType,
-    Value,
-)
+from fpgac.ir import MAX_EXACT_WIDTH, Act, FixedType, Node, Overflow, Rounding, TensorType, Value
 from fpgac.ir.tables import Table
 from fpgac.sim.recurrent import exact_types
 from fpgac.sim.reference import activation_function

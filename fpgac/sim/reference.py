@@ -24,18 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from fpgac.errors import ShapeError
-from fpgac.ir import (
-    OP_SPECS,
-    Act,
-    FixedType,
-    FloatType,
-    Graph,
-    Node,
-    Op,
-    PoolKind,
-    Value,
-    VerifyError,
-)
+from fpgac.ir import OP_SPECS, Act, FixedType, FloatType, Graph, Node, Op, PoolKind, Value, VerifyError
 from fpgac.ir.fixed import quantize, requantize, to_float
 from fpgac.sim.recurrent import gru_fixed, lstm_fixed
 
