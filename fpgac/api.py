@@ -80,6 +80,14 @@ def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, n
 Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
 
+def load_design(out: str | os.PathLike) -> Graph:
+    """The quantized graph a compiled output directory (``fpgac compile -o OUT``) was built from:
+    ``run(load_design(out), x, float=False)`` gives what that hardware computes."""
+    graph, _ = backends.load_design(out)
+    verify_graph(graph)
+    return graph
+
+
 @dataclass
 class CompiledModel:
     """A quantized model: the float graph it came from, the fixed-point graph, and what was chosen.

@@ -19,7 +19,9 @@ import numpy as np
 
 from fpgac import __version__, api, backends
 from fpgac.errors import FpgacError, UsageError
+from fpgac.backends.common import read_manifest
 from fpgac.ir import Graph
+from fpgac.sim import run_fixed
 
 __all__ = ["main"]
 
@@ -94,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "tensor and the total weight and activation bits. --float skips quantization.",
     )
     _add_common_options(inspect)
-    inspect.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    inspect.add_argument("model", metavar="MODEL.onnx|OUT",
+                         help="the ONNX model, or the output directory of `fpgac compile` (its quantized graph)")
     _add_outputs_option(inspect)
     inspect.add_argument("--ir", action="store_true", help="print the full IR text instead of the table")
     inspect.add_argument("--dump-ir", action="store_true", help="print the IR after the frontend and every pass")
@@ -112,7 +115,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "model's inputs. --float runs the float network instead.",
     )
     _add_common_options(run)
-    run.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    run.add_argument("model", metavar="MODEL.onnx|OUT",
+                     help="the ONNX model, or the output directory of `fpgac compile` (runs the golden model of "
+                     "that design, without the model or the quantization options)")
     run.add_argument("--input", "-i", required=True, metavar="X", help="input arrays (.npy or .npz)")
     run.add_argument("--output", "-o", required=True, metavar="Y", help="where to write the outputs (.npy/.npz)")
     run.add_argument("--float", action="store_true", help="run the float network as trained, not the golden model")
@@ -267,7 +272,29 @@ def _outputs(args: argparse.Namespace) -> list[str] | None:
     return [name.strip() for name in args.outputs.split(",") if name.strip()]
 
 
+_QUANT_DEFAULTS = {"calibration": None, "input_range": None, "bits": 16, "precision": "auto", "accuracy_budget": None,
+                   "table_size": None, "prune": None, "outputs": None, "float": False, "dump_ir": False}
+
+
+def _design(args: argparse.Namespace) -> Graph | None:
+    """The quantized graph when MODEL is a compiled output directory (None for an ONNX file).
+
+    Its precision is fixed, so quantization options (and --float: the float model is not kept)
+    are refused rather than silently ignored."""
+    if not Path(args.model).is_dir():
+        return None
+    given = [name for name, default in _QUANT_DEFAULTS.items() if getattr(args, name, default) != default]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag} does not apply to {args.model}, a compiled design (its precision is fixed, and "
+                         "it keeps no float model): give the ONNX model instead")
+    return api.load_design(args.model)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    design = _design(args)
+    if design is not None:
+        return _print_design(args, design)
     dump = None
     if args.dump_ir:
         def dump(step: str, graph: Graph) -> None:
@@ -286,14 +313,23 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.ir:
         print(graph)
         return 0
+    _print_layers(graph, Path(args.model).name, types=compiled is not None)
+    _print_pruning(args, compiled.float_graph if compiled is not None else graph)
+    if compiled is not None:
+        _print_quantization(compiled)
+    return 0
+
+
+def _print_layers(graph: Graph, source: str, types: bool) -> None:
+    """The model's ports, then one row per layer: op, output shape, parameters (and types)."""
     rows = api.layer_table(graph)
     shape = lambda s: "[" + ",".join(map(str, s)) + "]"  # noqa: E731
-    header = ("layer", "op", "output shape", "params") + (("weight type", "output type") if compiled else ())
+    header = ("layer", "op", "output shape", "params") + (("weight type", "output type") if types else ())
     table = [header]
-    table += [(r.name, r.op, shape(r.shape), f"{r.params:,}") + ((r.weight_type, r.output_type) if compiled else ())
+    table += [(r.name, r.op, shape(r.shape), f"{r.params:,}") + ((r.weight_type, r.output_type) if types else ())
               for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"model {graph.name}: {Path(args.model).name}")
+    print(f"model {graph.name}: {source}")
     for value in graph.inputs:
         print(f"  input  {value.name}: {value.type} (batch first: [N,{','.join(map(str, value.shape))}])")
     for value in graph.outputs:
@@ -304,10 +340,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     total = sum(r.params for r in rows)
-    print(f"\n{len(rows)} layers, {total:,} parameters")
-    _print_pruning(args, compiled.float_graph if compiled is not None else graph)
-    if compiled is not None:
-        _print_quantization(compiled)
+    nonzero = sum(r.nonzeros for r in rows)
+    zeros = f" ({total - nonzero:,} of them zero)" if nonzero != total else ""
+    print(f"\n{len(rows)} layers, {total:,} parameters{zeros}")
+
+
+def _print_design(args: argparse.Namespace, graph: Graph) -> int:
+    """``inspect OUT``: the compiled design's graph, as built."""
+    if args.ir:
+        print(graph)
+        return 0
+    manifest = read_manifest(Path(args.model))
+    _print_layers(graph, f"{args.model} (target {manifest['target']}, written by fpgac {manifest['fpgac']})", types=True)
     return 0
 
 
@@ -359,7 +403,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {out}: name a .npy or .npz file")
     if not out.parent.is_dir():
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
-    if args.float:
+    design = _design(args)
+    if design is not None:
+        graph = design
+        inputs = api.read_input(args.input, graph)
+        results = run_fixed(graph, inputs, mantissas=args.mantissas)
+    elif args.float:
         graph = api.load(args.model, outputs=_outputs(args))
         api.prune(graph, args.prune, precision=args.precision, calibration=args.calibration,
                   input_range=args.input_range)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..ir import Graph
+from ..ir.serialize import load_graph, save_graph
 from .common import (
     MANIFEST,
     VECTORS,
@@ -75,6 +76,7 @@ def write(graph: Graph, out: str | Path, target: str, vectors: Vectors, **option
     tmp.mkdir()  # not mkdtemp: the output gets the usual permissions (umask), not private ones
     try:
         extra = backend.write(graph, tmp, vectors, **options) or {}
+        save_graph(graph, tmp)  # the quantized graph: `fpgac run OUT` and `fpgac inspect OUT` read it
         save_vectors(tmp / VECTORS, vectors)
         write_manifest(tmp, target, graph, options, extra)
         if out.exists():
@@ -88,6 +90,12 @@ def write(graph: Graph, out: str | Path, target: str, vectors: Vectors, **option
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def load_design(out: str | Path) -> tuple[Graph, dict[str, Any]]:
+    """The quantized graph an output directory was built from, and its manifest."""
+    manifest = read_manifest(Path(out))
+    return load_graph(out), manifest
 
 
 def verify(out: str | Path, vectors: int | None = None,

@@ -65,3 +65,33 @@ def test_verify_errors(tmp_path, capsys, fake) -> None:
     out = tmp_path / "prj"
     _run(capsys, "compile", MLP, "-o", out, "--vectors", "3")
     assert "holds 3 test vectors" in _error(capsys, "verify", out, "--vectors", "4")
+
+
+def test_run_and_inspect_a_compiled_design(tmp_path, capsys, fake) -> None:
+    """``run OUT`` runs the golden model of the design in OUT: the same outputs as ``run MODEL`` with
+    the options OUT was compiled with, bit for bit, without the model or the options."""
+    import numpy as np
+
+    out = tmp_path / "prj"
+    assert _run(capsys, "compile", MLP, "-o", out, "--bits", "6", "--prune", "magnitude:0.5")[0] == 0
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(2).uniform(-1, 1, size=(40, 16)))
+    for source, extra in ((out, []), (MLP, ["--bits", "6", "--prune", "magnitude:0.5"])):
+        assert _run(capsys, "run", source, "-i", x, "-o", tmp_path / f"{source.name}.npz", "--mantissas", *extra)[0] == 0
+    design, model = (np.load(tmp_path / f"{name}.npz") for name in ("prj", "mlp.onnx"))
+    assert design.files == model.files and all(np.array_equal(design[k], model[k]) for k in design.files)
+    code, stdout, _ = _run(capsys, "inspect", out)
+    assert code == 0 and f"model mlp: {out} (target xilinx" in stdout and "fixed<6," in stdout
+    assert "of them zero)" in stdout  # the pruned half of the weights
+
+
+@pytest.mark.parametrize("args", [["--bits", "8"], ["--float"], ["--prune", "magnitude:0.5"], ["--input-range=-2,2"]])
+def test_a_compiled_design_refuses_quantization_options(tmp_path, capsys, fake, args) -> None:
+    out = tmp_path / "prj"
+    assert _run(capsys, "compile", MLP, "-o", out)[0] == 0
+    flag = args[0].split("=")[0]
+    assert f"{flag} does not apply to {out}, a compiled design" in _error(capsys, "inspect", out, *args)
+
+
+def test_run_of_a_folder_that_is_not_a_design(tmp_path, capsys) -> None:
+    assert "no fpgac.json: not an output directory" in _error(capsys, "run", tmp_path, "-i", "x.npy", "-o", "y.npy")
