@@ -55,3 +55,21 @@ def test_recurrent_layers_are_refused_by_name(name) -> None:
     compiled = api.compile(f"examples/{name}.onnx", bits=8, input_range=(-1, 1))
     with pytest.raises(UnsupportedError, match=r"node '.*' \((LSTM|GRU)\): recurrent layers"):
         lower(compiled.graph)
+
+
+@pytest.mark.parametrize("model", ["test_PReLU_2d_multiparam", "test_LeakyReLU_with_negval"])
+def test_prelu_and_leaky_relu_lanes(tmp_path, model) -> None:
+    """PyTorch's PReLU (a slope per channel) and LeakyReLU conformance models: one PReLU stage, equal
+    to the golden model, and (for the per-channel one) bit-exact on Icarus."""
+    from conformance_models import DATA
+
+    compiled = api.compile(DATA / "pytorch-converted" / model / "model.onnx", bits=8, input_range=(-2, 2))
+    stages = lower(compiled.graph)
+    assert "PReLU" in [type(s).__name__ for s in stages]
+    vectors = compiled.vectors(300)
+    got = execute(stages, vectors.input_mantissas[0].reshape(300, -1))
+    assert np.array_equal(got, vectors.golden[0].reshape(300, -1))
+    if model.endswith("multiparam"):
+        out = compiled.write(tmp_path / "prelu", "amaranth", vectors=100)
+        report = api.verify(out, simulator="icarus")
+        assert report.mismatched_bits == 0 and report.vectors == 100, report.lines()

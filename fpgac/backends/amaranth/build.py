@@ -28,6 +28,7 @@ from ...hdl import (
     Lanes,
     Lookup,
     MaxWindows,
+    PReLU,
     ReLU,
     Requant,
     Select,
@@ -61,6 +62,8 @@ def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: i
                            overflow=s.out_type.overflow.name, **fit)
         elif isinstance(s, L.Relu):
             part = ReLU(x, **fit)
+        elif isinstance(s, L.PReLU):
+            part = PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit)
         elif isinstance(s, L.Clip):
             part = Clip(x, lo=s.lo, hi=s.hi, **fit)
         elif isinstance(s, L.Lookup):
@@ -132,7 +135,7 @@ class AxiStream(wiring.Component):
 
 # -- stages on disk ------------------------------------------------------------------------------
 
-_ARRAYS = ("matrix", "bias", "indices")
+_ARRAYS = ("matrix", "bias", "indices", "slopes")
 _TABLES = ("table", "exp", "reciprocal")
 
 

@@ -77,6 +77,14 @@ class Relu(Stage):
 
 
 @dataclass
+class PReLU(Stage):
+    """``x << slope_frac`` where ``x >= 0``, else ``x * slopes[k]`` (lane ``k``): PReLU and LeakyReLU."""
+
+    slopes: np.ndarray = field(default=None)  # int64 [n_in]: mantissas with slope_frac fractional bits
+    slope_frac: int = 0
+
+
+@dataclass
 class Clip(Stage):
     """``min(max(x, lo), hi)`` per lane."""
 
@@ -170,6 +178,10 @@ def _lower_node(node: Node) -> Stage:
         return Lookup(**base, table=a["table"])
     if op is Op.ACTIVATION and a["kind"] is Act.RELU:
         return Relu(**base)
+    if op is Op.ACTIVATION and a["kind"] is Act.PRELU:  # LeakyReLU too: the quantizer makes it a PReLU
+        slope = node.inputs[1]
+        slopes = np.broadcast_to(slope.data, x.type.shape).reshape(-1).astype(np.int64)
+        return PReLU(**base, slopes=slopes, slope_frac=int(slope.type.dtype.frac_bits))
     if op is Op.ACTIVATION and a["kind"] is Act.CLIP:
         t = x.type.dtype
         lo = t.min_mantissa if a["min"] == -np.inf else max(t.min_mantissa, int(np.ceil(a["min"] / t.lsb)))
@@ -218,6 +230,8 @@ def execute(stages: Sequence[Stage], x: np.ndarray) -> np.ndarray:
             m = np.maximum(m, 0)
         elif isinstance(s, Clip):
             m = np.clip(m, s.lo, s.hi)
+        elif isinstance(s, PReLU):
+            m = np.where(m >= 0, np.left_shift(m, s.slope_frac), m * s.slopes)
         elif isinstance(s, Lookup):
             m = s.table.lookup(m)
         elif isinstance(s, MaxWindows):
