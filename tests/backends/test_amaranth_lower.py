@@ -57,15 +57,17 @@ def test_recurrent_layers_are_refused_by_name(name) -> None:
         lower(compiled.graph)
 
 
-@pytest.mark.parametrize("model", ["test_PReLU_2d_multiparam", "test_LeakyReLU_with_negval"])
-def test_prelu_and_leaky_relu_lanes(tmp_path, model) -> None:
-    """PyTorch's PReLU (a slope per channel) and LeakyReLU conformance models: one PReLU stage, equal
-    to the golden model, and (for the per-channel one) bit-exact on Icarus."""
+@pytest.mark.parametrize("model, stage", [("test_PReLU_2d_multiparam", "PReLU"), ("test_LeakyReLU_with_negval", "PReLU"),
+                                          ("test_Softmin", "Linear")])
+def test_conformance_models_lanes(tmp_path, model, stage) -> None:
+    """PyTorch's PReLU (a slope per channel), LeakyReLU and Softmin (a Mul by the constant -1, which
+    the probe once took for a second run-time input: x * x) conformance models: the stages equal the
+    golden model, and the per-channel PReLU is bit-exact on Icarus."""
     from conformance_models import DATA
 
     compiled = api.compile(DATA / "pytorch-converted" / model / "model.onnx", bits=8, input_range=(-2, 2))
     stages = lower(compiled.graph)
-    assert "PReLU" in [type(s).__name__ for s in stages]
+    assert stage in [type(s).__name__ for s in stages]
     vectors = compiled.vectors(300)
     got = execute(stages, vectors.input_mantissas[0].reshape(300, -1))
     assert np.array_equal(got, vectors.golden[0].reshape(300, -1))
@@ -73,3 +75,13 @@ def test_prelu_and_leaky_relu_lanes(tmp_path, model) -> None:
         out = compiled.write(tmp_path / "prelu", "amaranth", vectors=100)
         report = api.verify(out, simulator="icarus")
         assert report.mismatched_bits == 0 and report.vectors == 100, report.lines()
+
+
+def test_a_layer_too_large_to_unroll_is_refused() -> None:
+    """A 1,000x1,000 max pool would be probed as a million by a thousand matrix: refused in one line."""
+    from conformance_models import DATA
+
+    compiled = api.compile(DATA / "pytorch-converted" / "test_MaxPool2d_stride_padding_dilation" / "model.onnx",
+                           bits=8, input_range=(-1, 1))
+    with pytest.raises(UnsupportedError, match=r"1,000,000 input and 1,075 output lanes are too many .* --io stream"):
+        lower(compiled.graph)

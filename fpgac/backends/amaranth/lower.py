@@ -154,10 +154,20 @@ def lower(graph: Graph) -> list[Stage]:
     return stages
 
 
+#: the largest layer (input lanes x output lanes) the fully parallel target lowers: its matrix is
+#: probed whole, and a layer past this is far beyond any FPGA unrolled
+MAX_LANE_PAIRS = 1 << 26
+
+
 def _lower_node(node: Node) -> Stage:
     x, y = node.inputs[0], node.outputs[0]
     base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype,
                 n_in=int(np.prod(x.type.shape)), n_out=int(np.prod(y.type.shape)))
+    if base["n_in"] * base["n_out"] > MAX_LANE_PAIRS:
+        raise UnsupportedError(
+            f"node {node.name!r} ({node.op.value}): {base['n_in']:,} input and {base['n_out']:,} output lanes are "
+            f"too many for the fully parallel amaranth target (at most {MAX_LANE_PAIRS:,} pairs); "
+            "use --target xilinx --io stream")
     op, a = node.op, node.attrs
     if op in (Op.LSTM, Op.GRU):
         raise UnsupportedError(f"node {node.name!r} ({op.value}): recurrent layers are not built by the amaranth "
@@ -199,7 +209,10 @@ def _probe(node: Node, rows: np.ndarray) -> np.ndarray:
     """The golden op function of ``node`` on a batch of flattened input mantissas; flattened output."""
     const_inputs = OP_SPECS[node.op].const_inputs
     shape = node.inputs[0].type.shape
-    args = [None if v is None else v.data if i in const_inputs else rows.reshape(len(rows), *shape)
+    args = [None if v is None
+            else v.data if i in const_inputs  # a weight: per-sample data
+            else v.data[None] if v.is_const  # a constant operand of Mul: batched, as the golden model has it
+            else rows.reshape(len(rows), *shape)
             for i, v in enumerate(node.inputs)]
     (out,) = _FIXED_OPS[node.op](node, args)[:1]
     return np.broadcast_to(out, (len(rows), *node.outputs[0].type.shape)).reshape(len(rows), -1).astype(np.int64)
