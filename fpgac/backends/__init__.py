@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..ir import Graph
-from ..ir.serialize import load_graph, save_graph
+from ..ir import Graph, load_graph, save_graph
 from .common import (
     MANIFEST,
     VECTORS,

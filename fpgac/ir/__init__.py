@@ -11,6 +11,7 @@ from fpgac.ir.fixed import (
 from fpgac.ir.graph import Graph, Node, Value
 from fpgac.ir.ops import ACT_PARAMS, OP_SPECS, Act, Op, PoolKind, infer_shapes
 from fpgac.ir.printer import format_graph
+from fpgac.ir.serialize import load_graph, save_graph
 from fpgac.ir.types import (
     DType,
     FixedType,
@@ -44,10 +45,12 @@ __all__ = [
     "add_type",
     "format_graph",
     "infer_shapes",
+    "load_graph",
     "mul_type",
     "parse_type",
     "quantize",
     "requantize",
+    "save_graph",
     "to_float",
     "verify",
 ]

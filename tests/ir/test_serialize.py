@@ -14,8 +14,8 @@ import pytest
 
 from fpgac import api
 from fpgac.errors import UsageError
-from fpgac.ir import verify
-from fpgac.ir.serialize import GRAPH_JSON, load_graph, save_graph
+from fpgac.ir import load_graph, save_graph, verify
+from fpgac.ir.serialize import GRAPH_JSON
 from fpgac.sim import run_fixed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
