@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from fpgac import __version__, api, backends
-from fpgac.errors import FpgacError, UsageError
 from fpgac.backends.common import read_manifest
+from fpgac.errors import FpgacError, UsageError
 from fpgac.ir import Graph
 from fpgac.sim import run_fixed
 

@@ -17,7 +17,7 @@ from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
 from fpgac.hdl.conv import Conv, GlobalPool, Pool, PoolKind, Window
 from fpgac.hdl.dense import Dense, DenseReuse
-from fpgac.hdl.lanemap import MaxWindows, Select
+from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
 from fpgac.hdl.requant import Overflow, Requant, Rounding
@@ -38,6 +38,7 @@ __all__ = [
     "Dense",
     "DenseReuse",
     "Fork",
+    "Groups",
     "GlobalPool",
     "Lanes",
     "Lookup",

@@ -7,16 +7,16 @@ lanes per output (:class:`MaxWindows`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value
-from amaranth.lib import stream
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.arith import stages_for, tree_depth, tree_reduce
 from fpgac.hdl.lanes import Component, Lanes, Pipeline
 
-__all__ = ["MaxWindows", "Select"]
+__all__ = ["Groups", "MaxWindows", "Select"]
 
 
 class Select(Component):
@@ -90,4 +90,51 @@ class MaxWindows(Component):
         m.d.comb += self.o.payload.eq(self.out_lanes.join(roots))
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
+        return m
+
+
+class Groups(Component):
+    """One component per group of input lanes, side by side, in lockstep (a softmax or argmax
+    along one axis of a larger tensor: a group per position).
+
+    ``make(lanes)`` builds the component for a group of ``lanes`` (``x``'s format, the group's
+    size); every group must be the same size, so every part is the same circuit and they stall and
+    move together (one ``valid``/``ready`` pair). Output: a part with as many output lanes as input
+    lanes puts its lane ``j`` where the group's lane ``j`` came from (softmax); a part with one
+    output lane puts it at the group's index (argmax). Ports ``i`` (``x``), ``o``; latency and
+    interval those of a part.
+    """
+
+    def __init__(self, x: Lanes, groups: Sequence[Sequence[int]], make: Callable[[Lanes], wiring.Component]) -> None:
+        self.groups = [[int(i) for i in g] for g in groups]
+        sizes = {len(g) for g in self.groups}
+        if not self.groups or len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"Groups needs groups of one non-zero size, not sizes {sorted(sizes)}")
+        if sorted(i for g in self.groups for i in g) != list(range(x.count)):
+            raise ValueError(f"Groups must cover each of the {x.count} input lanes once")
+        self.in_lanes = x
+        self.parts = [make(x.with_count(len(g))) for g in self.groups]
+        out = self.parts[0].out_lanes
+        self.per_lane = out.count == len(self.groups[0])
+        if not self.per_lane and out.count != 1:
+            raise ValueError(f"a Groups part gives {out.count} lanes: one per input lane, or one")
+        self.out_lanes = out.with_count(x.count if self.per_lane else len(self.groups))
+        self.latency = getattr(self.parts[0], "latency", 0)
+        self.interval = getattr(self.parts[0], "interval", 1)
+        super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        lanes = self.in_lanes.split(self.i.payload)
+        out: list[Value | None] = [None] * self.out_lanes.count
+        for k, (group, part) in enumerate(zip(self.groups, self.parts)):
+            m.submodules[f"group{k}"] = part
+            m.d.comb += [part.i.payload.eq(part.in_lanes.join([lanes[i] for i in group])),
+                         part.i.valid.eq(self.i.valid), part.o.ready.eq(self.o.ready)]
+            results = part.out_lanes.split(part.o.payload)
+            for j, value in enumerate(results):
+                out[group[j] if self.per_lane else k] = value
+        first = self.parts[0]
+        m.d.comb += [self.o.payload.eq(self.out_lanes.join(out)), self.o.valid.eq(first.o.valid),
+                     self.i.ready.eq(first.i.ready)]
         return m

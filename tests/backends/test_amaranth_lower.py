@@ -85,3 +85,17 @@ def test_a_layer_too_large_to_unroll_is_refused() -> None:
                            bits=8, input_range=(-1, 1))
     with pytest.raises(UnsupportedError, match=r"1,000,000 input and 1,075 output lanes are too many .* --io stream"):
         lower(compiled.graph)
+
+
+@pytest.mark.parametrize("model", ["test_log_softmax_dim3", "test_softmax_functional_dim3"])
+def test_softmax_along_an_axis_is_bit_exact(tmp_path, model) -> None:
+    """(Log-)softmax along the last axis of a [3, 4, 5] tensor: one hdl Softmax for each of the 12
+    positions (``Groups``), bit-exact on Icarus."""
+    from conformance_models import DATA
+
+    compiled = api.compile(DATA / "pytorch-converted" / model / "model.onnx", bits=8, input_range=(-2, 2))
+    (softmax,) = [s for s in lower(compiled.graph) if type(s).__name__ == "Softmax"]
+    assert len(softmax.groups) == 12 and (softmax.log is not None) == ("log" in model)
+    out = compiled.write(tmp_path / "softmax", "amaranth", vectors=100)
+    report = api.verify(out, simulator="icarus")
+    assert report.mismatched_bits == 0 and report.vectors == 100, report.lines()

@@ -18,13 +18,13 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ...errors import UnsupportedError
 from ...hdl import (
     Argmax,
     Chain,
     Clip,
     Dense,
     DenseReuse,
+    Groups,
     Lanes,
     Lookup,
     MaxWindows,
@@ -73,13 +73,15 @@ def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: i
         elif isinstance(s, L.Select):
             part = Select(x, s.indices, fill=s.fill)
         elif isinstance(s, (L.Softmax, L.ArgMax)):
-            if len(s.groups) != 1 or list(s.groups[0]) != list(range(s.n_in)):
-                raise UnsupportedError(f"node {s.node!r}: the amaranth target builds Softmax/ArgMax over a whole "
-                                       "vector only, not along one axis of a larger tensor")
             if isinstance(s, L.Softmax):
-                part = Softmax(x, exp=s.exp, reciprocal=s.reciprocal, levels_per_stage=levels_per_stage, **fit)
+                def make(lanes: Lanes, s=s) -> wiring.Component:
+                    return Softmax(lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift,
+                                   log_shift=s.log_shift, levels_per_stage=levels_per_stage, **fit)
             else:
-                part = Argmax(x, select_last=s.select_last, levels_per_stage=levels_per_stage)
+                def make(lanes: Lanes, s=s) -> wiring.Component:
+                    return Argmax(lanes, select_last=s.select_last, levels_per_stage=levels_per_stage)
+            whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
+            part = make(x) if whole else Groups(x, s.groups, make)  # along one axis: a part per position
         else:
             raise TypeError(f"no component for stage {type(s).__name__}")
         if part.out_lanes != out:
@@ -136,7 +138,7 @@ class AxiStream(wiring.Component):
 # -- stages on disk ------------------------------------------------------------------------------
 
 _ARRAYS = ("matrix", "bias", "indices", "slopes")
-_TABLES = ("table", "exp", "reciprocal")
+_TABLES = ("table", "exp", "reciprocal", "log")
 
 
 def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
@@ -150,6 +152,8 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
                 continue
             if name in _ARRAYS:
                 arrays[f"{k}_{name}"] = np.asarray(value)
+            elif name in _TABLES and value is None:
+                entry[name] = None
             elif name in _TABLES:
                 arrays[f"{k}_{name}"] = np.asarray(value.values)
                 entry[name] = {"function": value.function, "in_type": str(value.in_type),
@@ -175,7 +179,7 @@ def load_stages(folder: Path) -> list[L.Stage]:
                 if f"{k}_{name}" in arrays.files:
                     entry[name] = arrays[f"{k}_{name}"]
             for name in _TABLES:
-                if name in entry:
+                if entry.get(name) is not None:
                     t = entry[name]
                     entry[name] = Table(t["function"], parse_type(t["in_type"]), parse_type(t["out_type"]),
                                         t["shift"], t["offset"], arrays[f"{k}_{name}"], t["interpolate"])

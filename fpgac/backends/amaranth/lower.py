@@ -108,11 +108,15 @@ class MaxWindows(Stage):
 
 @dataclass
 class Softmax(Stage):
-    """Per group of lanes: ``z = x - max``, ``e = exp(z)``, ``y = e * reciprocal(sum e)``."""
+    """Per group of lanes: ``z = x - max``, ``e = exp(z)``, ``y = e * reciprocal(sum e)``; with a
+    ``log`` table (log-softmax) ``y = (z << z_shift) - (log(sum e) << log_shift)``."""
 
     groups: list[tuple[int, ...]] = field(default_factory=list)
     exp: Table = field(default=None)
-    reciprocal: Table = field(default=None)
+    reciprocal: Table | None = field(default=None)
+    log: Table | None = field(default=None)
+    z_shift: int = 0
+    log_shift: int = 0
 
 
 @dataclass
@@ -199,6 +203,10 @@ def _lower_node(node: Node) -> Stage:
         return Clip(**base, lo=lo, hi=hi)
     if op is Op.SOFTMAX and not a["log"]:
         return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=a["exp"], reciprocal=a["reciprocal"])
+    if op is Op.SOFTMAX:
+        log, frac = a["log_table"], y.type.dtype.frac_bits
+        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=a["exp"], log=log,
+                       z_shift=frac - x.type.dtype.frac_bits, log_shift=frac - log.out_type.frac_bits)
     if op is Op.ARGMAX:
         return ArgMax(**base, groups=_groups(x.type.shape, a["axis"]), select_last=a["select_last_index"])
     what = f"{op.value}/{a['kind'].value}" if "kind" in a else op.value
@@ -256,7 +264,11 @@ def execute(stages: Sequence[Stage], x: np.ndarray) -> np.ndarray:
             for g in s.groups:
                 z = m[:, list(g)] - m[:, list(g)].max(axis=1, keepdims=True)
                 e = s.exp.lookup(z)
-                out[:, list(g)] = e * s.reciprocal.lookup(e.sum(axis=1, keepdims=True))
+                total = e.sum(axis=1, keepdims=True)
+                if s.log is None:
+                    out[:, list(g)] = e * s.reciprocal.lookup(total)
+                else:
+                    out[:, list(g)] = np.left_shift(z, s.z_shift) - np.left_shift(s.log.lookup(total), s.log_shift)
             m = out
         elif isinstance(s, ArgMax):
             cols = []
