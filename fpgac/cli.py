@@ -93,7 +93,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Load MODEL.onnx, quantize it (see the quantization options) and print one row "
         "per IR layer: name, op, output shape (per sample, channels-first), parameter count, and the "
         "fixed-point types chosen for its weights and output; then the types of every narrowed "
-        "tensor and the total weight and activation bits. --float skips quantization.",
+        "tensor and the total weight and activation bits. --float skips quantization. Given OUT, the "
+        "output directory of `fpgac compile`, it lists that design's layers and types as built.",
     )
     _add_common_options(inspect)
     inspect.add_argument("model", metavar="MODEL.onnx|OUT",
@@ -112,7 +113,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "hardware computes) on the arrays in X (.npy, or .npz holding one array, an array named "
         "'x', or one array per input name); save the outputs to Y (.npy for one output, .npz by "
         "output name for several) as float64 values. Inputs are batch-first, shaped like the "
-        "model's inputs. --float runs the float network instead.",
+        "model's inputs. --float runs the float network instead. Given OUT, the output directory of "
+        "`fpgac compile`, it runs the golden model of that design (the graph it keeps), no options needed.",
     )
     _add_common_options(run)
     run.add_argument("model", metavar="MODEL.onnx|OUT",
