@@ -263,6 +263,7 @@ class Report:
     agreement: float | None  # argmax agreement with the float network (None: no class output)
     max_error: float  # largest |dequantized output - float output|
     extra: dict[str, Any] = field(default_factory=dict)
+    max_error_lsb: float | None = None  # the same, in units of the output type's last bit (largest over outputs)
 
     @property
     def ok(self) -> bool:
@@ -277,7 +278,8 @@ class Report:
         ]
         if self.agreement is not None:
             lines.append(f"float agreement   {100 * self.agreement:.2f}% argmax")
-        lines.append(f"float max error   {self.max_error:.6g}")
+        lsb = f" ({self.max_error_lsb:.3g} LSB of the output type)" if self.max_error_lsb is not None else ""
+        lines.append(f"float max error   {self.max_error:.6g}{lsb}")
         for key, value in self.extra.items():
             lines.append(f"{key.replace('_', ' '):<17} {value}")
         lines.append("result            " + ("PASS: bit-exact with the golden model" if self.ok else "FAIL"))
@@ -290,14 +292,16 @@ def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Se
     n = len(produced[0]) if produced else 0
     bad = np.zeros(n, dtype=np.int64)
     agree: list[np.ndarray] = []
-    max_error = 0.0
+    max_error, max_lsb = 0.0, None
     for port, got, golden, ref in zip(outputs, produced, vectors.golden, vectors.reference):
         got = np.asarray(got, dtype=np.int64).reshape(n, *port.shape)
         bad += mismatched_bits(got, golden[:n], port.type)
         values = to_float(got, port.type).reshape(n, -1)
         ref = np.asarray(ref[:n], dtype=np.float64).reshape(n, -1)
         if ref.shape == values.shape:
-            max_error = max(max_error, float(np.max(np.abs(values - ref))) if values.size else 0.0)
+            error = float(np.max(np.abs(values - ref))) if values.size else 0.0
+            max_error = max(max_error, error)
+            max_lsb = max(max_lsb or 0.0, error / port.type.lsb)
             if values.shape[1] > 1:
                 agree.append(values.argmax(axis=1) == ref.argmax(axis=1))
             elif port.type.int_bits == port.type.width and not port.type.signed:  # an ArgMax index
@@ -313,4 +317,5 @@ def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Se
         agreement=float(np.mean(agree[0])) if agree else None,
         max_error=max_error,
         extra=dict(extra or {}),
+        max_error_lsb=max_lsb,
     )

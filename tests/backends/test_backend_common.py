@@ -10,6 +10,7 @@ from fpgac.backends.common import (
     MANIFEST,
     VECTORS,
     Port,
+    Vectors,
     compare,
     load_vectors,
     mismatched_bits,
@@ -65,6 +66,18 @@ def test_compare_counts_bits_and_reports_float_distance(mlp) -> None:
     assert (report.mismatched_bits, report.mismatched_vectors, report.first_mismatch) == (3, 2, 7)
     assert not report.ok and "FAIL" in report.lines()[-1]
     assert 0.9 <= report.agreement <= 1.0
+
+
+def test_max_error_in_output_lsbs_hand_worked() -> None:
+    """One output of type fixed<8,4> (LSB 1/16); float says 0.5, the design gives mantissa 11
+    (0.6875): the error is 0.1875, 3 LSB."""
+    t = FixedType(8, 4)
+    port = Port("y", (1,), t)
+    vectors = Vectors(inputs=[np.zeros((1, 1))], input_mantissas=[np.zeros((1, 1), dtype=np.int64)],
+                      golden=[np.array([[11]])], reference=[np.array([[0.5]])])
+    report = compare("cpu", [port], vectors, [np.array([[11]])])
+    assert report.ok and report.max_error == 0.1875 and report.max_error_lsb == 3.0
+    assert "float max error   0.1875 (3 LSB of the output type)" in report.lines()
 
 
 @pytest.fixture()
