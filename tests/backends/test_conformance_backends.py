@@ -27,8 +27,8 @@ LARGE = {"test_MaxPool1d_stride_padding_dilation", "test_MaxPool2d_stride_paddin
 NO_RANGE = {"test_operator_addconstant"}
 IN_SCOPE = [m for m in MODELS if m.name not in OUT_OF_SCOPE and m.name not in LARGE]
 VECTORS = 100
-#: not lowered by the amaranth target: two branches (GLU), and models with several inputs or outputs
-AMARANTH_REFUSED = {"test_GLU", "test_GLU_dim", "test_operator_basic", "test_operator_concat2", "test_operator_max",
+#: not lowered by the amaranth target: models with several inputs or outputs
+AMARANTH_REFUSED = {"test_operator_basic", "test_operator_concat2", "test_operator_max",
                     "test_operator_min", "test_operator_symbolic_override_nested"}
 
 

@@ -83,6 +83,7 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, s
     if simulator not in SIMULATORS:
         raise UsageError(f"unknown simulator {simulator!r}: choose {' or '.join(SIMULATORS)}")
     facts = manifest["design"]
+    out = Path(out).resolve()  # cocotb imports the test from tb/ by an absolute path only
     outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], out / "build",
                                      simulator=simulator, vectors=n, progress=progress)
     (port,) = manifest["outputs"]

@@ -15,12 +15,16 @@ from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ...hdl import (
     Argmax,
+    Binary,
     Chain,
+    Concat,
+    Fork,
     Clip,
     Dense,
     DenseReuse,
@@ -48,52 +52,63 @@ def _lanes(count: int, t) -> Lanes:
 
 def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
     """One component per stage (and a buffer after each linear one), output lanes as the IR types."""
+    return [p for s in stages for p in stage_parts(s, reuse=reuse, levels_per_stage=levels_per_stage)]
+
+
+def stage_parts(s: L.Stage, *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
+    """The component of one stage (and a buffer after a linear one), output lanes as the IR types."""
     parts: list[wiring.Component] = []
-    for s in stages:
-        x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
-        fit = dict(out_width=out.width, out_signed=out.signed)
-        if isinstance(s, L.Linear):
-            if reuse > 1:
-                part = DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
-            else:
-                part = Dense(s.matrix, s.bias, x=x, levels_per_stage=levels_per_stage, **fit)
-        elif isinstance(s, L.Requant):
-            part = Requant(x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
-                           overflow=s.out_type.overflow.name, **fit)
-        elif isinstance(s, L.Relu):
-            part = ReLU(x, **fit)
-        elif isinstance(s, L.PReLU):
-            part = PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit)
-        elif isinstance(s, L.Clip):
-            part = Clip(x, lo=s.lo, hi=s.hi, **fit)
-        elif isinstance(s, L.Lookup):
-            part = Lookup(x, s.table, **fit)
-        elif isinstance(s, L.MaxWindows):
-            part = MaxWindows(x, s.windows, levels_per_stage=levels_per_stage)
-        elif isinstance(s, L.Select):
-            part = Select(x, s.indices, fill=s.fill)
-        elif isinstance(s, (L.Softmax, L.ArgMax)):
-            if isinstance(s, L.Softmax):
-                def make(lanes: Lanes, s=s) -> wiring.Component:
-                    return Softmax(lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift,
-                                   log_shift=s.log_shift, levels_per_stage=levels_per_stage, **fit)
-            else:
-                def make(lanes: Lanes, s=s) -> wiring.Component:
-                    return Argmax(lanes, select_last=s.select_last, levels_per_stage=levels_per_stage)
-            whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
-            part = make(x) if whole else Groups(x, s.groups, make)  # along one axis: a part per position
+    x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
+    fit = dict(out_width=out.width, out_signed=out.signed)
+    if isinstance(s, L.Linear):
+        if reuse > 1:
+            part = DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
         else:
-            raise TypeError(f"no component for stage {type(s).__name__}")
-        if part.out_lanes != out:
-            raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
-        parts.append(part)
-        if isinstance(s, L.Linear):
-            parts.append(StreamBuffer(out.bits))
+            part = Dense(s.matrix, s.bias, x=x, levels_per_stage=levels_per_stage, **fit)
+    elif isinstance(s, L.Requant):
+        part = Requant(x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
+                       overflow=s.out_type.overflow.name, **fit)
+    elif isinstance(s, L.Relu):
+        part = ReLU(x, **fit)
+    elif isinstance(s, L.PReLU):
+        part = PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit)
+    elif isinstance(s, L.Clip):
+        part = Clip(x, lo=s.lo, hi=s.hi, **fit)
+    elif isinstance(s, L.Lookup):
+        part = Lookup(x, s.table, **fit)
+    elif isinstance(s, L.MaxWindows):
+        part = MaxWindows(x, s.windows, levels_per_stage=levels_per_stage)
+    elif isinstance(s, L.Select):
+        part = Select(x, s.indices, fill=s.fill)
+    elif isinstance(s, (L.Softmax, L.ArgMax)):
+        if isinstance(s, L.Softmax):
+            def make(lanes: Lanes, s=s) -> wiring.Component:
+                return Softmax(lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift,
+                               log_shift=s.log_shift, levels_per_stage=levels_per_stage, **fit)
+        else:
+            def make(lanes: Lanes, s=s) -> wiring.Component:
+                return Argmax(lanes, select_last=s.select_last, levels_per_stage=levels_per_stage)
+        whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
+        part = make(x) if whole else Groups(x, s.groups, make)  # along one axis: a part per position
+    elif isinstance(s, L.Combine):
+        part = Binary(x, _lanes(s.n_in, s.b_type), op=s.op, a_shift=s.a_shift, b_shift=s.b_shift, **fit)
+    elif isinstance(s, L.Join):
+        part = Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)], shifts=s.shifts, **fit)
+    else:
+        raise TypeError(f"no component for stage {type(s).__name__}")
+    if part.out_lanes != out:
+        raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
+    parts.append(part)
+    if isinstance(s, L.Linear):
+        parts.append(StreamBuffer(out.bits))
     return parts
 
 
 def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiring.Component:
     """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``)."""
+    if not L.is_chain(stages):
+        network = Network(stages, reuse=reuse)
+        return AxiStream(network) if axi else network
     parts = components(stages, reuse=reuse)
     if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
         parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
@@ -102,6 +117,70 @@ def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiri
     chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
     chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
     return AxiStream(chain) if axi else chain
+
+
+class Network(wiring.Component):
+    """Stages that are not a chain (a residual Add, a Concat of branches): each stage's component
+    reads the stages its ``sources`` name, through a :class:`~fpgac.hdl.Fork` where a value has
+    several readers. Where a join's inputs arrive at different latencies, the earlier one waits in
+    a FIFO as deep as the difference (plus one), so that a new vector can still enter every cycle;
+    the FIFO's own latency of one cycle fits within that difference. Ports
+    ``i``/``o``; :attr:`latency` is that of the longest path.
+    """
+
+    def __init__(self, stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: int = 2) -> None:
+        self.stages = list(stages)
+        self.units: list[wiring.Component] = []
+        for s in self.stages:
+            parts = stage_parts(s, reuse=reuse, levels_per_stage=levels_per_stage)
+            self.units.append(parts[0] if len(parts) == 1 else Chain(parts))
+        self.sources = [s.sources or (k - 1,) for k, s in enumerate(self.stages)]
+        self.ready_at = [0] * len(self.stages)  # cycles from the input to each stage's output
+        for k, unit in enumerate(self.units):
+            self.ready_at[k] = max(self._at(i) for i in self.sources[k]) + getattr(unit, "latency", 0)
+        self.latency = self.ready_at[-1]
+        self.interval = max((getattr(u, "interval", 1) for u in self.units), default=1)
+        self.in_lanes = _lanes(self.stages[0].n_in, self.stages[0].in_type)
+        self.out_lanes = _lanes(self.stages[-1].n_out, self.stages[-1].out_type)
+        super().__init__({"i": In(stream.Signature(self.in_lanes.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def _at(self, source: int) -> int:
+        return 0 if source < 0 else self.ready_at[source]
+
+    @staticmethod
+    def _inputs(unit: wiring.Component) -> list:
+        if isinstance(unit, Binary):
+            return [unit.a, unit.b]
+        if isinstance(unit, Concat):
+            return unit.inputs
+        return [unit.i]
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        for k, unit in enumerate(self.units):
+            m.submodules[f"stage{k}"] = unit
+        readers: dict[int, list[tuple[int, object]]] = {}
+        for k, unit in enumerate(self.units):
+            for source, port in zip(self.sources[k], self._inputs(unit)):
+                readers.setdefault(source, []).append((k, port))
+        for source, ports in readers.items():
+            out = wiring.flipped(self.i) if source < 0 else self.units[source].o
+            bits = len(self.i.payload) if source < 0 else len(self.units[source].o.payload)
+            if len(ports) > 1:
+                m.submodules[f"fork{source + 1}"] = fork = Fork(bits, len(ports))
+                wiring.connect(m, out, fork.i)
+                outs = fork.outputs
+            else:
+                outs = [out]
+            for (k, port), o in zip(ports, outs):
+                wait = max(self._at(i) for i in self.sources[k]) - self._at(source)
+                if wait > 0:  # the other input of stage k comes later: hold this one meanwhile
+                    m.submodules[f"wait{source + 1}_{k}"] = queue = SyncFIFO(width=bits, depth=wait + 1)
+                    wiring.connect(m, o, queue.w_stream)
+                    o = queue.r_stream
+                wiring.connect(m, o, port)
+        wiring.connect(m, self.units[-1].o, wiring.flipped(self.o))
+        return m
 
 
 class AxiStream(wiring.Component):
@@ -161,6 +240,12 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
                                "interpolate": value.interpolate}
             elif name in ("windows", "groups"):
                 entry[name] = [list(map(int, w)) for w in value]
+            elif name == "sources":
+                entry[name] = [int(i) for i in value]
+            elif name == "b_type":
+                entry[name] = str(value)
+            elif name == "types":
+                entry[name] = [str(t) for t in value]
             else:
                 entry[name] = value
         described.append(entry)
@@ -186,5 +271,10 @@ def load_stages(folder: Path) -> list[L.Stage]:
             for name in ("windows", "groups"):
                 if name in entry:
                     entry[name] = [tuple(w) for w in entry[name]]
+            entry["sources"] = tuple(entry.get("sources", ()))
+            if "b_type" in entry:
+                entry["b_type"] = parse_type(entry["b_type"])
+            if "types" in entry:
+                entry["types"] = [parse_type(t) for t in entry["types"]]
             stages.append(cls(**entry))
     return stages
