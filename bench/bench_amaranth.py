@@ -379,23 +379,7 @@ def bench_layer(n_in: int, n_out: int, args, work: Path) -> list[dict]:
         log(f"{n_in}x{n_out} {d.impl}: yosys {synth} (in the place-and-route wrapper)")
         y = yosys(d.files + [wrapper(d, work)], "pnr_top", work, tag + "_ecp5", synth, args.synth_timeout,
                   keep=d.top, pre=d.yosys_pre)
-        row["ecp5_seconds"] = y["seconds"]
-        if "error" in y:
-            row["ecp5_error"] = y["error"]
-            log(f"  {y['error']}")
-        else:
-            row.update(ecp5_counts(y["cells"]))
-            log(f"  {y['seconds']:.0f} s: {ecp5_counts(y['cells'])}")
-            if args.pnr:
-                log(f"{n_in}x{n_out} {d.impl}: nextpnr-ecp5")
-                p = nextpnr(y["json"], work, tag, args.pnr_timeout)
-                row["pnr_seconds"] = p["seconds"]
-                if "error" in p:
-                    row["pnr_error"] = p["error"]
-                    log(f"  {p['error']}")
-                else:
-                    row["fmax"] = p["fmax"]
-                    log(f"  {p['seconds']:.0f} s: Fmax {p['fmax']} MHz")
+        ecp5_row(row, y, work, tag, args.pnr_timeout if args.pnr else None, f"{n_in}x{n_out} {d.impl}")
         if args.xilinx:
             synth = "synth_xilinx -family xc7" + (" -nodsp" if d.nodsp else "")
             log(f"{n_in}x{n_out} {d.impl}: yosys {synth}")
@@ -441,24 +425,30 @@ def bench_mlp(prune: str | None, args, work: Path) -> list[dict]:
         tag = f"{name}{'_keep' if pre else ''}"
         log(f"{label}{suffix}: yosys synth_ecp5 -noflatten (limit {args.mlp_timeout / 60:g} min)")
         y = yosys([path], name, work, f"{tag}_ecp5", "synth_ecp5 -noflatten", args.mlp_timeout, pre=pre)
-        row["ecp5_seconds"] = y["seconds"]
-        if "error" in y:
-            row["ecp5_error"] = y["error"]
-            log(f"  {y['error']}")
-            continue
-        row.update(ecp5_counts(y["cells"]))
-        log(f"  {y['seconds']:.0f} s: {ecp5_counts(y['cells'])}")
-        if args.mlp_pnr:
-            log(f"{label}{suffix}: nextpnr-ecp5")
-            p = nextpnr(y["json"], work, tag, args.mlp_timeout)
-            row["pnr_seconds"] = p["seconds"]
-            if "error" in p:
-                row["pnr_error"] = p["error"]
-                log(f"  {p['error']}")
-            else:
-                row["fmax"] = p["fmax"]
-                log(f"  {p['seconds']:.0f} s: Fmax {p['fmax']} MHz")
+        ecp5_row(row, y, work, tag, args.mlp_timeout if args.mlp_pnr else None, f"{label}{suffix}")
     return rows
+
+
+def ecp5_row(row: dict, y: dict, work: Path, tag: str, pnr_timeout: float | None, what: str) -> None:
+    """Put one synth_ecp5 result (and, with ``pnr_timeout``, nextpnr's Fmax of it) into ``row``."""
+    row["ecp5_seconds"] = y["seconds"]
+    if "error" in y:
+        row["ecp5_error"] = y["error"]
+        log(f"  {y['error']}")
+        return
+    row.update(ecp5_counts(y["cells"]))
+    log(f"  {y['seconds']:.0f} s: {ecp5_counts(y['cells'])}")
+    if pnr_timeout is None:
+        return
+    log(f"{what}: nextpnr-ecp5")
+    p = nextpnr(y["json"], work, tag, pnr_timeout)
+    row["pnr_seconds"] = p["seconds"]
+    if "error" in p:
+        row["pnr_error"] = p["error"]
+        log(f"  {p['error']}")
+    else:
+        row["fmax"] = p["fmax"]
+        log(f"  {p['seconds']:.0f} s: Fmax {p['fmax']} MHz")
 
 
 # -- report ----------------------------------------------------------------------------------------

@@ -80,12 +80,13 @@ def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, n
 Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
 
-def load_design(out: str | os.PathLike) -> Graph:
+def load_design(out: str | os.PathLike, *, manifest: bool = False) -> Graph | tuple[Graph, dict[str, Any]]:
     """The quantized graph a compiled output directory (``fpgac compile -o OUT``) was built from:
-    ``run(load_design(out), x, float=False)`` gives what that hardware computes."""
-    graph, _ = backends.load_design(out)
+    ``run(load_design(out), x, float=False)`` gives what that hardware computes. With
+    ``manifest=True``, also the output's manifest (target, ports, options)."""
+    graph, facts = backends.load_design(out)
     verify_graph(graph)
-    return graph
+    return (graph, facts) if manifest else graph
 
 
 @dataclass

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from fpgac import __version__, api, backends
-from fpgac.backends.common import read_manifest
 from fpgac.errors import FpgacError, UsageError
 from fpgac.ir import Graph
 from fpgac.sim import run_fixed
@@ -131,6 +130,9 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DEFAULT_BITS, _DEFAULT_PRECISION = 16, "auto"
+
+
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "quantization",
@@ -141,9 +143,9 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "that set every tensor's range")
     group.add_argument("--input-range", metavar="LO,HI", type=_range, help="without --calibration: "
                        "calibrate on 1,000 inputs uniform in [LO, HI] (default: --input-range=-1,1)")
-    group.add_argument("--bits", type=int, default=16, metavar="N",
-                       help="width of weights and activations (default 16)")
-    group.add_argument("--precision", metavar="P", default="auto",
+    group.add_argument("--bits", type=int, default=_DEFAULT_BITS, metavar="N",
+                       help=f"width of weights and activations (default {_DEFAULT_BITS})")
+    group.add_argument("--precision", metavar="P", default=_DEFAULT_PRECISION,
                        help="'auto' (from data, the default), one type for every weight, bias and "
                        "activation ('fixed<16,6>', 'ufixed<8,0,RND,SAT>'), or an hls4ml-style JSON "
                        "config of per-layer overrides (see README)")
@@ -274,12 +276,14 @@ def _outputs(args: argparse.Namespace) -> list[str] | None:
     return [name.strip() for name in args.outputs.split(",") if name.strip()]
 
 
-_QUANT_DEFAULTS = {"calibration": None, "input_range": None, "bits": 16, "precision": "auto", "accuracy_budget": None,
-                   "table_size": None, "prune": None, "outputs": None, "float": False, "dump_ir": False}
+#: the options that only mean something for an ONNX model, at their defaults
+_QUANT_DEFAULTS = {"calibration": None, "input_range": None, "bits": _DEFAULT_BITS, "precision": _DEFAULT_PRECISION,
+                   "accuracy_budget": None, "table_size": None, "prune": None, "outputs": None, "float": False,
+                   "dump_ir": False}
 
 
-def _design(args: argparse.Namespace) -> Graph | None:
-    """The quantized graph when MODEL is a compiled output directory (None for an ONNX file).
+def _design(args: argparse.Namespace) -> tuple[Graph, dict[str, Any]] | None:
+    """The quantized graph and manifest when MODEL is a compiled output directory (None for an ONNX file).
 
     Its precision is fixed, so quantization options (and --float: the float model is not kept)
     are refused rather than silently ignored."""
@@ -290,13 +294,13 @@ def _design(args: argparse.Namespace) -> Graph | None:
         flag = "--" + given[0].replace("_", "-")
         raise UsageError(f"{flag} does not apply to {args.model}, a compiled design (its precision is fixed, and "
                          "it keeps no float model): give the ONNX model instead")
-    return api.load_design(args.model)
+    return api.load_design(args.model, manifest=True)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     design = _design(args)
     if design is not None:
-        return _print_design(args, design)
+        return _print_design(args, *design)
     dump = None
     if args.dump_ir:
         def dump(step: str, graph: Graph) -> None:
@@ -347,12 +351,11 @@ def _print_layers(graph: Graph, source: str, types: bool) -> None:
     print(f"\n{len(rows)} layers, {total:,} parameters{zeros}")
 
 
-def _print_design(args: argparse.Namespace, graph: Graph) -> int:
+def _print_design(args: argparse.Namespace, graph: Graph, manifest: dict[str, Any]) -> int:
     """``inspect OUT``: the compiled design's graph, as built."""
     if args.ir:
         print(graph)
         return 0
-    manifest = read_manifest(Path(args.model))
     _print_layers(graph, f"{args.model} (target {manifest['target']}, written by fpgac {manifest['fpgac']})", types=True)
     return 0
 
@@ -407,7 +410,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
     design = _design(args)
     if design is not None:
-        graph = design
+        graph, _ = design
         inputs = api.read_input(args.input, graph)
         results = run_fixed(graph, inputs, mantissas=args.mantissas)
     elif args.float:

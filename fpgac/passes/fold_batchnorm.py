@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params, rewrite_each
+from fpgac.ir import Graph, Node, Op
+from fpgac.passes.rewrite import (channel_vector, const_values, is_fixed, only_consumer, replace_layer_params,
+                                  rewrite_each)
 
 __all__ = ["FoldBatchNorm"]
 
@@ -28,10 +29,10 @@ class FoldBatchNorm:
 
     def _fold(self, graph: Graph, node: Node) -> bool:
         layer = only_consumer(graph, node.inputs[0], node)
-        if layer is None or any(_is_fixed(v) for v in layer.inputs[1:]):
+        if layer is None or any(is_fixed(v) for v in layer.inputs[1:]):
             return False
-        scale = channel_vector(layer, _values(node.inputs[1]))
-        shift = channel_vector(layer, _values(node.inputs[2]))
+        scale = channel_vector(layer, const_values(node.inputs[1]))
+        shift = channel_vector(layer, const_values(node.inputs[2]))
         if scale is None or shift is None:
             return False
         weight, bias = layer.inputs[1].data, layer.inputs[2].data if layer.input(2) is not None else 0.0
@@ -40,12 +41,3 @@ class FoldBatchNorm:
         new_bias = np.broadcast_to(bias, scale.shape) * scale + shift
         replace_layer_params(graph, layer, new_weight, new_bias, absorbed=node)
         return True
-
-
-def _is_fixed(value: Value | None) -> bool:
-    return value is not None and isinstance(value.type.dtype, FixedType)
-
-
-def _values(value: Value) -> np.ndarray:
-    """A constant's values: its mantissas scaled when it is fixed point."""
-    return to_float(value.data, value.type.dtype) if _is_fixed(value) else value.data

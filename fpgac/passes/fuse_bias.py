@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgac.ir import FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import channel_vector, only_consumer, replace_layer_params, rewrite_each
+from fpgac.ir import Graph, Node, Op
+from fpgac.passes.rewrite import (channel_vector, const_values, is_fixed, only_consumer, replace_layer_params,
+                                  rewrite_each)
 
 __all__ = ["FuseBias"]
 
@@ -36,20 +37,11 @@ class FuseBias:
         if node.output.type.shape != tensor.type.shape:
             return False  # the constant would broadcast the tensor to a larger shape
         layer = only_consumer(graph, tensor, node)
-        if layer is None or any(_is_fixed(v) for v in layer.inputs[1:]):
+        if layer is None or any(is_fixed(v) for v in layer.inputs[1:]):
             return False
-        add = channel_vector(layer, _values(const))
+        add = channel_vector(layer, const_values(const))
         if add is None:
             return False
         bias = layer.inputs[2].data if layer.input(2) is not None else np.zeros_like(add)
         replace_layer_params(graph, layer, layer.inputs[1].data, bias + sign * add, absorbed=node)
         return True
-
-
-def _is_fixed(value: Value | None) -> bool:
-    return value is not None and isinstance(value.type.dtype, FixedType)
-
-
-def _values(value: Value) -> np.ndarray:
-    """A constant's values: its mantissas scaled when it is fixed point."""
-    return to_float(value.data, value.type.dtype) if _is_fixed(value) else value.data

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgac.ir import Act, FixedType, Graph, Node, Op, Value, to_float
-from fpgac.passes.rewrite import rewrite_each
+from fpgac.ir import Act, Graph, Node, Op
+from fpgac.passes.rewrite import const_values, rewrite_each
 
 __all__ = ["FuseSoftsign"]
 
@@ -29,7 +29,7 @@ class FuseSoftsign:
             return False
         one, magnitude = (add.inputs[0], add.inputs[1]) if add.inputs[0].is_const else (add.inputs[1], add.inputs[0])
         absolute = magnitude.producer
-        if not (one.is_const and np.all(_values(one) == 1.0) and add.output.type.shape == magnitude.type.shape):
+        if not (one.is_const and np.all(const_values(one) == 1.0) and add.output.type.shape == magnitude.type.shape):
             return False
         if absolute is None or absolute.op is not Op.ACTIVATION or absolute.attrs["kind"] is not Act.ABS:
             return False
@@ -44,7 +44,3 @@ class FuseSoftsign:
         graph.remove_node(add)
         graph.remove_node(absolute)
         return True
-
-
-def _values(value: Value) -> np.ndarray:
-    return to_float(value.data, value.type.dtype) if isinstance(value.type.dtype, FixedType) else value.data

@@ -6,9 +6,9 @@ from collections.abc import Callable, Collection
 
 import numpy as np
 
-from fpgac.ir import Graph, Node, Op, TensorType, Value
+from fpgac.ir import FixedType, Graph, Node, Op, TensorType, Value, to_float
 
-__all__ = ["rewrite_each", "only_consumer", "channel_vector", "replace_layer_params"]
+__all__ = ["rewrite_each", "only_consumer", "channel_vector", "replace_layer_params", "is_fixed", "const_values"]
 
 
 def rewrite_each(graph: Graph, ops: Collection[Op], rewrite: Callable[[Graph, Node], bool]) -> bool:
@@ -74,3 +74,12 @@ def _replacement(graph: Graph, old: Value, data: np.ndarray) -> Value:
     array = np.array(data, dtype=np.float64)
     array.setflags(write=False)
     return Value(old.name, TensorType(old.type.dtype, array.shape), array)
+
+
+def is_fixed(value: Value | None) -> bool:
+    return value is not None and isinstance(value.type.dtype, FixedType)
+
+
+def const_values(value: Value) -> np.ndarray:
+    """A constant's values: its mantissas scaled when it is fixed point (a QONNX model's)."""
+    return to_float(value.data, value.type.dtype) if is_fixed(value) else value.data

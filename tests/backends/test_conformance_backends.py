@@ -15,6 +15,8 @@ must be refused with the one-line unsupported error. ``AMARANTH_REFUSED`` names 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from conformance_models import MODELS, OUT_OF_SCOPE, data_sets
@@ -32,6 +34,7 @@ AMARANTH_REFUSED = {"test_operator_basic", "test_operator_concat2", "test_operat
                     "test_operator_min", "test_operator_symbolic_override_nested"}
 
 
+@functools.cache  # one compile per model and worker, shared by the three targets' tests
 def _compile(model):
     inputs = [x for x, _ in data_sets(model)]
     largest = max(float(np.abs(a).max()) for x in inputs for a in x)

@@ -866,18 +866,12 @@ def _recurrent_parts(d: Design, node: Node, gates: int) -> tuple[Struct, list[st
     return struct, roms
 
 
-def _emit_lstm(d: Design, node: Node, ins: list, outs: list) -> None:
-    struct, roms = _recurrent_parts(d, node, 4)
+def _emit_recurrent(d: Design, node: Node, ins: list, outs: list) -> None:
+    """fpgac::lstm (4 gates) or fpgac::gru (3 gates)."""
+    kernel, gates = ("lstm", 4) if node.op is Op.LSTM else ("gru", 3)
+    struct, roms = _recurrent_parts(d, node, gates)
     name = d.config(struct)
-    d.code(f"fpgac::lstm<{d.type_name(node.inputs[0])}, {name}>({ins[0]}, {', '.join(outs)},")
-    with d.code.indent():
-        d.code(f"{', '.join(roms)});")
-
-
-def _emit_gru(d: Design, node: Node, ins: list, outs: list) -> None:
-    struct, roms = _recurrent_parts(d, node, 3)
-    name = d.config(struct)
-    d.code(f"fpgac::gru<{d.type_name(node.inputs[0])}, {name}>({ins[0]}, {', '.join(outs)},")
+    d.code(f"fpgac::{kernel}<{d.type_name(node.inputs[0])}, {name}>({ins[0]}, {', '.join(outs)},")
     with d.code.indent():
         d.code(f"{', '.join(roms)});")
 
@@ -904,8 +898,8 @@ _PARALLEL: dict[Op, Emit] = {
     Op.SLICE: _emit_gather,
     Op.PAD: _emit_gather,
     Op.ARGMAX: _emit_argmax,
-    Op.LSTM: _emit_lstm,
-    Op.GRU: _emit_gru,
+    Op.LSTM: _emit_recurrent,
+    Op.GRU: _emit_recurrent,
 }
 
 #: IR op -> (does this node have a streaming form, its emit function); other nodes are wrapped

@@ -17,6 +17,14 @@
 #include "ap_int.h"
 #include "hls_stream.h"
 
+// A sparse weight matrix's three ROMs (values, input and output indices) as constants of the
+// function they are passed to: FUNCTION_INSTANTIATE gives each call its own instance, so that in
+// the latency form the index lookups fold away and every product is a constant multiplication
+// (the same pragma hls4ml uses). _Pragma inside a macro, as UG1399 shows; g++ ignores it.
+#define FPGAC_PRAGMA_(text) _Pragma(#text)
+#define FPGAC_CONSTANT_ARG(v) FPGAC_PRAGMA_(HLS FUNCTION_INSTANTIATE variable=v)
+#define FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_ARG(w) FPGAC_CONSTANT_ARG(wi) FPGAC_CONSTANT_ARG(wo)
+
 namespace fpgac {
 
 // One word of a stream: the values of all channels at one position of a [C, *spatial] tensor.

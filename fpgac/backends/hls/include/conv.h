@@ -33,10 +33,7 @@ void conv_2d(const data_T x[CONFIG::n_chan * CONFIG::in_height * CONFIG::in_widt
              res_T y[CONFIG::n_filt * CONFIG::out_height * CONFIG::out_width],
              const typename CONFIG::weight_rom_t w[CONFIG::n_rom], const typename CONFIG::in_index_t wi[CONFIG::n_rom],
              const typename CONFIG::out_index_t wo[CONFIG::n_rom], const typename CONFIG::bias_rom_t b[CONFIG::n_filt]) {
-#pragma HLS FUNCTION_INSTANTIATE variable=w
-#pragma HLS FUNCTION_INSTANTIATE variable=wi
-#pragma HLS FUNCTION_INSTANTIATE variable=wo
-#pragma HLS FUNCTION_INSTANTIATE variable=b
+    FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_ARG(b)
     for (unsigned oh = 0; oh < CONFIG::out_height; oh++) {
         for (unsigned ow = 0; ow < CONFIG::out_width; ow++) {
 #pragma HLS PIPELINE II=CONFIG::reuse
@@ -71,10 +68,7 @@ void conv_2d_stream(hls::stream<word<data_T, CONFIG::n_chan> > &in, hls::stream<
                     const typename CONFIG::in_index_t wi[CONFIG::n_rom],
                     const typename CONFIG::out_index_t wo[CONFIG::n_rom],
                     const typename CONFIG::bias_rom_t b[CONFIG::n_filt]) {
-#pragma HLS FUNCTION_INSTANTIATE variable=w
-#pragma HLS FUNCTION_INSTANTIATE variable=wi
-#pragma HLS FUNCTION_INSTANTIATE variable=wo
-#pragma HLS FUNCTION_INSTANTIATE variable=b
+    FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_ARG(b)
     const unsigned span_h = CONFIG::dilation_height * (CONFIG::filt_height - 1) + 1;
     const unsigned span_w = CONFIG::dilation_width * (CONFIG::filt_width - 1) + 1;
     const unsigned padded_w = CONFIG::pad_left + CONFIG::in_width + CONFIG::pad_right;

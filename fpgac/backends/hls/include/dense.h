@@ -5,9 +5,8 @@
 // the list, so it costs neither a multiplier (latency form) nor a ROM word or a cycle (resource
 // form). The accumulator type accum_t holds every partial sum exactly (fpgac derives it from
 // bounds on the weights and the input type), so no sum ever rounds or overflows. The layer
-// functions (dense, conv_2d, lstm, gru) mark their ROM arguments FUNCTION_INSTANTIATE: each call
-// gets its own instance with its ROMs as constants, so that in the latency form the index
-// lookups fold away at synthesis and every product is a multiplication by a constant.
+// functions (dense, conv_2d, lstm, gru) take their ROMs as constants (FPGAC_CONSTANT_SPARSE,
+// common.h).
 //
 // CONFIG: n_in, n_out, n_nonzero, n_rom (= max(n_nonzero, 1)), reuse, n_rows (for a dense layer
 // over the last axis of a [rows, n_in] input), typedefs accum_t, weight_t, bias_t, weight_rom_t,
@@ -69,10 +68,7 @@ template <class data_T, class res_T, class CONFIG>
 void dense(const data_T x[CONFIG::n_rows * CONFIG::n_in], res_T y[CONFIG::n_rows * CONFIG::n_out],
            const typename CONFIG::weight_rom_t w[CONFIG::n_rom], const typename CONFIG::in_index_t wi[CONFIG::n_rom],
            const typename CONFIG::out_index_t wo[CONFIG::n_rom], const typename CONFIG::bias_rom_t b[CONFIG::n_out]) {
-#pragma HLS FUNCTION_INSTANTIATE variable=w
-#pragma HLS FUNCTION_INSTANTIATE variable=wi
-#pragma HLS FUNCTION_INSTANTIATE variable=wo
-#pragma HLS FUNCTION_INSTANTIATE variable=b
+    FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_ARG(b)
     for (unsigned row = 0; row < CONFIG::n_rows; row++) {
         data_T in[CONFIG::n_in];
         typename CONFIG::accum_t acc[CONFIG::n_out];

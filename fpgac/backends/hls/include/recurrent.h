@@ -49,12 +49,7 @@ void lstm(const data_T x[CONFIG::n_steps * CONFIG::n_in],
           const typename CONFIG::sigmoid_table::value_t sigmoid_values[CONFIG::sigmoid_table::size],
           const typename CONFIG::tanh_table::value_t tanh_values[CONFIG::tanh_table::size],
           const typename CONFIG::tanh_cell_table::value_t tanh_cell_values[CONFIG::tanh_cell_table::size]) {
-#pragma HLS FUNCTION_INSTANTIATE variable=w
-#pragma HLS FUNCTION_INSTANTIATE variable=wi
-#pragma HLS FUNCTION_INSTANTIATE variable=wo
-#pragma HLS FUNCTION_INSTANTIATE variable=r
-#pragma HLS FUNCTION_INSTANTIATE variable=ri
-#pragma HLS FUNCTION_INSTANTIATE variable=ro
+    FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_SPARSE(r, ri, ro)
     const unsigned H = CONFIG::n_hidden;
     typename CONFIG::state_t h[H];
     typename CONFIG::cell_t c[H];
@@ -113,15 +108,7 @@ void gru(const data_T x[CONFIG::n_steps * CONFIG::n_in], typename CONFIG::state_
          const typename CONFIG::state_rom_t h0[CONFIG::n_hidden],
          const typename CONFIG::sigmoid_table::value_t sigmoid_values[CONFIG::sigmoid_table::size],
          const typename CONFIG::tanh_table::value_t tanh_values[CONFIG::tanh_table::size]) {
-#pragma HLS FUNCTION_INSTANTIATE variable=w
-#pragma HLS FUNCTION_INSTANTIATE variable=wi
-#pragma HLS FUNCTION_INSTANTIATE variable=wo
-#pragma HLS FUNCTION_INSTANTIATE variable=r
-#pragma HLS FUNCTION_INSTANTIATE variable=ri
-#pragma HLS FUNCTION_INSTANTIATE variable=ro
-#pragma HLS FUNCTION_INSTANTIATE variable=rn
-#pragma HLS FUNCTION_INSTANTIATE variable=rni
-#pragma HLS FUNCTION_INSTANTIATE variable=rno
+    FPGAC_CONSTANT_SPARSE(w, wi, wo) FPGAC_CONSTANT_SPARSE(r, ri, ro) FPGAC_CONSTANT_SPARSE(rn, rni, rno)
     const unsigned H = CONFIG::n_hidden;
     typedef typename CONFIG::accum_t accum_t;
     typedef typename CONFIG::gate_t gate_t;
