@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from fpgac import backends
+from fpgac import backends, progress
 from fpgac.backends import Report, Vectors, make_vectors
+from fpgac.backends.common import VECTORS, compare, load_vectors, read_manifest
 from fpgac.errors import ShapeError, UsageError
 from fpgac.frontend import identifier, load_onnx
 from fpgac.ir import FixedType, Graph, Node, Op, parse_type
@@ -30,6 +31,7 @@ from fpgac.passes import FoldBatchNorm, FuseBias, FuseSoftsign, Pass, PassManage
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
 from fpgac.passes.prune import prune_passes
 from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
+from fpgac.provenance import arrays_digest, describe_file
 from fpgac.search import SearchResult, search_widths, total_bits
 from fpgac.sim import run_fixed, run_float
 
@@ -41,6 +43,9 @@ __all__ = [
     "layer_table",
     "load",
     "prune",
+    "check_inputs",
+    "golden_report",
+    "read_labels",
     "read_config",
     "read_input",
     "run",
@@ -48,6 +53,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the width of weights and activations when neither ``bits`` nor a precision says otherwise
+DEFAULT_BITS = 16
 
 #: the passes every loaded model goes through, in order
 CANONICALIZE: tuple[Pass, ...] = (SimplifyReshapes(), FoldBatchNorm(), FuseBias(), FuseSoftsign(), SimplifyReshapes())
@@ -94,7 +102,11 @@ class CompiledModel:
     """A quantized model: the float graph it came from, the fixed-point graph, and what was chosen.
 
     ``records`` lists every tensor's chosen type (layer, role, type, elements); ``search`` is the
-    accuracy-budget search's result when one ran.
+    accuracy-budget search's result when one ran. ``unpruned_graph`` is the float network before
+    pruning (None when nothing was pruned): test vectors carry its outputs too, so the distance
+    to it is reported beside the distance to the pruned network. ``options`` records the
+    arguments as given and as resolved, ``sources`` the model and calibration data with their
+    hashes; a written design's manifest keeps both.
     """
 
     float_graph: Graph
@@ -103,6 +115,9 @@ class CompiledModel:
     records: list[QuantRecord] = field(default_factory=list)
     search: SearchResult | None = None
     calibration: dict[str, np.ndarray] | None = None  # the user's calibration inputs, if any
+    unpruned_graph: Graph | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"given": {}, "resolved": {}})
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, x: Inputs, *, float: bool = False, mantissas: bool = False) -> np.ndarray | list[np.ndarray]:
         """Outputs on a batch: bit-exact golden values (float64), or the float network's with ``float=True``.
@@ -118,15 +133,41 @@ class CompiledModel:
 
     def vectors(self, n: int = 1000, seed: int = 0) -> Vectors:
         """``n`` test vectors: input-type extremes, calibration rows, uniform mantissas (see ``make_vectors``)."""
-        return make_vectors(self.graph, self.float_graph, n, self.calibration, seed)
+        return make_vectors(self.graph, self.float_graph, n, self.calibration, seed, self.unpruned_graph)
 
-    def write(self, out: str | os.PathLike, target: str = "xilinx", *, vectors: int = 1000, **options: Any) -> Path:
+    def write(self, out: str | os.PathLike, target: str = "xilinx", *, vectors: int = 1000,
+              command: Sequence[str] | None = None, **options: Any) -> Path:
         """Write the design for ``target`` (xilinx, amaranth, cpu) with ``vectors`` test vectors into ``out``.
 
-        ``options`` are the backend's own (for instance ``io="stream"`` for xilinx). The directory
-        is written atomically; ``verify(out)`` then runs its testbench.
+        ``options`` are the backend's own (for instance ``io="stream"`` for xilinx), checked
+        before anything is computed. The directory is written atomically; ``verify(out)`` then
+        runs its testbench. ``command`` (the command line, if any) is recorded with the rest of
+        the design's provenance in ``fpgac.json``.
         """
-        return backends.write(self.graph, out, target, self.vectors(vectors), **options)
+        resolved = backends.resolve_options(target, options)
+        record = {
+            "given": {**self.options["given"], **options, "vectors": vectors},
+            "resolved": {**self.options["resolved"], **resolved, "vectors": vectors},
+        }
+        provenance = {**self.sources, **({"command": list(command)} if command is not None else {})}
+        with progress.step(f"computing {vectors:,} test vectors with the golden model"):
+            test_vectors = self.vectors(vectors)
+        return backends.write(self.graph, out, target, test_vectors, record=record, provenance=provenance, **options)
+
+    def label_accuracy(self, x: Inputs, labels: np.ndarray) -> dict[str, float] | None:
+        """Accuracy against integer ``labels`` of the golden model, the float network and (when
+        pruned) the unpruned float network, by the argmax of the first output; None when the
+        first output is not a class vector or the labels do not fit it."""
+        labels = np.asarray(labels).reshape(-1)
+        first = lambda r: np.asarray(r[0] if isinstance(r, list) else r)  # noqa: E731
+        golden = first(self.predict(x))
+        if golden.ndim != 2 or golden.shape[1] < 2 or len(labels) != len(golden) or labels.dtype.kind not in "iu":
+            return None
+        result = {"golden": float(np.mean(golden.argmax(axis=1) == labels)),
+                  "float": float(np.mean(first(self.predict(x, float=True)).argmax(axis=1) == labels))}
+        if self.unpruned_graph is not None:
+            result["unpruned float"] = float(np.mean(first(run_float(self.unpruned_graph, x)).argmax(axis=1) == labels))
+        return result
 
     @property
     def total_bits(self) -> int:
@@ -139,7 +180,7 @@ def compile(
     *,
     calibration: Inputs | str | os.PathLike | None = None,
     input_range: tuple[float, float] | None = None,
-    bits: int = 16,
+    bits: int | None = None,
     precision: str | FixedType | Mapping[str, Any] | os.PathLike | None = None,
     accuracy_budget: float | None = None,
     table_size: int | None = None,
@@ -151,40 +192,92 @@ def compile(
 
     ``calibration``: input arrays (or a .npy/.npz path) whose float run sets every tensor's range;
     without it, 1,000 samples uniform in ``input_range`` (default ``DEFAULT_INPUT_RANGE``).
-    ``bits``: weight and activation width. ``precision``: ``"auto"``/None (from data), one type
+    ``bits``: weight and activation width (default ``DEFAULT_BITS``, 16). ``precision``: ``"auto"``/None (from data), one type
     for everything (``"fixed<16,6>"``), or an hls4ml-style config (a dict, or a JSON file path;
     see ``read_config``). ``accuracy_budget`` E: search per-layer widths (at most ``bits``) whose
     argmax agrees with float on at least ``1 - E`` of the calibration data. ``prune``: a pruning
     spec (``"magnitude:0.8"``, see ``prune``) run on the float graph (with the calibration data,
     for ``refit``) before calibration, so the float graph the result keeps is the pruned one.
     """
-    graph = model if isinstance(model, Graph) else load(model, outputs=outputs, dump=dump)
+    given = {k: v for k, v in dict(calibration=None if calibration is None or not isinstance(calibration, (str, os.PathLike))
+                                   else str(calibration), input_range=input_range, bits=bits, precision=precision,
+                                   accuracy_budget=accuracy_budget, table_size=table_size, prune=prune,
+                                   outputs=outputs).items() if v is not None}
+    if isinstance(given.get("precision"), (FixedType, os.PathLike)):
+        given["precision"] = str(given["precision"])
+    if isinstance(precision, Mapping):
+        given["precision"] = dict(precision)
+    bits = DEFAULT_BITS if bits is None else bits
+    if accuracy_budget is not None and not 0 <= accuracy_budget < 1:
+        raise UsageError(f"--accuracy-budget must be at least 0 and below 1, not {accuracy_budget}")
+    sources: dict[str, Any] = {}
+    if isinstance(model, Graph):
+        graph = model
+        sources["model"] = {"graph": graph.name}
+    else:
+        graph = load(model, outputs=outputs, dump=dump)
+        sources["model"] = describe_file(model)
+    # every option is checked before the work that takes time (pruning, calibration, the search)
+    config = _config(precision, bits, table_size, graph)
+    if accuracy_budget is not None and config.precision is not None:
+        raise UsageError("--accuracy-budget chooses widths itself: it cannot be combined with one fixed --precision type")
     float_graph = copy.deepcopy(graph)
     if calibration is not None:
         if isinstance(calibration, (str, os.PathLike)):
             cal = read_input(calibration, float_graph)
+            sources["calibration"] = {**describe_file(calibration), "rows": _rows(cal)}
         else:
             cal = _as_mapping(calibration, float_graph)
+            check_inputs(cal, float_graph, "calibration data")
+            sources["calibration"] = {"arrays": arrays_digest(cal), "rows": _rows(cal)}
     else:
         if input_range is None:
             log.warning("no calibration data: calibrating on uniform samples of [%g, %g] "
                         "(give --calibration X.npy, or --input-range LO,HI)", *DEFAULT_INPUT_RANGE)
         lo, hi = input_range or DEFAULT_INPUT_RANGE
         cal = sample_input_range(float_graph, lo, hi)
-    _prune(float_graph, prune, precision, dump, cal)
-    Calibrate(cal).run(float_graph)
-    config = _config(precision, bits, table_size, float_graph)
+        sources["calibration"] = {"uniform": [lo, hi], "rows": _rows(cal), "seed": 0}
+    prune_record = _prune(float_graph, prune, precision, dump, cal)
+    unpruned_graph = graph if prune_record else None
+    with progress.step(f"calibrating on {_rows(cal):,} samples"):
+        Calibrate(cal).run(float_graph)
     search = None
     if accuracy_budget is not None:
-        if config.precision is not None:
-            raise UsageError("--accuracy-budget chooses widths itself: it cannot be combined with one fixed --precision type")
-        search = search_widths(float_graph, cal, accuracy_budget, base=config, max_bits=bits)
+        with progress.step(f"searching per-layer widths for --accuracy-budget {accuracy_budget}"):
+            search = search_widths(float_graph, cal, accuracy_budget, base=config, max_bits=bits)
         config = search.config
     graph = copy.deepcopy(float_graph)
     quantize = Quantize(config)
     PassManager([quantize], verify_each=True, dump=dump).run(graph)
     user_cal = cal if calibration is not None else None
-    return CompiledModel(float_graph, graph, config, list(quantize.records), search, user_cal)
+    resolved = {
+        "bits": bits,
+        "precision": _precision_record(precision),
+        "table_size": config.table_size,
+        "prune": prune_record,
+        "accuracy_budget": None if search is None else search.to_json(),
+        "calibration": {k: v for k, v in sources["calibration"].items() if k != "absolute"},
+        "outputs": [v.name for v in graph.outputs],
+    }
+    return CompiledModel(float_graph, graph, config, list(quantize.records), search, user_cal, unpruned_graph,
+                         {"given": given, "resolved": resolved}, sources)
+
+
+def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+    return min((len(a) for a in inputs.values() if np.ndim(a)), default=0)
+
+
+def _precision_record(precision: Any) -> Any:
+    """``--precision`` as a design records it: 'auto', a type, or a config (its file's path and hash)."""
+    if precision is None or (isinstance(precision, str) and precision.strip() == "auto"):
+        return "auto"
+    if isinstance(precision, FixedType):
+        return str(precision)
+    if isinstance(precision, Mapping):
+        return {"config": dict(precision)}
+    if Path(precision).is_file():
+        return {"config": describe_file(precision)}
+    return str(parse_type(str(precision)))
 
 
 def prune(
@@ -209,6 +302,7 @@ def prune(
         calibration = read_input(calibration, graph)
     elif calibration is not None:
         calibration = _as_mapping(calibration, graph)
+        check_inputs(calibration, graph, "calibration data")
     else:
         calibration = sample_input_range(graph, *(input_range or DEFAULT_INPUT_RANGE))
     _prune(graph, spec, precision, dump, calibration)
@@ -216,13 +310,17 @@ def prune(
 
 
 def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph], None] | None,
-           calibration: Mapping[str, np.ndarray] | None) -> None:
+           calibration: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
+    """Run the pruning steps; what ran (the model-wide spec and each layer's), or None if nothing."""
     model_spec, layer_specs = _prune_specs(precision, graph)
     spec = spec if spec else model_spec
     if not spec and not layer_specs:
-        return
+        return None
     passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration)
-    PassManager(passes, verify_each=True, dump=dump).run(graph)
+    text = spec if isinstance(spec, str) or spec is None else ",".join(spec)
+    with progress.step(f"pruning ({text or 'per-layer specs'})"):
+        PassManager(passes, verify_each=True, dump=dump).run(graph)
+    return {"model": text, "layers": dict(layer_specs)}
 
 
 def _prune_specs(precision: Any, graph: Graph) -> tuple[str | None, dict[str, str]]:
@@ -260,13 +358,37 @@ def _prune_specs(precision: Any, graph: Graph) -> tuple[str | None, dict[str, st
 
 
 def verify(out: str | os.PathLike, vectors: int | None = None,
-           progress: Callable[[int, int], None] | None = None, **options: Any) -> Report:
+           progress: Callable[[int, int], None] | None = None, *, keep_build: bool = False, **options: Any) -> Report:
     """Build and run the testbench of a written design on its first ``vectors`` test vectors.
 
     The ``Report`` counts mismatching bits against the golden model (0 when the design is
-    right) and the distance to the float network on the same vectors.
+    right) and the distance to the float network (and to the unpruned one) on the same vectors;
+    it is saved as ``OUT/verify.json`` too. ``keep_build`` keeps the build in ``OUT/build``.
     """
-    return backends.verify(out, vectors, progress, **options)
+    return backends.verify(out, vectors, progress, keep_build=keep_build, **options)
+
+
+def golden_report(out: str | os.PathLike) -> Report:
+    """The golden model's own distance to float (and unpruned float) on a written design's test
+    vectors: what a bit-exact design will show, computed without building it."""
+    manifest = read_manifest(Path(out))
+    vectors = load_vectors(Path(out) / VECTORS)
+    return compare(manifest["target"], manifest["outputs"], vectors, vectors.golden)
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray | None:
+    """The labels an .npz keeps beside its inputs (an array named ``y`` or ``labels``), or None."""
+    p = Path(path)
+    if p.suffix != ".npz" or not p.is_file():
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            for name in ("y", "labels"):
+                if name in archive.files:
+                    return np.asarray(archive[name])
+    except (OSError, ValueError, EOFError):
+        return None
+    return None
 
 
 def _as_mapping(inputs: Inputs, graph: Graph) -> dict[str, np.ndarray]:
@@ -390,12 +512,32 @@ def read_input(path: str | os.PathLike, graph: Graph) -> dict[str, np.ndarray]:
         else:
             wanted = repr(names[0]) + (" or 'x'" if names[0] != "x" else "")
             raise UsageError(f"{p}: holds arrays {', '.join(sorted(arrays))}; name the one to use {wanted}")
-        return {names[0]: _as_float(array, names[0], p)}
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise UsageError(f"{p}: the model has inputs {', '.join(names)}; an .npz with those names is needed "
-                         f"(missing {missing[0]!r})")
-    return {n: _as_float(arrays[n], n, p) for n in names}
+        result = {names[0]: _as_float(array, names[0], p)}
+    else:
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise UsageError(f"{p}: the model has inputs {', '.join(names)}; an .npz with those names is needed "
+                             f"(missing {missing[0]!r})")
+        result = {n: _as_float(arrays[n], n, p) for n in names}
+    check_inputs(result, graph, str(p))
+    return result
+
+
+def check_inputs(inputs: Mapping[str, np.ndarray], graph: Graph, where: str) -> None:
+    """Each array must be a batch of the model's per-sample input shape, ``(N, *shape)``, and all
+    inputs must have the same batch: a ShapeError naming ``where`` (a file) and the shapes."""
+    batch = None
+    for value in graph.inputs:
+        if value.name not in inputs:
+            raise ShapeError(f"{where}: no array for input {value.name!r}")
+        shape = np.shape(inputs[value.name])
+        if len(shape) != value.type.rank + 1 or tuple(shape[1:]) != tuple(value.type.shape):
+            wanted = ", ".join(["N", *map(str, value.type.shape)])
+            raise ShapeError(f"{where}: input {value.name!r} has shape {tuple(shape)}, expected ({wanted}): a batch "
+                             f"of N samples of the model's per-sample shape {list(value.type.shape)}")
+        if batch is not None and shape[0] != batch[1]:
+            raise ShapeError(f"{where}: input {value.name!r} has {shape[0]} samples, input {batch[0]!r} has {batch[1]}")
+        batch = batch or (value.name, shape[0])
 
 
 def _as_float(array: np.ndarray, name: str, path: Path) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fpgac import __version__, api, backends
+from fpgac import progress as fpgac_progress
 from fpgac.errors import FpgacError, UsageError
 from fpgac.ir import Graph
 from fpgac.sim import run_fixed
@@ -76,14 +77,19 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Build the design in OUT (written by 'fpgac compile') and run its own testbench "
         "on the stored test vectors: g++ C-simulation for xilinx, Verilator (or Icarus) with cocotb "
         "for amaranth, gcc for cpu. Prints the vectors run, the mismatching output bits against the "
-        "golden model (must be 0), and the distance to the float network on the same vectors. "
-        "Exits 1 when any bit differs.",
+        "golden model (must be 0), and the distance to the float network (and to the unpruned float "
+        "network, for a pruned design) on the same vectors; saves the report in OUT/verify.json. "
+        "Exits 0 when every bit of every output matches, 1 when any differs (or no vector ran), 2 on bad input.",
     )
     _add_common_options(verify)
     verify.add_argument("out", metavar="OUT", help="a directory written by 'fpgac compile'")
     verify.add_argument("--vectors", type=int, metavar="N", help="run the first N stored vectors (default all)")
     verify.add_argument("--simulator", choices=("verilator", "icarus"),
-                        help="amaranth target: the HDL simulator (default verilator)")
+                        help="amaranth designs only: the HDL simulator (default verilator)")
+    verify.add_argument("--keep-build", action="store_true",
+                        help="keep the whole build (simulator or compiler files) in OUT/build, for debugging; by "
+                        "default builds happen outside OUT (amaranth: the executable is cached in ~/.cache/fpgac, "
+                        "see FPGAC_CACHE_DIR)")
     verify.set_defaults(func=_cmd_verify)
 
     inspect = commands.add_parser(
@@ -130,7 +136,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DEFAULT_BITS, _DEFAULT_PRECISION = 16, "auto"
 
 
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
@@ -143,9 +148,9 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "that set every tensor's range")
     group.add_argument("--input-range", metavar="LO,HI", type=_range, help="without --calibration: "
                        "calibrate on 1,000 inputs uniform in [LO, HI] (default: --input-range=-1,1)")
-    group.add_argument("--bits", type=int, default=_DEFAULT_BITS, metavar="N",
-                       help=f"width of weights and activations (default {_DEFAULT_BITS})")
-    group.add_argument("--precision", metavar="P", default=_DEFAULT_PRECISION,
+    group.add_argument("--bits", type=int, metavar="N",
+                       help=f"width of weights and activations (default {api.DEFAULT_BITS})")
+    group.add_argument("--precision", metavar="P",
                        help="'auto' (from data, the default), one type for every weight, bias and "
                        "activation ('fixed<16,6>', 'ufixed<8,0,RND,SAT>'), or an hls4ml-style JSON "
                        "config of per-layer overrides (see README)")
@@ -206,27 +211,78 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     options = _target_options(args)
     if args.vectors < 1:
         raise UsageError(f"--vectors must be at least 1, not {args.vectors}")
+    backends.resolve_options(args.target, options)  # a bad value is refused before any work
+    _check_files(args)
     compiled = _compile(args)
-    out = compiled.write(args.output, args.target, vectors=args.vectors, **options)
+    out = compiled.write(args.output, args.target, vectors=args.vectors, command=["fpgac", *_argv(args)], **options)
     if not args.quiet:
+        if compiled.search is not None:
+            _print_search(compiled.search)
         print(f"wrote {out} (target {args.target}, {args.vectors} test vectors); check it with: fpgac verify {out}")
+        report = api.golden_report(out)
+        print(f"golden model on those vectors, {'vs pruned float' if report.unpruned else 'vs float':<17} "
+              f"{report.float.line(report.vectors)}")
+        if report.unpruned is not None:
+            print(f"golden model on those vectors, vs unpruned float  {report.unpruned.line(report.vectors)}")
+        labels = api.read_labels(args.calibration) if args.calibration else None
+        if labels is not None:
+            _print_label_accuracy(compiled, args.calibration, labels)
     return 0
+
+
+def _print_label_accuracy(compiled: api.CompiledModel, path: str, labels) -> None:
+    """Accuracy on the labels of the calibration file (``y``): a figure against labels, not float."""
+    accuracy = compiled.label_accuracy(api.read_input(path, compiled.float_graph), labels)
+    if accuracy is None:
+        return
+    parts = [f"golden model {accuracy['golden']:.2%}", f"float {accuracy['float']:.2%}"]
+    if "unpruned float" in accuracy:
+        parts[1] = f"pruned float {accuracy['float']:.2%}"
+        parts.append(f"unpruned float {accuracy['unpruned float']:.2%}")
+    print(f"accuracy against the labels in {path} ({len(labels)} rows, the data calibration used too): "
+          + ", ".join(parts))
+
+
+def _print_search(search) -> None:
+    """What --accuracy-budget chose: per layer, the widths it lowered below the uniform one."""
+    print(f"accuracy budget {search.budget}: {search.agreement:.2%} argmax agreement with float on the "
+          f"{search.samples:,} calibration samples, {search.total_bits:,} weight and activation bits; uniform "
+          f"{search.uniform_bits} bits would need {search.uniform_total_bits:,} ({search.evaluations} candidates tried)")
+    widths = search.widths()
+    if not widths:
+        print(f"  every layer at {search.uniform_bits} bits")
+        return
+    name_width = max(len(n) for n in widths)
+    print(f"  {'layer':<{name_width}}  weight bits  result bits")
+    for name, w in widths.items():
+        print(f"  {name:<{name_width}}  {w.get('weight_bits', search.uniform_bits):>11}  "
+              f"{w.get('result_bits', search.uniform_bits):>11}")
+    print(f"  (other layers: {search.uniform_bits} bits)")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     options = {"simulator": args.simulator} if args.simulator else {}
-    progress = None if args.quiet or not sys.stderr.isatty() else _progress
-    report = api.verify(args.out, args.vectors, progress, **options)
-    if progress:
-        print(file=sys.stderr)
+    backends.check_verify_options(args.out, options)  # before any build
+    progress = None
+    if fpgac_progress.enabled():
+        def progress(done: int, total: int) -> None:
+            fpgac_progress.counter("simulating under back-pressure", done, total)
+    report = api.verify(args.out, args.vectors, progress, keep_build=args.keep_build, **options)
     print("\n".join(report.lines()))
+    if not args.quiet:
+        print(f"saved {Path(args.out) / 'verify.json'}")
     return 0 if report.ok else 1
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} vectors", end="", file=sys.stderr, flush=True)
+def _check_files(args: argparse.Namespace) -> None:
+    """Files named by options must exist before any work starts."""
+    for flag, path in (("--calibration", args.calibration),):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{flag} {path}: no such file")
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    return list(getattr(args, "argv", []) or [])
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -277,7 +333,7 @@ def _outputs(args: argparse.Namespace) -> list[str] | None:
 
 
 #: the options that only mean something for an ONNX model, at their defaults
-_QUANT_DEFAULTS = {"calibration": None, "input_range": None, "bits": _DEFAULT_BITS, "precision": _DEFAULT_PRECISION,
+_QUANT_DEFAULTS = {"calibration": None, "input_range": None, "bits": None, "precision": None,
                    "accuracy_budget": None, "table_size": None, "prune": None, "outputs": None, "float": False,
                    "dump_ir": False}
 
@@ -458,9 +514,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
+        argv = list(argv if argv is not None else sys.argv[1:])
         args = parser.parse_args(argv)
+        args.argv = argv
         level = logging.WARNING - 10 * args.verbose if not args.quiet else logging.ERROR
         logging.basicConfig(level=max(level, logging.DEBUG), format="fpgac: %(message)s", stream=sys.stderr)
+        if not args.quiet and (args.verbose or sys.stderr.isatty()):
+            fpgac_progress.enable(sys.stderr)
+        else:
+            fpgac_progress.disable()
         if args.command is None:
             parser.print_help()
             return EXIT_USER_ERROR

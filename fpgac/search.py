@@ -36,7 +36,7 @@ from fpgac.ir import Graph
 from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
 from fpgac.sim import run_fixed, run_float
 
-__all__ = ["SearchResult", "search_widths", "argmax_agreement", "total_bits"]
+__all__ = ["SearchResult", "argmax_agreement", "lower_bound", "meets", "samples_needed", "search_widths", "total_bits"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,19 @@ class SearchResult:
     agreement: float
     total_bits: int
     evaluations: int
+    samples: int = 0
+
+    def widths(self) -> dict[str, dict[str, int]]:
+        """Per layer, the weight and result widths the search chose (those it did not lower are
+        the uniform width)."""
+        return {name: {k: v for k, v in (("weight_bits", c.weight_bits), ("result_bits", c.result_bits)) if v is not None}
+                for name, c in self.config.layers.items()}
+
+    def to_json(self) -> dict:
+        return {"budget": self.budget, "calibration_samples": self.samples, "uniform_bits": self.uniform_bits,
+                "uniform_agreement": self.uniform_agreement, "uniform_total_bits": self.uniform_total_bits,
+                "agreement": self.agreement, "total_bits": self.total_bits, "candidates": self.evaluations,
+                "layers": self.widths()}
 
 
 def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -58,12 +71,34 @@ def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.mean(np.argmax(reference, axis=-1) == np.argmax(candidate, axis=-1)))
 
 
-def meets(agreement: float, samples: int, budget: float, z: float = 2.0) -> bool:
-    """Whether the Wilson lower bound of ``agreement`` over ``samples`` reaches ``1 - budget``."""
+def lower_bound(agreement: float, samples: int, z: float = 2.0) -> float:
+    """The Wilson score interval's lower end for ``agreement`` measured on ``samples``."""
     n = max(samples, 1)
     centre = agreement + z * z / (2 * n)
     spread = z * math.sqrt(agreement * (1 - agreement) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n) >= 1.0 - budget - 1e-12
+    return (centre - spread) / (1 + z * z / n)
+
+
+def meets(agreement: float, samples: int, budget: float, z: float = 2.0) -> bool:
+    """Whether the Wilson lower bound of ``agreement`` over ``samples`` reaches ``1 - budget``."""
+    return lower_bound(agreement, samples, z) >= 1.0 - budget - 1e-12
+
+
+def samples_needed(agreement: float, budget: float, z: float = 2.0, limit: int = 10_000_000) -> int | None:
+    """How many samples would let ``agreement`` (if it held) meet ``budget`` with confidence;
+    None when no number would (the agreement itself is below ``1 - budget``)."""
+    if agreement < 1.0 - budget:
+        return None
+    n = 1
+    while n <= limit and not meets(agreement, n, budget, z):
+        n *= 2
+    if n > limit:
+        return None
+    lo = n // 2
+    while lo + 1 < n:  # the smallest n that meets it, between lo (fails) and n (meets)
+        mid = (lo + n) // 2
+        lo, n = (lo, mid) if meets(agreement, mid, budget, z) else (mid, n)
+    return n
 
 
 def total_bits(records: list[QuantRecord]) -> int:
@@ -100,10 +135,18 @@ def search_widths(
     ok = lambda a: meets(a, samples, budget)  # noqa: E731
     uniform, (agreement, records) = max_bits, measure(replace(base, bits=max_bits))
     if not ok(agreement):
+        differ = round((1 - agreement) * samples)
+        needed = samples_needed(agreement, budget)
+        if needed is None:
+            why = f"below the {1 - budget:.2%} the budget asks for: give more --bits or a larger budget"
+        else:
+            why = (f"which on so few samples proves only {lower_bound(agreement, samples):.2%} (its lower bound at "
+                   f"97.7% confidence), not the {1 - budget:.2%} the budget asks for: give more "
+                   f"calibration data (about {needed:,} samples at this agreement), more --bits or a larger budget")
         raise UsageError(
-            f"even {max_bits}-bit quantization agrees with the float argmax on only {agreement:.2%} of "
-            f"{samples} calibration samples, not enough to meet the budget {budget} with confidence "
-            "(give more calibration data, or more --bits)"
+            f"--accuracy-budget {budget} cannot be met at --bits {max_bits}: the best, {max_bits} bits everywhere, "
+            f"agrees with the float argmax on {agreement:.2%} of the {samples:,} calibration samples ({differ} "
+            f"differ), {why}"
         )
     for bits in range(max_bits - 1, min_bits - 1, -1):
         a, r = measure(replace(base, bits=bits))
@@ -141,4 +184,4 @@ def search_widths(
                 widths, agreement, records, moved = trial, a, r, True
         say(f"  per-layer round: {total_bits(records):,} bits, agreement {agreement:.2%}")
     return SearchResult(budget, uniform, uniform_agreement, uniform_total, config_for(widths), agreement,
-                        total_bits(records), evaluations)
+                        total_bits(records), evaluations, samples)

@@ -1,13 +1,25 @@
-"""Fixtures shared across test folders."""
+"""Fixtures shared across test folders, and the check of the tools a test ``requires``."""
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
 import pytest
+from toolchain import pytest_configure, pytest_runtest_setup  # noqa: F401 (hooks: the `requires` marker)
 
 from fpgac import backends
+
+
+@pytest.fixture(scope="session", autouse=True)
+def build_cache(tmp_path_factory):
+    """fpgac's build cache (simulator executables) in the test run's own folder, shared by the
+    xdist workers of one run: builds are reused within a run, never across runs."""
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if root.name.startswith("popen-gw") else root
+    os.environ["FPGAC_CACHE_DIR"] = str(shared / "fpgac-cache")
+    yield shared / "fpgac-cache"
 
 
 class FakeBackend(types.ModuleType):
@@ -20,6 +32,10 @@ class FakeBackend(types.ModuleType):
     flip = False
     fail_write = False
     seen: dict = {}
+    VERIFY_OPTIONS = ()
+
+    def options(self, **given):
+        return dict(given)
 
     def write(self, graph, out, vectors, **options):
         from fpgac.errors import UsageError
@@ -30,7 +46,7 @@ class FakeBackend(types.ModuleType):
             raise UsageError("cannot build this")
         return {"latency": 3}
 
-    def run(self, out, manifest, vectors, n, progress=None, **options):
+    def run(self, out, manifest, vectors, n, progress=None, *, build_dir):
         produced = [g.copy() for g in vectors.golden]
         if self.flip:
             produced[0][0].flat[0] ^= 1

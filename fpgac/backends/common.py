@@ -27,9 +27,11 @@ A backend's output directory ``OUT`` always holds, besides the backend's own fil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +42,21 @@ import numpy as np
 from ..errors import FpgacError, UsageError
 from ..ir import FixedType, Graph, parse_type
 from ..ir.fixed import quantize, to_float
+from ..provenance import now, tool_versions
 from ..sim.reference import run_fixed, run_float
 
 __all__ = [
     "MANIFEST",
     "VECTORS",
+    "VERIFY_REPORT",
     "BackendError",
+    "Distance",
     "Port",
     "Report",
     "Vectors",
     "compare",
+    "distance",
+    "json_default",
     "load_vectors",
     "make_vectors",
     "mismatched_bits",
@@ -61,6 +68,7 @@ __all__ = [
 
 MANIFEST = "fpgac.json"
 VECTORS = "vectors.npz"
+VERIFY_REPORT = "verify.json"
 
 #: how many of the first vectors are the extremes of the input types (see ``make_vectors``)
 EXTREMES = 6
@@ -108,12 +116,20 @@ def ports(graph: Graph) -> tuple[list[Port], list[Port]]:
 
 @dataclass
 class Vectors:
-    """Test vectors, batch first: inputs (values and mantissas), golden mantissas, float outputs."""
+    """Test vectors, batch first: inputs (values and mantissas), golden mantissas, float outputs.
+
+    ``unpruned`` holds the outputs of the float network before pruning (None when the design was
+    not pruned); ``in_range`` marks the vectors whose inputs all lie inside the range calibration
+    saw (None when unknown), where the distance to float means what the network does on its data
+    rather than at saturating extremes.
+    """
 
     inputs: list[np.ndarray]
     input_mantissas: list[np.ndarray]
     golden: list[np.ndarray]
     reference: list[np.ndarray]
+    unpruned: list[np.ndarray] | None = None
+    in_range: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -121,7 +137,9 @@ class Vectors:
 
     def head(self, n: int) -> Vectors:
         return Vectors(*([a[:n] for a in arrays] for arrays in
-                         (self.inputs, self.input_mantissas, self.golden, self.reference)))
+                         (self.inputs, self.input_mantissas, self.golden, self.reference)),
+                       unpruned=None if self.unpruned is None else [a[:n] for a in self.unpruned],
+                       in_range=None if self.in_range is None else self.in_range[:n])
 
 
 def make_vectors(
@@ -130,6 +148,7 @@ def make_vectors(
     n: int = 1000,
     calibration: dict[str, np.ndarray] | None = None,
     seed: int = 0,
+    unpruned_graph: Graph | None = None,
 ) -> Vectors:
     """``n`` input vectors and what the golden model (and the float network) make of them.
 
@@ -138,6 +157,8 @@ def make_vectors(
     then calibration rows (quantized to the input type) as far as there are any; the rest are
     uniform over every mantissa the input type can hold. ``float_graph`` (the network before
     quantization) gives ``reference``; without it ``reference`` is the golden values.
+    ``unpruned_graph``, the float network before pruning, gives ``unpruned``; the calibrated
+    input ranges of ``float_graph`` give ``in_range``.
     """
     if n < 1:
         raise UsageError(f"the number of test vectors must be at least 1, not {n}")
@@ -174,10 +195,31 @@ def make_vectors(
     feed = {p.name: v for p, v in zip(inputs, values)}
     golden = [_batch_first(graph, v, a) for v, a in zip(graph.outputs, run_fixed(graph, feed, mantissas=True))]
     if float_graph is not None:
-        reference = [_batch_first(float_graph, v, a) for v, a in zip(float_graph.outputs, run_float(float_graph, feed))]
+        reference = _float_outputs(float_graph, feed)
     else:
         reference = [to_float(g, p.type) for g, p in zip(golden, ports(graph)[1])]
-    return Vectors(values, mantissas, golden, [np.asarray(r, dtype=np.float64) for r in reference])
+    unpruned = _float_outputs(unpruned_graph, feed) if unpruned_graph is not None else None
+    return Vectors(values, mantissas, golden, reference, unpruned, _in_range(float_graph, inputs, values))
+
+
+def _float_outputs(graph: Graph, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(_batch_first(graph, v, a), dtype=np.float64) for v, a in zip(graph.outputs, run_float(graph, feed))]
+
+
+def _in_range(float_graph: Graph | None, inputs: Sequence[Port], values: list[np.ndarray]) -> np.ndarray | None:
+    """Per vector: every input element inside the range calibration recorded (half an LSB of slack
+    for the rounding into the input type); None when the graph carries no calibrated ranges."""
+    if float_graph is None:
+        return None
+    ranges = {v.name: v.range for v in float_graph.inputs}
+    inside = np.ones(len(values[0]), dtype=bool)
+    for port, v in zip(inputs, values):
+        if ranges.get(port.name) is None:
+            return None
+        lo, hi = ranges[port.name]
+        slack = port.type.lsb / 2
+        inside &= ((v >= lo - slack) & (v <= hi + slack)).reshape(len(v), -1).all(axis=1)
+    return inside
 
 
 def _batch_first(graph: Graph, value, array: np.ndarray) -> np.ndarray:
@@ -190,25 +232,35 @@ def save_vectors(path: Path, vectors: Vectors) -> None:
         arrays[f"in{i}"], arrays[f"in{i}_mantissas"] = v, m
     for i, (g, r) in enumerate(zip(vectors.golden, vectors.reference)):
         arrays[f"golden{i}"], arrays[f"float{i}"] = g, r
+    for i, u in enumerate(vectors.unpruned or []):
+        arrays[f"unpruned{i}"] = u
+    if vectors.in_range is not None:
+        arrays["in_range"] = vectors.in_range
     np.savez_compressed(path, **arrays)
 
 
 def load_vectors(path: Path) -> Vectors:
     try:
         with np.load(path) as data:
-            k_in = sum(1 for k in data.files if k.startswith("in") and not k.endswith("_mantissas"))
+            k_in = sum(1 for k in data.files if re.fullmatch(r"in\d+", k))
             k_out = sum(1 for k in data.files if k.startswith("golden"))
             return Vectors(
                 [data[f"in{i}"] for i in range(k_in)],
                 [data[f"in{i}_mantissas"] for i in range(k_in)],
                 [data[f"golden{i}"] for i in range(k_out)],
                 [data[f"float{i}"] for i in range(k_out)],
+                [data[f"unpruned{i}"] for i in range(k_out)] if "unpruned0" in data.files else None,
+                data["in_range"] if "in_range" in data.files else None,
             )
     except (OSError, ValueError, KeyError) as err:
         raise UsageError(f"{path}: not a readable fpgac test-vector file ({err})") from None
 
 
-def write_manifest(out: Path, target: str, graph: Graph, options: dict[str, Any], extra: dict[str, Any]) -> None:
+def write_manifest(out: Path, target: str, graph: Graph, options: dict[str, Any], extra: dict[str, Any],
+                   provenance: dict[str, Any] | None = None) -> None:
+    """``fpgac.json``: the target, the ports, the options (``{"given": ..., "resolved": ...}``), how
+    the design was made (model and calibration data with their hashes, the command line, the
+    fpgac version and the tools' versions, the date) and the backend's own entries."""
     from .. import __version__
 
     inputs, outputs = ports(graph)
@@ -219,9 +271,20 @@ def write_manifest(out: Path, target: str, graph: Graph, options: dict[str, Any]
         "inputs": [p.to_json() for p in inputs],
         "outputs": [p.to_json() for p in outputs],
         "options": options,
+        "provenance": {"fpgac": __version__, "created": now(), **(provenance or {}), "tools": tool_versions()},
         **extra,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default) + "\n")
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, FixedType)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -247,12 +310,72 @@ def mismatched_bits(produced: np.ndarray, golden: np.ndarray, t: FixedType) -> n
     bits = np.zeros(diff.shape, dtype=np.int64)
     for b in range(t.width):
         bits += (diff >> b) & 1
-    return bits.reshape(len(bits), -1).sum(axis=1)
+    return bits.reshape(len(bits), math.prod(bits.shape[1:])).sum(axis=1)
+
+
+@dataclass(frozen=True)
+class Distance:
+    """How far outputs are from one float reference, over the vectors compared.
+
+    ``agreement`` is the argmax agreement (None when no output is a class vector or index);
+    ``max_error`` the largest ``|output - reference|``, also in LSBs of the output type; the
+    ``in_range_*`` fields are the same over the vectors whose inputs lie inside the calibrated
+    range (``in_range_vectors`` of them; None when the ranges are unknown).
+    """
+
+    reference: str  # "float" (the network the design was quantized from) or "unpruned float"
+    agreement: float | None
+    max_error: float
+    max_error_lsb: float | None
+    in_range_vectors: int | None = None
+    in_range_agreement: float | None = None
+    in_range_max_error: float | None = None
+    in_range_max_error_lsb: float | None = None
+
+    def line(self, total: int) -> str:
+        parts = []
+        if self.agreement is not None:
+            parts.append(f"argmax agreement {100 * self.agreement:.2f}%")
+        lsb = f" ({self.max_error_lsb:.3g} LSB)" if self.max_error_lsb is not None else ""
+        parts.append(f"largest error {self.max_error:.4g}{lsb} on all {total} vectors")
+        text = ", ".join(parts)
+        if self.in_range_vectors == 0:
+            return text + "; no vector lies inside the calibrated input range"
+        if self.in_range_vectors is not None and self.in_range_max_error is not None:
+            inside = []
+            if self.in_range_agreement is not None:
+                inside.append(f"agreement {100 * self.in_range_agreement:.2f}%")
+            lsb = f" ({self.in_range_max_error_lsb:.3g} LSB)" if self.in_range_max_error_lsb is not None else ""
+            inside.append(f"largest error {self.in_range_max_error:.4g}{lsb}")
+            text += f"; on the {self.in_range_vectors} inside the calibrated input range: {', '.join(inside)}"
+        return text
+
+
+#: how ``Report.lines`` shows a backend's measurements: key -> (label, format); unknown keys print as they are
+_MEASUREMENTS = {
+    "simulator": ("simulator", "{}"),
+    "simulator_version": ("version", "{}"),
+    "latency_cycles": ("latency", "{} cycles (measured)"),
+    "declared_latency_cycles": ("declared latency", "{} cycles (the design's own figure)"),
+    "interval_cycles": ("interval", "{:.2f} cycles per vector at full rate"),
+    "runs": ("runs", "{}"),
+    "compiler_warnings": ("compiler warnings", "{} in the project's own files"),
+    "build_seconds": ("build", "{} s"),
+    "run_seconds": ("simulation", "{} s"),
+    "flash_bytes": ("flash", "{:,} bytes"),
+    "ram_bytes": ("ram", "{:,} bytes"),
+    "build_cache": ("build cache", "{}"),
+}
 
 
 @dataclass
 class Report:
-    """What ``fpgac verify`` found: bit-exactness against the golden model, distance to float."""
+    """What ``fpgac verify`` found: bit-exactness against the golden model, distance to float.
+
+    ``float`` is the distance of the design's outputs to the float network it was quantized
+    from; ``unpruned`` to the float network before pruning (None when nothing was pruned).
+    ``extra`` holds the backend's measurements (latency, interval, simulator, build time...).
+    """
 
     target: str
     vectors: int
@@ -260,53 +383,122 @@ class Report:
     mismatched_bits: int
     mismatched_vectors: int
     first_mismatch: int | None  # index of the first vector that differs
-    agreement: float | None  # argmax agreement with the float network (None: no class output)
-    max_error: float  # largest |dequantized output - float output|
+    float: Distance
+    unpruned: Distance | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    max_error_lsb: float | None = None  # the same, in units of the output type's last bit (largest over outputs)
+    seconds: float | None = None  # wall time of the whole verify
+    date: str | None = None  # when it ran (ISO 8601, UTC)
 
     @property
     def ok(self) -> bool:
-        return self.mismatched_bits == 0
+        """Bit-exact on at least one vector: zero vectors prove nothing and fail."""
+        return self.vectors > 0 and self.mismatched_bits == 0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.float.agreement
+
+    @property
+    def max_error(self) -> float:
+        return self.float.max_error
+
+    @property
+    def max_error_lsb(self) -> float | None:
+        return self.float.max_error_lsb
 
     def lines(self) -> list[str]:
+        float_label = "vs float" if self.unpruned is None else "vs pruned float"
         lines = [
             f"target            {self.target}",
             f"vectors           {self.vectors} ({self.words} output words each)",
             f"mismatching bits  {self.mismatched_bits} in {self.mismatched_vectors} vectors"
-            + (f" (first: vector {self.first_mismatch})" if self.first_mismatch is not None else ""),
+            + (f" (first: vector {self.first_mismatch})" if self.first_mismatch is not None else "")
+            + ", against the golden model",
+            f"{float_label:<17} {self.float.line(self.vectors)}",
         ]
-        if self.agreement is not None:
-            lines.append(f"float agreement   {100 * self.agreement:.2f}% argmax")
-        lsb = f" ({self.max_error_lsb:.3g} LSB of the output type)" if self.max_error_lsb is not None else ""
-        lines.append(f"float max error   {self.max_error:.6g}{lsb}")
+        if self.unpruned is not None:
+            lines.append(f"vs unpruned float {self.unpruned.line(self.vectors)}")
         for key, value in self.extra.items():
-            lines.append(f"{key.replace('_', ' '):<17} {value}")
-        lines.append("result            " + ("PASS: bit-exact with the golden model" if self.ok else "FAIL"))
+            label, fmt = _MEASUREMENTS.get(key, (key.replace("_", " "), "{}"))
+            lines.append(f"{label:<17} {fmt.format(value)}")
+        if self.seconds is not None:
+            lines.append(f"{'wall time':<17} {self.seconds:.1f} s")
+        if self.vectors == 0:
+            verdict = "FAIL: no vector was run"
+        else:
+            verdict = "PASS: bit-exact with the golden model" if self.ok else "FAIL: outputs differ from the golden model"
+        lines.append(f"result            {verdict}")
         return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain data (``OUT/verify.json``)."""
+        return {
+            "result": "pass" if self.ok else "fail",
+            "target": self.target,
+            "vectors": self.vectors,
+            "output_words_per_vector": self.words,
+            "mismatching_bits": self.mismatched_bits,
+            "mismatching_vectors": self.mismatched_vectors,
+            "first_mismatch": self.first_mismatch,
+            "against_golden_model": "every output bit of every vector",
+            "float": dataclasses.asdict(self.float),
+            "unpruned_float": None if self.unpruned is None else dataclasses.asdict(self.unpruned),
+            "measurements": self.extra,
+            "wall_seconds": None if self.seconds is None else round(self.seconds, 2),
+            "date": self.date,
+        }
+
+
+def distance(reference: str, outputs: Sequence[Port], values: Sequence[np.ndarray], refs: Sequence[np.ndarray],
+             in_range: np.ndarray | None = None) -> Distance:
+    """The distance of output ``values`` (one float array ``(n, *shape)`` per port) to ``refs``."""
+    n = len(values[0]) if values else 0
+
+    def measure(rows: np.ndarray) -> tuple[float | None, float, float | None]:
+        agree: list[np.ndarray] = []
+        max_error, max_lsb = 0.0, None
+        for port, got, ref in zip(outputs, values, refs):
+            got = np.asarray(got, dtype=np.float64).reshape(n, port.size)[rows]
+            ref = np.asarray(ref[:n], dtype=np.float64)
+            if ref.size != n * port.size:
+                continue
+            ref = ref.reshape(n, port.size)[rows]
+            if ref.shape != got.shape:
+                continue
+            error = float(np.max(np.abs(got - ref))) if got.size else 0.0
+            max_error = max(max_error, error)
+            max_lsb = max(max_lsb or 0.0, error / port.type.lsb)
+            if got.shape[1] > 1:
+                agree.append(got.argmax(axis=1) == ref.argmax(axis=1))
+            elif port.type.int_bits == port.type.width and not port.type.signed:  # an ArgMax index
+                agree.append(got[:, 0] == ref[:, 0])
+        agreement = float(np.mean(agree[0])) if agree and len(agree[0]) else None
+        return agreement, max_error, max_lsb
+
+    agreement, max_error, max_lsb = measure(np.ones(n, dtype=bool))
+    if in_range is None:
+        return Distance(reference, agreement, max_error, max_lsb)
+    inside = np.asarray(in_range[:n], dtype=bool)
+    if not inside.any():
+        return Distance(reference, agreement, max_error, max_lsb, 0)
+    a, e, lsb = measure(inside)
+    return Distance(reference, agreement, max_error, max_lsb, int(inside.sum()), a, e, lsb)
 
 
 def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Sequence[np.ndarray],
             extra: dict[str, Any] | None = None) -> Report:
-    """Compare a backend's output mantissas with the golden ones, and their values with float."""
+    """Compare a backend's output mantissas with the golden ones, and their values with float
+    (and with the unpruned float network, when the vectors hold its outputs)."""
     n = len(produced[0]) if produced else 0
     bad = np.zeros(n, dtype=np.int64)
-    agree: list[np.ndarray] = []
-    max_error, max_lsb = 0.0, None
-    for port, got, golden, ref in zip(outputs, produced, vectors.golden, vectors.reference):
+    values = []
+    for port, got, golden in zip(outputs, produced, vectors.golden):
         got = np.asarray(got, dtype=np.int64).reshape(n, *port.shape)
         bad += mismatched_bits(got, golden[:n], port.type)
-        values = to_float(got, port.type).reshape(n, -1)
-        ref = np.asarray(ref[:n], dtype=np.float64).reshape(n, -1)
-        if ref.shape == values.shape:
-            error = float(np.max(np.abs(values - ref))) if values.size else 0.0
-            max_error = max(max_error, error)
-            max_lsb = max(max_lsb or 0.0, error / port.type.lsb)
-            if values.shape[1] > 1:
-                agree.append(values.argmax(axis=1) == ref.argmax(axis=1))
-            elif port.type.int_bits == port.type.width and not port.type.signed:  # an ArgMax index
-                agree.append(values[:, 0] == ref[:, 0])
+        values.append(to_float(got, port.type))
     wrong = np.flatnonzero(bad)
+    unpruned = (distance("unpruned float", outputs, values, vectors.unpruned, vectors.in_range)
+                if vectors.unpruned is not None else None)
     return Report(
         target=target,
         vectors=n,
@@ -314,8 +506,7 @@ def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Se
         mismatched_bits=int(bad.sum()),
         mismatched_vectors=len(wrong),
         first_mismatch=int(wrong[0]) if len(wrong) else None,
-        agreement=float(np.mean(agree[0])) if agree else None,
-        max_error=max_error,
+        float=distance("float", outputs, values, vectors.reference, vectors.in_range),
+        unpruned=unpruned,
         extra=dict(extra or {}),
-        max_error_lsb=max_lsb,
     )

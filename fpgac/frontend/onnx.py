@@ -1473,6 +1473,10 @@ def _lower_input(cx: _Lowering, inp: onnx.ValueInfoProto) -> _Tensor:
     dims = list(ttype.shape.dim)
     if not dims:
         raise ShapeError(f"{source}: input {inp.name!r} is a scalar; fpgac wants a batch as its first dimension")
+    if dims[0].HasField("dim_value") and dims[0].dim_value > 1:
+        log.warning("%s: input %r was exported with a fixed batch of %d; fpgac builds hardware for one sample "
+                    "and runs a batch of any size one sample at a time (export with batch 1 or a dynamic "
+                    "batch to silence this)", source, inp.name, dims[0].dim_value)
     shape = []
     for i, dim in enumerate(dims[1:], start=1):
         if not dim.HasField("dim_value"):

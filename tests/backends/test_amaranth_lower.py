@@ -36,6 +36,7 @@ def test_conv_becomes_a_sparse_matrix_and_pools_windows() -> None:
     assert {len(w) for w in pool.windows} <= {4}  # 2x2 windows
 
 
+@pytest.mark.requires("libpython", "iverilog")
 def test_a_hand_made_select(tmp_path) -> None:
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3])
@@ -57,6 +58,7 @@ def test_recurrent_layers_are_refused_by_name(name) -> None:
         lower(compiled.graph)
 
 
+@pytest.mark.requires("libpython", "iverilog")
 @pytest.mark.parametrize("model, stage", [("test_PReLU_2d_multiparam", "PReLU"), ("test_LeakyReLU_with_negval", "PReLU"),
                                           ("test_Softmin", "Linear")])
 def test_conformance_models_lanes(tmp_path, model, stage) -> None:
@@ -87,6 +89,7 @@ def test_a_layer_too_large_to_unroll_is_refused() -> None:
         lower(compiled.graph)
 
 
+@pytest.mark.requires("libpython", "iverilog")
 @pytest.mark.parametrize("model", ["test_log_softmax_dim3", "test_softmax_functional_dim3"])
 def test_softmax_along_an_axis_is_bit_exact(tmp_path, model) -> None:
     """(Log-)softmax along the last axis of a [3, 4, 5] tensor: one hdl Softmax for each of the 12

@@ -65,7 +65,8 @@ def _design(tmp: Path, hold_payload: bool) -> tuple[Path, Path, np.ndarray]:
     return tb, source, expected
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.requires("libpython", "verilator")),
+                                       pytest.param("icarus", marks=pytest.mark.requires("libpython", "iverilog"))])
 def test_streams_through_with_back_pressure(tmp_path, simulator) -> None:
     tb, source, expected = _design(tmp_path, hold_payload=True)
     seen = []
@@ -79,6 +80,7 @@ def test_streams_through_with_back_pressure(tmp_path, simulator) -> None:
     assert results["vectors"] == 120
 
 
+@pytest.mark.requires("libpython", "verilator")
 def test_back_pressure_catches_a_payload_that_is_not_held(tmp_path) -> None:
     tb, source, expected = _design(tmp_path, hold_payload=False)
     outputs, _ = run_testbench(tb, [source], "top", tmp_path / "build", vectors=60)

@@ -77,7 +77,7 @@ def test_max_error_in_output_lsbs_hand_worked() -> None:
                       golden=[np.array([[11]])], reference=[np.array([[0.5]])])
     report = compare("cpu", [port], vectors, [np.array([[11]])])
     assert report.ok and report.max_error == 0.1875 and report.max_error_lsb == 3.0
-    assert "float max error   0.1875 (3 LSB of the output type)" in report.lines()
+    assert "vs float          largest error 0.1875 (3 LSB) on all 1 vectors" in report.lines()
 
 
 @pytest.fixture()

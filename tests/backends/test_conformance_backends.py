@@ -47,7 +47,7 @@ def test_lists_name_real_models() -> None:
     assert len(IN_SCOPE) >= 70
 
 
-@pytest.mark.parametrize("target", ["cpu", "xilinx"])
+@pytest.mark.parametrize("target", ["cpu", pytest.param("xilinx", marks=pytest.mark.requires("g++"))])
 @pytest.mark.parametrize("model", IN_SCOPE, ids=lambda p: p.name)
 def test_conformance_model_bit_exact(tmp_path, model, target: str) -> None:
     if model.name in NO_RANGE:

@@ -7,7 +7,6 @@ builds use ``-std=c99 -O2 -Wall -Wextra -Werror -pedantic``, so a warning fails 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -64,17 +63,10 @@ def test_pruned_conv_stores_only_non_zero_taps(name: str, tmp_path: Path) -> Non
     assert api.verify(out).mismatched_bits == 0
 
 
-def _can_build_m32(tmp_path: Path) -> bool:
-    probe = tmp_path / "probe.c"
-    probe.write_text("#include <stdio.h>\n#include <stdint.h>\nint main(void) { return (int)sizeof(int64_t) - 8; }\n")
-    return subprocess.run(["gcc", "-m32", "-o", tmp_path / "probe", probe], capture_output=True).returncode == 0
-
-
+@pytest.mark.requires("m32")
 @pytest.mark.parametrize("name, bits", [("cnn2d", 16), ("lstm", 16), ("mlp", 24)])
 def test_32_bit_build(name: str, bits: int, tmp_path: Path) -> None:
     """-m32: 32-bit long and pointers; the 64-bit accumulators (16 and 24 bits) still exact."""
-    if not _can_build_m32(tmp_path):
-        pytest.skip("gcc -m32 cannot link here (install gcc-multilib)")
     compiled = api.compile(EXAMPLES / f"{name}.onnx", bits=bits, input_range=(-1, 1))
     out = compiled.write(tmp_path / "out", "cpu", vectors=300)
     assert "int64_t" in (out / "model.c").read_text().split("---- constants")[1]

@@ -16,6 +16,8 @@ import pytest
 from fpgac import api
 from fpgac.ir import Op
 
+pytestmark = pytest.mark.requires("g++")
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODELS = ["mlp", "cnn2d", "cnn1d", "lstm", "gru", "digits", "qmlp"]
 VECTORS = 1000

@@ -28,6 +28,8 @@ from fpgac.ir import (
     verify,
 )
 
+pytestmark = pytest.mark.requires("g++")
+
 F = FloatType()
 
 

@@ -96,7 +96,10 @@ def test_build_script_takes_part_and_clock(tiny, tmp_path) -> None:
     (dict(io="serial"), r"^io must be one of parallel, stream, not 'serial'$"),
     (dict(reuse=0), r"^reuse must be an integer of at least 1, not 0$"),
     (dict(clock_period=-1), r"^clock_period must be a positive number of ns, not -1$"),
-    (dict(part="xc vu9p"), r"^part must be a Xilinx part name such as 'xcvu13p-flga2577-2-e', not 'xc vu9p'$"),
+    (dict(part="xc vu9p"), r"^part must be a Xilinx part name such as 'xcvu13p-flga2577-2-e' or "
+                            r"'xc7z020clg400-1', not 'xc vu9p'$"),
+    (dict(part="foo"), r"^part must be a Xilinx part name such as 'xcvu13p-flga2577-2-e' or "
+                       r"'xc7z020clg400-1', not 'foo'$"),
     (dict(strategy="latency"), r"^unknown xilinx option 'strategy': the options are io, part, clock_period, reuse$"),
 ])
 def test_bad_options_are_refused(tiny, tmp_path, options, message) -> None:

@@ -187,7 +187,8 @@ def test_wrong_input_shape(tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.zeros((3, 15), np.float32))
     out = tmp_path / "y.npy"
     message = _error(capsys, "run", EXAMPLES / "mlp.onnx", "--input", tmp_path / "x.npy", "-o", out, "--float")
-    assert message == "input 'x' has shape (3, 15), expected (N, 16)"
+    assert message == (f"{tmp_path / 'x.npy'}: input 'x' has shape (3, 15), expected (N, 16): a batch of N "
+                       "samples of the model's per-sample shape [16]")
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
 
@@ -246,7 +247,7 @@ def test_bad_quantization_options(tmp_path: Path, capsys) -> None:
     assert _error(capsys, *run, "--precision", config).startswith("layer 'fc1_Gemm': accum type fixed<8,3> cannot hold")
     config.write_text("{not json")
     assert _error(capsys, *run, "--precision", config).startswith(f"{config}: not a readable JSON precision config")
-    assert _error(capsys, *run, "--accuracy-budget", "2") == "accuracy budget must be at least 0 and below 1, not 2.0"
+    assert _error(capsys, *run, "--accuracy-budget", "2") == "--accuracy-budget must be at least 0 and below 1, not 2.0"
     assert not (tmp_path / "y.npy").exists()
 
 

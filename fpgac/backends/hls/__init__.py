@@ -10,7 +10,9 @@ Python emits only the types, the configurations, the constant ROMs and the top f
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,21 @@ from .csim import simulate
 from .design import IO_MODES, STREAMED, SUPPORTED, Design
 from .project import INCLUDE, Options, write_project
 
-__all__ = ["write", "run", "Options", "Design", "INCLUDE", "SUPPORTED", "STREAMED"]
+__all__ = ["write", "run", "options", "VERIFY_OPTIONS", "Options", "Design", "INCLUDE", "SUPPORTED", "STREAMED"]
+
+#: what ``fpgac verify`` takes for this target besides the vector count: nothing
+VERIFY_OPTIONS: tuple[str, ...] = ()
+
+#: a Xilinx part name: xc, the device, then package/speed-grade fields (xcvu13p-flga2577-2-e,
+#: xc7z020clg400-1, xczu9eg-ffvb1156-2-e, xcu250-figd2104-2L-e)
+_PART = re.compile(r"^xc[a-z0-9]+(-[a-z0-9]+)+$", re.IGNORECASE)
+
+
+def options(**given: Any) -> dict[str, Any]:
+    """The options as the project will use them: ``given`` checked, defaults filled in.
+
+    Called before any work (calibration can take minutes), so a bad value costs nothing."""
+    return dataclasses.asdict(_options(given))
 
 
 def _options(options: dict[str, Any]) -> Options:
@@ -37,8 +53,9 @@ def _options(options: dict[str, Any]) -> Options:
     if io not in IO_MODES:
         raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not {io!r}")
     part = options.get("part", defaults.part)
-    if not isinstance(part, str) or not part.strip() or any(c.isspace() for c in part.strip()):
-        raise UsageError(f"part must be a Xilinx part name such as {defaults.part!r}, not {part!r}")
+    if not isinstance(part, str) or not _PART.match(part.strip()):
+        raise UsageError(f"part must be a Xilinx part name such as {defaults.part!r} or 'xc7z020clg400-1', "
+                         f"not {part!r}")
     period = options.get("clock_period", defaults.clock_period)
     if isinstance(period, bool) or not isinstance(period, (int, float)) or not math.isfinite(period) or period <= 0:
         raise UsageError(f"clock_period must be a positive number of ns, not {period!r}")
@@ -65,16 +82,13 @@ def write(graph: Graph, out: Path, vectors: Vectors, **options: Any) -> dict[str
     }
 
 
-def run(out: Path, manifest: dict[str, Any], vectors: Vectors, n: int,
-        progress: Callable[[int, int], None] | None = None, **options: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Compile the project's C-simulation with g++ and run it on the first ``n`` vectors.
-
-    Options meant for other targets (``simulator``) are ignored.
-    """
+def run(out: Path, manifest: dict[str, Any], vectors: Vectors, n: int, progress: Callable[[int, int], None] | None = None,
+        *, build_dir: Path) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Compile the project's C-simulation with g++ in ``build_dir`` and run it on the first ``n`` vectors."""
     top = manifest.get("top")
     if not isinstance(top, str):
         raise UsageError(f"{out}: the manifest names no top function: not a complete xilinx project")
-    produced, extra = simulate(Path(out), top, manifest["outputs"], n)
+    produced, extra = simulate(Path(out), top, manifest["outputs"], n, Path(build_dir))
     if progress is not None:
         progress(n, n)
     return produced, extra

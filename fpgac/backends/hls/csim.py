@@ -11,13 +11,14 @@ import logging
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fpgac import progress
+from fpgac.provenance import program_version
 from fpgac.sim.aptypes import ap_types_include
 
 from ..common import BackendError, Port
@@ -114,11 +115,13 @@ def run_testbench(out: Path, build: Build, outputs: list[Port], n: int) -> tuple
     return produced, seconds
 
 
-def simulate(out: Path, top: str, outputs: list[Port], n: int) -> tuple[list[np.ndarray], dict[str, str]]:
-    """Compile and run the C-simulation in a temporary directory (``out`` is left as it is)."""
-    with tempfile.TemporaryDirectory(prefix="fpgac-csim-") as tmp:
-        build = compile_testbench(out, top, Path(tmp))
+def simulate(out: Path, top: str, outputs: list[Port], n: int, build_dir: Path) -> tuple[list[np.ndarray], dict]:
+    """Compile and run the C-simulation in ``build_dir`` (``out`` is left as it is)."""
+    with progress.step("compiling the C-simulation with g++"):
+        build = compile_testbench(out, top, build_dir)
+    with progress.step(f"running the C-simulation on {n} vectors"):
         produced, seconds = run_testbench(out, build, outputs, n)
     return produced, {"simulator": "g++ C-simulation (" + " ".join(CXXFLAGS) + ")",
+                      "simulator_version": program_version("g++"),
                       "compiler_warnings": len(build.warnings),
-                      "build_seconds": f"{build.seconds:.1f}", "csim_seconds": f"{seconds:.2f}"}
+                      "build_seconds": round(build.seconds, 1), "run_seconds": round(seconds, 2)}
