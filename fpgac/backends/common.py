@@ -155,7 +155,9 @@ def make_vectors(
     The first vectors are the extremes of each input type (all minimum, all maximum, all zero,
     alternating minimum/maximum both ways, one random choice of minimum or maximum per element);
     then calibration rows (quantized to the input type) as far as there are any; the rest are
-    uniform over every mantissa the input type can hold. ``float_graph`` (the network before
+    uniform mantissas, half of them inside the range calibration recorded for the input (when
+    ``float_graph`` carries it: where the network works), the others over every mantissa the
+    input type can hold (where its saturation is tested). ``float_graph`` (the network before
     quantization) gives ``reference``; without it ``reference`` is the golden values.
     ``unpruned_graph``, the float network before pruning, gives ``unpruned``; the calibrated
     input ranges of ``float_graph`` give ``in_range``.
@@ -188,8 +190,12 @@ def make_vectors(
             rows = rows.reshape(len(rows), *port.shape)
             parts.append(quantize(rows, port.type))
         rest = n - sum(len(p) for p in parts)
-        if rest > 0:
-            parts.append(rng.integers(lo, hi, size=(rest, *port.shape), endpoint=True, dtype=np.int64))
+        calibrated = _calibrated_mantissas(float_graph, port)
+        inside = rest // 2 if calibrated is not None and rest > 0 else 0
+        if inside:
+            parts.append(rng.integers(*calibrated, size=(inside, *port.shape), endpoint=True, dtype=np.int64))
+        if rest - inside > 0:
+            parts.append(rng.integers(lo, hi, size=(rest - inside, *port.shape), endpoint=True, dtype=np.int64))
         mantissas.append(np.concatenate(parts))
     values = [to_float(m, p.type) for m, p in zip(mantissas, inputs)]
     feed = {p.name: v for p, v in zip(inputs, values)}
@@ -200,6 +206,16 @@ def make_vectors(
         reference = [to_float(g, p.type) for g, p in zip(golden, ports(graph)[1])]
     unpruned = _float_outputs(unpruned_graph, feed) if unpruned_graph is not None else None
     return Vectors(values, mantissas, golden, reference, unpruned, _in_range(float_graph, inputs, values))
+
+
+def _calibrated_mantissas(float_graph: Graph | None, port: Port) -> tuple[int, int] | None:
+    """The mantissas of ``port``'s type inside the range calibration recorded for it, if any."""
+    value = next((v for v in float_graph.inputs if v.name == port.name), None) if float_graph is not None else None
+    if value is None or value.range is None:
+        return None
+    lo = max(port.type.min_mantissa, math.ceil(value.range[0] / port.type.lsb))
+    hi = min(port.type.max_mantissa, math.floor(value.range[1] / port.type.lsb))
+    return (lo, hi) if lo < hi else None
 
 
 def _float_outputs(graph: Graph, feed: dict[str, np.ndarray]) -> list[np.ndarray]:

