@@ -238,3 +238,28 @@ def test_a_model_exported_with_a_fixed_batch_says_so_once(tmp_path, capsys, capl
                         "one sample and runs a batch of any size one sample at a time (export with batch 1 or a "
                         "dynamic batch to silence this)"]
     assert np.load(tmp_path / "y.npy").shape == (7, 2)
+
+
+def test_verify_builds_outside_out_unless_asked_to_keep_the_build(tmp_path, capsys) -> None:
+    out = tmp_path / "c"
+    assert _run(capsys, "compile", MLP, "-t", "cpu", "-o", out, "--bits", "8", "--vectors", "20")[0] == 0
+    assert _run(capsys, "verify", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == []
+    assert _run(capsys, "verify", out, "--keep-build")[0] == 0
+    assert (out / "build" / "tb").is_file()  # the testbench executable, kept for debugging
+
+
+@pytest.mark.requires("libpython", "iverilog")
+def test_amaranth_compile_and_verify_show_progress_and_reuse_the_build(tmp_path, capsys) -> None:
+    """-v shows each long step; the simulator executable is built once, kept in fpgac's cache
+    (not in OUT), and reused by the next verify of the same Verilog."""
+    out = tmp_path / "q"
+    code, _, err = _run(capsys, "-v", "compile", EXAMPLES / "qmlp.onnx", "-t", "amaranth", "-o", out,
+                        "--input-range=-1,1", "--vectors", "40")
+    assert code == 0 and "fpgac: elaborating the Amaranth design and converting it to Verilog: done in" in err
+    code, stdout, err = _run(capsys, "-v", "verify", out, "--simulator", "icarus")
+    assert code == 0 and "fpgac: building qmlp with icarus" in err
+    assert re.search(r"^build cache\s+stored in ", stdout, re.M)
+    code, stdout, err = _run(capsys, "-v", "verify", out, "--simulator", "icarus")
+    assert code == 0 and re.search(r"^build cache\s+reused ", stdout, re.M) and "building" not in err
+    assert not (out / "build").exists()
