@@ -436,7 +436,7 @@ class Report:
             lines.append(f"vs unpruned float {self.unpruned.line(self.vectors)}")
         for key, value in self.extra.items():
             label, fmt = _MEASUREMENTS.get(key, (key.replace("_", " "), "{}"))
-            lines.append(f"{label:<17} {fmt.format(value)}")
+            lines.append(f"{label:<17} {'n/a' if value is None else fmt.format(value)}")
         if self.seconds is not None:
             lines.append(f"{'wall time':<17} {self.seconds:.1f} s")
         if self.vectors == 0:
