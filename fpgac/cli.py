@@ -542,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+    finally:
+        fpgac_progress.disable()  # the stream was this run's (a caller's captured stderr, say)
 
 
 if __name__ == "__main__":
