@@ -43,7 +43,7 @@ from ..errors import FpgacError, UsageError
 from ..ir import FixedType, Graph, parse_type
 from ..ir.fixed import quantize, to_float
 from ..provenance import now, tool_versions
-from ..sim.reference import run_fixed, run_float
+from ..ir.semantics import run_fixed, run_float
 
 __all__ = [
     "MANIFEST",

@@ -8,7 +8,7 @@ bits, lane 0 in the low bits (:mod:`fpgac.hdl.lanes`). Every component exposes `
 ``out_lanes`` and ``latency`` (cycles from the accepting clock edge to the output transfer with
 no stalls); all take one word a cycle except where the docstring gives an interval.
 
-The arithmetic is the golden model's (``fpgac.sim.reference``), bit for bit: Dense/Conv/Pool
+The arithmetic is the golden model's (``fpgac.ir.semantics``), bit for bit: Dense/Conv/Pool
 sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requantize``;
 :class:`Lookup` and :class:`Softmax` index tables as ``fpgac.ir.tables.Table.lookup``.
 """

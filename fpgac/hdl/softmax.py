@@ -1,6 +1,6 @@
 """Softmax (and LogSoftmax) over the lanes of a word, from the tables the quantizer made.
 
-The golden model's steps, each exact given its tables (``fpgac.sim.reference._softmax_fixed``)::
+The golden model's steps, each exact given its tables (``fpgac.ir.semantics.softmax``)::
 
     z = x - max(x)               exact, at x's fractional bits (the exp table's input type)
     e = exp.lookup(z)            per lane

@@ -64,7 +64,7 @@ Lookup(x)
     ``table`` (:class:`fpgac.ir.tables.Table`): ``y = table.lookup(x)``; a quantized graph's form of
     sigmoid, tanh and the other transcendental activations. ``kind`` (Act) says which.
 
-Fixed-point semantics (a quantized graph; the golden model in :mod:`fpgac.sim.reference`): values
+Fixed-point semantics (a quantized graph; the golden model in :mod:`fpgac.ir.semantics`): values
 are integer mantissas of their FixedType. Every op except Quant computes its result exactly: the
 output type's fractional bits are those of the exact result (Dense/Conv: ``f_x + f_w``, with the
 bias shifted up to them; Mul: ``f_a + f_b``; Add/Sub/Max/Min/Concat: the largest input's, inputs
@@ -76,7 +76,7 @@ Pool/GlobalPool (attr ``reciprocal_bits`` K: ``y = sum * round_half_up(2**K / co
 bits ``f_x + K``); LSTM/GRU (their internal types and tables as attributes, see the next
 paragraph).
 
-Fixed-point LSTM/GRU (the step list is in :mod:`fpgac.sim.recurrent`): attributes ``accum_type``
+Fixed-point LSTM/GRU (the step list is in :mod:`fpgac.ir.semantics.recurrent`): attributes ``accum_type``
 (the exact gate sums), ``gate_type``, ``state_type`` (h; the type of Y and Y_h), LSTM's
 ``cell_type`` (c; the type of Y_c), and tables ``sigmoid``, ``tanh`` and LSTM's ``tanh_cell``,
 which hold ``x >= 0`` and are read at ``|g|`` (``sigmoid(-x) = 1 - sigmoid(x)``, ``tanh(-x) =

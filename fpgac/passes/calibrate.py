@@ -14,7 +14,7 @@ import numpy as np
 
 from fpgac.errors import UsageError
 from fpgac.ir import Graph
-from fpgac.sim.reference import CHUNK_ELEMENTS, chunk_rows, evaluate_float
+from fpgac.ir.semantics import CHUNK_ELEMENTS, chunk_rows, evaluate_float
 
 __all__ = ["Calibrate", "sample_input_range", "DEFAULT_INPUT_RANGE", "DEFAULT_SAMPLES"]
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from fpgac.ir import Act, FloatType, Graph, Node, Op, PoolKind, TensorType, Value
 from fpgac.passes.layer_weights import WEIGHT_OPS, set_const, unit_axis, weight_layers
-from fpgac.sim.reference import activation_function
+from fpgac.ir.semantics import activation_function
 
 __all__ = ["DeadUnits", "Norm", "StructuredPrune", "remove_units"]
 

@@ -52,7 +52,7 @@ from fpgac.ir import (
 )
 from fpgac.ir.tables import DEFAULT_TABLE_SIZE, Table
 from fpgac.passes.quantize_rnn import rule_gru, rule_lstm
-from fpgac.sim.reference import activation_function
+from fpgac.ir.semantics import activation_function
 
 __all__ = ["Quantize", "QuantConfig", "LayerConfig", "QuantRecord", "MARGIN"]
 

@@ -1,6 +1,6 @@
 """Quantization rules of LSTM and GRU: the types and tables of their fixed-point steps.
 
-The steps are in :mod:`fpgac.sim.recurrent`; here is how each type is chosen and why it holds.
+The steps are in :mod:`fpgac.ir.semantics.recurrent`; here is how each type is chosen and why it holds.
 ``bits`` is the layer's result width (``layers[name].result_bits`` or ``.bits``, else the global
 ``bits``). Every chosen type is RND (round half toward +inf) and SAT unless it is exact.
 
@@ -49,8 +49,7 @@ import numpy as np
 from fpgac.errors import UsageError
 from fpgac.ir import MAX_EXACT_WIDTH, Act, FixedType, Node, Overflow, Rounding, TensorType, Value
 from fpgac.ir.tables import Table
-from fpgac.sim.recurrent import exact_types
-from fpgac.sim.reference import activation_function
+from fpgac.ir.semantics import activation_function, exact_types
 
 if TYPE_CHECKING:
     from fpgac.passes.quantize import LayerConfig, _Quantizer

@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fpgac.errors import UsageError
 from fpgac.ir import Graph, Node, Op
 from fpgac.passes.layer_weights import set_const, weight_layers
-from fpgac.sim.reference import evaluate_float
+from fpgac.ir.semantics import evaluate_float
 
 __all__ = ["Refit"]
 

@@ -1,5 +1,10 @@
-"""Interpreters of the IR: the float reference (and, later, the bit-exact fixed-point golden model)."""
+"""The golden model and the float reference, as users and tests call them.
 
-from fpgac.sim.reference import evaluate_fixed, evaluate_float, run_fixed, run_float
+The interpreter itself lives with the ops' semantics (:mod:`fpgac.ir.semantics.interpret`), so
+that passes (calibration, refit) can run the float network without depending on this package;
+this is its public home.
+"""
+
+from fpgac.ir.semantics.interpret import evaluate_fixed, evaluate_float, run_fixed, run_float
 
 __all__ = ["evaluate_fixed", "evaluate_float", "run_fixed", "run_float"]

@@ -18,7 +18,7 @@ import pytest
 
 from fpgac.ir import FixedType, Overflow, Rounding
 from fpgac.ir.fixed import quantize, requantize
-from fpgac.sim.aptypes import ap_types_include
+from fpgac.backends.hls.aptypes import ap_types_include
 
 R, O = Rounding, Overflow
 

@@ -16,7 +16,7 @@ import pytest
 from fpgac import api
 from fpgac.backends import common
 from fpgac.passes import calibrate
-from fpgac.sim import reference
+from fpgac.ir.semantics import interpret as reference
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,7 +16,7 @@ from fpgac.ir.tables import Table
 from fpgac.passes.calibrate import Calibrate
 from fpgac.passes.quantize import Quantize, QuantConfig
 from fpgac.sim import evaluate_fixed, run_fixed
-from fpgac.sim import reference
+from fpgac.ir.semantics import SEMANTICS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RND_SAT = dict(rounding=Rounding.RND, overflow=Overflow.SAT)
@@ -148,7 +148,7 @@ def test_every_node_against_float_reference(name: str, bits: int) -> None:
             want = to_float(quantize(args[0], node.output.type.dtype), node.output.type.dtype)
             np.testing.assert_array_equal(got, want, err_msg=node.name)
             continue
-        floats = reference._FLOAT_OPS[node.op](node, args)[0]
+        floats = SEMANTICS[node.op].float(node, args)[0]
         if node.op in EXACT or (node.op is Op.ACTIVATION and node.attrs["kind"] is Act.RELU) or (
             node.op is Op.POOL and node.attrs["kind"] is PoolKind.MAX
         ):

@@ -35,7 +35,7 @@ from fpgac.ir.tables import Table
 from fpgac.passes.calibrate import Calibrate, sample_input_range
 from fpgac.passes.quantize import LayerConfig, QuantConfig, Quantize
 from fpgac.sim import evaluate_fixed, evaluate_float, run_fixed
-from fpgac.sim.reference import activation_function
+from fpgac.ir.semantics import activation_function
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -31,7 +31,7 @@ from ...ir import Act, FixedType, Graph, Node, Op, PoolKind
 from ...ir.fixed import requantize
 from ...ir.ops import OP_SPECS
 from ...ir.tables import Table
-from ...sim.reference import _FIXED_OPS
+from ...ir.semantics import apply_fixed, plan
 
 __all__ = [
     "ArgMax",
@@ -235,7 +235,7 @@ def _lower_concat(node: Node, sources: tuple[int, ...], first: int) -> list[Stag
     for j, (v, count, shift) in enumerate(zip(node.inputs, counts, shifts)):  # one input at a time, others 0
         args = [np.arange(1, c + 1, dtype=np.int64).reshape(1, *u.type.shape) if i == j
                 else np.zeros((1, *u.type.shape), dtype=np.int64) for i, (u, c) in enumerate(zip(node.inputs, counts))]
-        (out,) = _FIXED_OPS[node.op](node, args)[:1]
+        (out,) = apply_fixed(node, args)[:1]
         out = np.asarray(out).reshape(-1) >> shift
         hit = out > 0
         indices[hit] = starts[j] + out[hit] - 1
@@ -272,7 +272,7 @@ def _lower_node(node: Node) -> Stage:
         hits = _probe(node, np.eye(base["n_in"], dtype=np.int64)) == 1
         return MaxWindows(**base, windows=[tuple(np.flatnonzero(hits[:, k])) for k in range(base["n_out"])])
     if op in _MOVE_OPS:
-        fill = round(a["value"] / y.type.dtype.lsb) if op is Op.PAD else 0
+        fill = plan(node).fill if op is Op.PAD else 0
         return Select(**base, indices=_move_indices(node, base["n_in"]), fill=fill)
     if op is Op.QUANT:
         return Requant(**base)
@@ -285,16 +285,12 @@ def _lower_node(node: Node) -> Stage:
         slopes = np.broadcast_to(slope.data, x.type.shape).reshape(-1).astype(np.int64)
         return PReLU(**base, slopes=slopes, slope_frac=int(slope.type.dtype.frac_bits))
     if op is Op.ACTIVATION and a["kind"] is Act.CLIP:
-        t = x.type.dtype
-        lo = t.min_mantissa if a["min"] == -np.inf else max(t.min_mantissa, int(np.ceil(a["min"] / t.lsb)))
-        hi = t.max_mantissa if a["max"] == np.inf else min(t.max_mantissa, int(np.floor(a["max"] / t.lsb)))
+        lo, hi = plan(node).clip
         return Clip(**base, lo=lo, hi=hi)
-    if op is Op.SOFTMAX and not a["log"]:
-        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=a["exp"], reciprocal=a["reciprocal"])
     if op is Op.SOFTMAX:
-        log, frac = a["log_table"], y.type.dtype.frac_bits
-        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=a["exp"], log=log,
-                       z_shift=frac - x.type.dtype.frac_bits, log_shift=frac - log.out_type.frac_bits)
+        p = plan(node)
+        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=p.exp, reciprocal=p.reciprocal, log=p.log,
+                       z_shift=p.z_shift, log_shift=p.log_shift)
     if op is Op.ARGMAX:
         return ArgMax(**base, groups=_groups(x.type.shape, a["axis"]), select_last=a["select_last_index"])
     what = f"{op.value}/{a['kind'].value}" if "kind" in a else op.value
@@ -310,7 +306,7 @@ def _probe(node: Node, rows: np.ndarray) -> np.ndarray:
             else v.data[None] if v.is_const  # a constant operand of Mul: batched, as the golden model has it
             else rows.reshape(len(rows), *shape)
             for i, v in enumerate(node.inputs)]
-    (out,) = _FIXED_OPS[node.op](node, args)[:1]
+    (out,) = apply_fixed(node, args)[:1]
     return np.broadcast_to(out, (len(rows), *node.outputs[0].type.shape)).reshape(len(rows), -1).astype(np.int64)
 
 

@@ -172,12 +172,12 @@ def lookup(p: Program, table: Table, arg_lo: int, arg_hi: int) -> str:
 
 
 def sigmoid_by_magnitude(p: Program, table: Table, gate: FixedType) -> str:
-    """``sig(g)`` of fpgac.sim.recurrent: ``sigmoid[|g|]``, or ``1 - sigmoid[|g|]`` for g < 0."""
+    """``sig(g)`` of fpgac.ir.semantics.recurrent: ``sigmoid[|g|]``, or ``1 - sigmoid[|g|]`` for g < 0."""
     return _by_magnitude(p, table, gate, "sig", f"({1 << table.out_type.frac_bits} - v)")
 
 
 def tanh_by_magnitude(p: Program, table: Table, gate: FixedType) -> str:
-    """``th(g)`` of fpgac.sim.recurrent: ``tanh[|g|]``, or ``-tanh[|g|]`` for g < 0."""
+    """``th(g)`` of fpgac.ir.semantics.recurrent: ``tanh[|g|]``, or ``-tanh[|g|]`` for g < 0."""
     return _by_magnitude(p, table, gate, "th", "(-v)")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from fpgac.errors import UnsupportedError
 from fpgac.ir import Act, FixedType, Node, Op, PoolKind, Value
-from fpgac.sim.recurrent import exact_types
+from fpgac.ir.semantics import exact_types
 
 from .arith import lookup, requantizer, sigmoid_by_magnitude, tanh_by_magnitude
 from .cgen import (

@@ -20,7 +20,7 @@ import numpy as np
 
 from fpgac import cache, progress
 from fpgac.provenance import program_version
-from fpgac.sim.aptypes import ap_types_include
+from .aptypes import ap_types_include
 
 from ..common import BackendError, Port
 from .project import testbench_name

@@ -1,4 +1,4 @@
-"""Fixed-point LSTM and GRU: the golden model's recurrent layers, step by step in integers.
+"""LSTM and GRU: the float recurrences (ONNX, forward) and the golden model's, step by step in integers.
 
 Every backend implements exactly these steps: exact integer products and sums, a requantization
 where a value is stored, and table lookups for sigmoid and tanh. The types and tables are node
@@ -52,12 +52,38 @@ a proof that none wraps: only the ``rq`` steps round or saturate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from fpgac.ir import FixedType, Node, Op, VerifyError, add_type, mul_type, requantize
+from fpgac.ir.fixed import add_type, mul_type, requantize
+from fpgac.ir.graph import Node
+from fpgac.ir.ops import Op
 from fpgac.ir.tables import Table
+from fpgac.ir.types import FixedType
+from fpgac.ir.verify import VerifyError
 
-__all__ = ["lstm_fixed", "gru_fixed", "exact_types"]
+from .activation import _sigmoid as _float_sigmoid
+from .base import Args, Semantics, optional
+
+__all__ = ["RecurrentPlan", "SEMANTICS", "exact_types"]
+
+
+@dataclass(frozen=True, eq=False)
+class RecurrentPlan:
+    """A quantized LSTM's or GRU's types and tables (the attributes the Quantize pass set,
+    checked to fit each other) and ``exact``: the types of the exact products and sums each step
+    rounds (:func:`exact_types`)."""
+
+    hidden: int
+    accum_type: FixedType
+    gate_type: FixedType
+    state_type: FixedType
+    cell_type: FixedType | None
+    sigmoid: Table
+    tanh: Table
+    tanh_cell: Table | None
+    exact: dict[str, FixedType]
 
 
 def _frac(node: Node, index: int) -> int:
@@ -165,28 +191,89 @@ def _initial(node: Node, args: list[np.ndarray | None], index: int, t: FixedType
     return np.broadcast_to(np.zeros(hidden, dtype=np.int64) if arg is None else arg, (batch, hidden)).astype(np.int64)
 
 
-def lstm_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+def plan(node: Node) -> RecurrentPlan:
+    a = node.attrs
+    lstm = node.op is Op.LSTM
+    gate_t, state_t = a["gate_type"], a["state_type"]
+    if lstm:
+        _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t), ("tanh_cell", a["cell_type"])])
+        _check_outputs(node, [state_t, state_t, a["cell_type"]])
+    else:
+        _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t)])
+        _check_outputs(node, [state_t, state_t])
+    return RecurrentPlan(a["hidden_size"], a["accum_type"], gate_t, state_t, a["cell_type"] if lstm else None,
+                         a["sigmoid"], a["tanh"], a["tanh_cell"] if lstm else None, exact_types(node))
+
+
+def _initial_state(state: np.ndarray | None, batch: int, hidden: int) -> np.ndarray:
+    return np.broadcast_to(np.zeros(hidden) if state is None else state, (batch, hidden))
+
+
+def lstm(node: Node, args: Args) -> list[np.ndarray]:
+    """ONNX LSTM, forward, gates i, o, f, c; the input projection is done for all steps at once."""
+    x, w, r = args[0], args[1], args[2]
+    hidden = node.attrs["hidden_size"]
+    bias = optional(args, 3)
+    batch, steps = x.shape[0], x.shape[1]
+    gx = x @ w.T
+    if bias is not None:
+        gx = gx + bias[: 4 * hidden] + bias[4 * hidden :]
+    h = _initial_state(optional(args, 4), batch, hidden)
+    c = _initial_state(optional(args, 5), batch, hidden)
+    ys = np.empty((batch, steps, hidden))
+    for t in range(steps):
+        i, o, f, g = np.split(gx[:, t] + h @ r.T, 4, axis=-1)
+        c = _float_sigmoid(f) * c + _float_sigmoid(i) * np.tanh(g)
+        h = _float_sigmoid(o) * np.tanh(c)
+        ys[:, t] = h
+    return [ys, np.array(h), np.array(c)]
+
+
+def gru(node: Node, args: Args) -> list[np.ndarray]:
+    """ONNX GRU, forward, gates z, r, h; ``linear_before_reset`` moves where r multiplies."""
+    x, w, r = args[0], args[1], args[2]
+    hidden = node.attrs["hidden_size"]
+    bias = optional(args, 3)
+    if bias is None:
+        bias = np.zeros(6 * hidden)
+    wb, rb = bias[: 3 * hidden], bias[3 * hidden :]
+    r_h = r[2 * hidden :]
+    batch, steps = x.shape[0], x.shape[1]
+    gx = x @ w.T + wb
+    h = _initial_state(optional(args, 4), batch, hidden)
+    ys = np.empty((batch, steps, hidden))
+    for t in range(steps):
+        xz, xr, xh = np.split(gx[:, t], 3, axis=-1)
+        hz, hr, hh = np.split(h @ r.T + rb, 3, axis=-1)
+        z, reset = _float_sigmoid(xz + hz), _float_sigmoid(xr + hr)
+        if node.attrs["linear_before_reset"]:
+            n = np.tanh(xh + reset * hh)
+        else:
+            n = np.tanh(xh + (reset * h) @ r_h.T + rb[2 * hidden :])
+        h = (1.0 - z) * n + z * h
+        ys[:, t] = h
+    return [ys, np.array(h)]
+
+
+def lstm_fixed(node: Node, p: RecurrentPlan, args: Args) -> list[np.ndarray]:
     """ONNX LSTM, forward, in integers: the module docstring's steps, vectorized over the batch."""
     args = args + [None] * (6 - len(args))
-    a = node.attrs
-    hidden = a["hidden_size"]
-    acc_t, gate_t, cell_t, state_t = a["accum_type"], a["gate_type"], a["cell_type"], a["state_type"]
-    sigmoid, tanh, tanh_cell = a["sigmoid"], a["tanh"], a["tanh_cell"]
-    _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t), ("tanh_cell", cell_t)])
-    _check_outputs(node, [state_t, state_t, cell_t])
+    hidden = p.hidden
+    acc_t, gate_t, cell_t, state_t = p.accum_type, p.gate_type, p.cell_type, p.state_type
+    sigmoid, tanh, tanh_cell = p.sigmoid, p.tanh, p.tanh_cell
     s, u_t = sigmoid.out_type, tanh.out_type
-    exact = exact_types(node)
+    exact = p.exact
     fc, fu = s.frac_bits + cell_t.frac_bits, s.frac_bits + u_t.frac_bits
     fsum = max(fc, fu)
 
-    p = _Projections(node, args, 4)
-    batch, steps = p.gx.shape[0], p.gx.shape[1]
+    proj = _Projections(node, args, 4)
+    batch, steps = proj.gx.shape[0], proj.gx.shape[1]
     h = _initial(node, args, 4, state_t, batch)
     c = _initial(node, args, 5, cell_t, batch)
-    bias = p.bx + p.bh
+    bias = proj.bx + proj.bh
     ys = np.empty((batch, steps, hidden), dtype=np.int64)
     for t in range(steps):
-        acc = p.gx[:, t] + p.rec(h) + bias
+        acc = proj.gx[:, t] + proj.rec(h) + bias
         g = _rq(node, "gate pre-activation", acc, acc_t, gate_t)
         gi, go, gf, gc = np.split(g, 4, axis=-1)
         i, o, f, k = _sigmoid(sigmoid, gi), _sigmoid(sigmoid, go), _sigmoid(sigmoid, gf), _tanh(tanh, gc)
@@ -197,31 +284,28 @@ def lstm_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
     return [ys, h.copy(), c.copy()]
 
 
-def gru_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+def gru_fixed(node: Node, p: RecurrentPlan, args: Args) -> list[np.ndarray]:
     """ONNX GRU, forward, in integers: the module docstring's steps, vectorized over the batch."""
     args = args + [None] * (5 - len(args))
-    a = node.attrs
-    hidden = a["hidden_size"]
-    acc_t, gate_t, state_t = a["accum_type"], a["gate_type"], a["state_type"]
-    sigmoid, tanh = a["sigmoid"], a["tanh"]
-    _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t)])
-    _check_outputs(node, [state_t, state_t])
+    hidden = p.hidden
+    acc_t, gate_t, state_t = p.accum_type, p.gate_type, p.state_type
+    sigmoid, tanh = p.sigmoid, p.tanh
     s, u_t = sigmoid.out_type, tanh.out_type
     one = np.int64(1) << s.frac_bits
-    exact = exact_types(node)
+    exact = p.exact
     fn, fh = s.frac_bits + u_t.frac_bits, s.frac_bits + state_t.frac_bits
     fsum = max(fn, fh)
-    lbr = bool(a["linear_before_reset"])
+    lbr = bool(node.attrs["linear_before_reset"])
 
-    p = _Projections(node, args, 3)
+    proj = _Projections(node, args, 3)
     zr, nn = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
-    batch, steps = p.gx.shape[0], p.gx.shape[1]
+    batch, steps = proj.gx.shape[0], proj.gx.shape[1]
     h = _initial(node, args, 4, state_t, batch)
     ys = np.empty((batch, steps, hidden), dtype=np.int64)
     for t in range(steps):
-        ax = p.gx[:, t] + p.bx
+        ax = proj.gx[:, t] + proj.bx
         _fits(node, "W x + Wb", ax, acc_t)
-        ah = p.rec(h, zr if not lbr else slice(None)) + (p.bh if lbr else p.bh[zr])
+        ah = proj.rec(h, zr if not lbr else slice(None)) + (proj.bh if lbr else proj.bh[zr])
         _fits(node, "R h + Rb", ah, acc_t)
         g = _rq(node, "z/r pre-activation", ax[:, zr] + ah[:, zr], acc_t, gate_t)
         z, r = np.split(_sigmoid(sigmoid, g), 2, axis=-1)
@@ -230,10 +314,16 @@ def gru_fixed(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
             g_n = _rq(node, "n pre-activation", pre, exact["reset_sum"], gate_t)
         else:
             q = _rq(node, "r*h", r * h, exact["reset_product"], state_t)
-            pre = ax[:, nn] + p.rec(q, nn) + p.bh[nn]
+            pre = ax[:, nn] + proj.rec(q, nn) + proj.bh[nn]
             g_n = _rq(node, "n pre-activation", pre, acc_t, gate_t)
         n = _tanh(tanh, g_n)
         total = np.left_shift((one - z) * n, fsum - fn) + np.left_shift(z * h, fsum - fh)
         h = _rq(node, "(1-z)*n + z*h", total, exact["state_sum"], state_t)
         ys[:, t] = h
     return [ys, h.copy()]
+
+
+SEMANTICS = {
+    Op.LSTM: Semantics(plan, lstm, lstm_fixed),
+    Op.GRU: Semantics(plan, gru, gru_fixed),
+}

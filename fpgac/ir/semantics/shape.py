@@ -1,0 +1,120 @@
+"""Ops that move elements or pick one: Concat, Reshape, Transpose, Pad, Slice, ArgMax.
+
+Fixed point: Reshape, Transpose and Slice move mantissas as they are; Concat shifts each input up
+to the output's fractional bits; Pad fills with its value's mantissa (which must be exact in the
+type); ArgMax gives an unsigned index. The plans hold Concat's shifts and Pad's fill mantissa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fpgac.ir.graph import Node
+from fpgac.ir.ops import Op
+from fpgac.ir.verify import VerifyError
+
+from .base import NO_PLAN, Args, Semantics, frac, full_batch, shift_to
+
+__all__ = ["ConcatPlan", "PadPlan", "SEMANTICS"]
+
+
+@dataclass(frozen=True)
+class ConcatPlan:
+    """``frac``: the output's fractional bits; ``shifts``: each input's shift up to them."""
+
+    frac: int
+    shifts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PadPlan:
+    """``fill``: the padding value as a mantissa of the output type."""
+
+    fill: int
+
+
+def concat_plan(node: Node) -> ConcatPlan:
+    out = frac(node.output)
+    for v in node.inputs:
+        if frac(v) > out:
+            raise VerifyError(f"node {node.name!r} ({node.op.value}): cannot align {frac(v)} to {out} fractional "
+                              "bits exactly")
+    return ConcatPlan(out, tuple(out - frac(v) for v in node.inputs))
+
+
+def pad_plan(node: Node) -> PadPlan:
+    t = node.output.type.dtype
+    value = node.attrs["value"] / t.lsb
+    if value != int(value) or not t.min_mantissa <= value <= t.max_mantissa:
+        raise VerifyError(f"node {node.name!r} (Pad): value {node.attrs['value']} is not exact in {t}")
+    return PadPlan(int(value))
+
+
+def concat(node: Node, args: Args) -> list[np.ndarray]:
+    return [np.concatenate(full_batch(args), axis=node.attrs["axis"] + 1)]
+
+
+def concat_fixed(node: Node, p: ConcatPlan, args: Args) -> list[np.ndarray]:
+    parts = [shift_to(m, 0, s, node) for m, s in zip(args, p.shifts)]
+    return [np.concatenate(full_batch(parts), axis=node.attrs["axis"] + 1)]
+
+
+def reshape(node: Node, args: Args) -> list[np.ndarray]:
+    return [args[0].reshape(args[0].shape[0], *node.attrs["shape"])]
+
+
+def transpose(node: Node, args: Args) -> list[np.ndarray]:
+    return [args[0].transpose(0, *(p + 1 for p in node.attrs["perm"]))]
+
+
+def _pad(x: np.ndarray, pads, fill) -> np.ndarray:
+    r = x.ndim - 1
+    return np.pad(x, [(0, 0)] + [(pads[i], pads[r + i]) for i in range(r)], constant_values=fill)
+
+
+def pad(node: Node, args: Args) -> list[np.ndarray]:
+    return [_pad(args[0], node.attrs["pads"], node.attrs["value"])]
+
+
+def pad_fixed(node: Node, p: PadPlan, args: Args) -> list[np.ndarray]:
+    return [_pad(args[0], node.attrs["pads"], p.fill)]
+
+
+def slice_(node: Node, args: Args) -> list[np.ndarray]:
+    a = node.attrs
+    index = tuple(slice(s, e if e >= 0 else None, t) for s, e, t in zip(a["starts"], a["ends"], a["steps"]))
+    return [args[0][(slice(None), *index)]]
+
+
+def argmax(node: Node, args: Args) -> list[np.ndarray]:
+    """The index of the largest value along the axis (ties: first, or last with
+    ``select_last_index``); float64 in float mode (exact: small integers)."""
+    x, axis = args[0], node.attrs["axis"] + 1
+    if node.attrs["select_last_index"]:
+        index = x.shape[axis] - 1 - np.argmax(np.flip(x, axis=axis), axis=axis)
+    else:
+        index = np.argmax(x, axis=axis)
+    if node.attrs["keepdims"]:
+        index = np.expand_dims(index, axis)
+    return [index.astype(np.float64)]
+
+
+def _moved(function):
+    """A float function that only moves elements, as a fixed one: the same on mantissas."""
+    return lambda node, p, args: function(node, args)
+
+
+def _no_plan(node: Node):
+    return NO_PLAN
+
+
+SEMANTICS = {
+    Op.CONCAT: Semantics(concat_plan, concat, concat_fixed),
+    Op.RESHAPE: Semantics(_no_plan, reshape, _moved(reshape)),
+    Op.TRANSPOSE: Semantics(_no_plan, transpose, _moved(transpose)),
+    Op.PAD: Semantics(pad_plan, pad, pad_fixed),
+    Op.SLICE: Semantics(_no_plan, slice_, _moved(slice_)),
+    Op.ARGMAX: Semantics(_no_plan, argmax, lambda node, p, args: [argmax(node, args)[0].astype(np.int64)]),
+}
