@@ -59,9 +59,7 @@ def save_graph(graph: Graph, folder: str | Path) -> None:
         if isinstance(v, np.ndarray):
             return {"array": array(v)}
         if isinstance(v, Table):
-            return {"table": {"function": v.function, "in_type": str(v.in_type), "out_type": str(v.out_type),
-                              "shift": v.shift, "offset": v.offset, "values": array(v.values),
-                              "interpolate": v.interpolate}}
+            return {"table": {**v.describe(), "values": array(v.values)}}
         if isinstance(v, tuple):
             return {"tuple": [attr(x) for x in v]}
         if isinstance(v, list):
@@ -132,8 +130,7 @@ def load_graph(folder: str | Path) -> Graph:
         if tag == "dict":
             return {k: attr(x) for k, x in body.items()}
         if tag == "table":
-            return Table(body["function"], parse_type(body["in_type"]), parse_type(body["out_type"]), body["shift"],
-                         body["offset"], array(body["values"]), body["interpolate"])
+            return Table.from_description(body, array(body["values"]))
         raise UsageError(f"{folder / GRAPH_JSON}: unknown attribute form {tag!r}")
 
     graph = Graph(data["name"])

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgac.ir.fixed import quantize
-from fpgac.ir.types import FixedType
+from fpgac.ir.types import FixedType, parse_type
 
 __all__ = ["Table", "DEFAULT_TABLE_SIZE"]
 
@@ -102,6 +102,18 @@ class Table:
         values = quantize(f(points * in_type.lsb), out_type)
         values.setflags(write=False)
         return cls(function, in_type, out_type, shift, offset, values, interpolate)
+
+    def describe(self) -> dict:
+        """Everything but the values, as plain data (the values go to an array file beside it)."""
+        return {"function": self.function, "in_type": str(self.in_type), "out_type": str(self.out_type),
+                "shift": self.shift, "offset": self.offset, "interpolate": self.interpolate}
+
+    @classmethod
+    def from_description(cls, description: dict, values: np.ndarray) -> Table:
+        """The table :meth:`describe` described, with its ``values``."""
+        d = description
+        return cls(d["function"], parse_type(d["in_type"]), parse_type(d["out_type"]), d["shift"], d["offset"],
+                   np.asarray(values), d["interpolate"])
 
     def __repr__(self) -> str:
         how = ", interpolated" if self.interpolate else ""

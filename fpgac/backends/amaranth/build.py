@@ -57,51 +57,50 @@ def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: i
 
 def stage_parts(s: L.Stage, *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
     """The component of one stage (and a buffer after a linear one), output lanes as the IR types."""
-    parts: list[wiring.Component] = []
     x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
-    fit = dict(out_width=out.width, out_signed=out.signed)
-    if isinstance(s, L.Linear):
-        if reuse > 1:
-            part = DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
-        else:
-            part = Dense(s.matrix, s.bias, x=x, levels_per_stage=levels_per_stage, **fit)
-    elif isinstance(s, L.Requant):
-        part = Requant(x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
-                       overflow=s.out_type.overflow.name, **fit)
-    elif isinstance(s, L.Relu):
-        part = ReLU(x, **fit)
-    elif isinstance(s, L.PReLU):
-        part = PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit)
-    elif isinstance(s, L.Clip):
-        part = Clip(x, lo=s.lo, hi=s.hi, **fit)
-    elif isinstance(s, L.Lookup):
-        part = Lookup(x, s.table, **fit)
-    elif isinstance(s, L.MaxWindows):
-        part = MaxWindows(x, s.windows, levels_per_stage=levels_per_stage)
-    elif isinstance(s, L.Select):
-        part = Select(x, s.indices, fill=s.fill)
-    elif isinstance(s, (L.Softmax, L.ArgMax)):
-        if isinstance(s, L.Softmax):
-            def make(lanes: Lanes, s=s) -> wiring.Component:
-                return Softmax(lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift,
-                               log_shift=s.log_shift, levels_per_stage=levels_per_stage, **fit)
-        else:
-            def make(lanes: Lanes, s=s) -> wiring.Component:
-                return Argmax(lanes, select_last=s.select_last, levels_per_stage=levels_per_stage)
-        whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
-        part = make(x) if whole else Groups(x, s.groups, make)  # along one axis: a part per position
-    elif isinstance(s, L.Combine):
-        part = Binary(x, _lanes(s.n_in, s.b_type), op=s.op, a_shift=s.a_shift, b_shift=s.b_shift, **fit)
-    elif isinstance(s, L.Join):
-        part = Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)], shifts=s.shifts, **fit)
-    else:
+    build = _COMPONENTS.get(type(s))
+    if build is None:
         raise TypeError(f"no component for stage {type(s).__name__}")
+    part = build(s, x, dict(out_width=out.width, out_signed=out.signed), reuse, levels_per_stage)
     if part.out_lanes != out:
         raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
-    parts.append(part)
-    if isinstance(s, L.Linear):
-        parts.append(StreamBuffer(out.bits))
-    return parts
+    return [part, StreamBuffer(out.bits)] if isinstance(s, L.Linear) else [part]
+
+
+def _dense(s: L.Linear, x: Lanes, fit: dict, reuse: int, levels: int) -> wiring.Component:
+    if reuse > 1:
+        return DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
+    return Dense(s.matrix, s.bias, x=x, levels_per_stage=levels, **fit)
+
+
+def _per_group(s: L.Softmax | L.ArgMax, x: Lanes, make) -> wiring.Component:
+    """One unit over the whole vector, or one per group of lanes (along one axis of a larger tensor)."""
+    whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
+    return make(x) if whole else Groups(x, s.groups, make)
+
+
+#: stage kind -> its component (stage, input lanes, output format, reuse, adder levels per pipeline stage)
+_COMPONENTS = {
+    L.Linear: _dense,
+    L.Requant: lambda s, x, fit, reuse, levels: Requant(
+        x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
+        overflow=s.out_type.overflow.name, **fit),
+    L.Relu: lambda s, x, fit, reuse, levels: ReLU(x, **fit),
+    L.PReLU: lambda s, x, fit, reuse, levels: PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit),
+    L.Clip: lambda s, x, fit, reuse, levels: Clip(x, lo=s.lo, hi=s.hi, **fit),
+    L.Lookup: lambda s, x, fit, reuse, levels: Lookup(x, s.table, **fit),
+    L.MaxWindows: lambda s, x, fit, reuse, levels: MaxWindows(x, s.windows, levels_per_stage=levels),
+    L.Select: lambda s, x, fit, reuse, levels: Select(x, s.indices, fill=s.fill),
+    L.Softmax: lambda s, x, fit, reuse, levels: _per_group(s, x, lambda lanes: Softmax(
+        lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift, log_shift=s.log_shift,
+        levels_per_stage=levels, **fit)),
+    L.ArgMax: lambda s, x, fit, reuse, levels: _per_group(s, x, lambda lanes: Argmax(
+        lanes, select_last=s.select_last, levels_per_stage=levels)),
+    L.Combine: lambda s, x, fit, reuse, levels: Binary(
+        x, _lanes(s.n_in, s.b_type), op=s.op, a_shift=s.a_shift, b_shift=s.b_shift, **fit),
+    L.Join: lambda s, x, fit, reuse, levels: Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)],
+                                                   shifts=s.shifts, **fit),
+}
 
 
 def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiring.Component:
@@ -235,15 +234,15 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
                 entry[name] = None
             elif name in _TABLES:
                 arrays[f"{k}_{name}"] = np.asarray(value.values)
-                entry[name] = {"function": value.function, "in_type": str(value.in_type),
-                               "out_type": str(value.out_type), "shift": value.shift, "offset": value.offset,
-                               "interpolate": value.interpolate}
+                entry[name] = value.describe()
             elif name in ("windows", "groups"):
                 entry[name] = [list(map(int, w)) for w in value]
             elif name == "sources":
                 entry[name] = [int(i) for i in value]
             elif name == "b_type":
                 entry[name] = str(value)
+            elif name == "op":
+                entry[name] = value.value  # a BinaryOp
             elif name == "types":
                 entry[name] = [str(t) for t in value]
             else:
@@ -265,9 +264,7 @@ def load_stages(folder: Path) -> list[L.Stage]:
                     entry[name] = arrays[f"{k}_{name}"]
             for name in _TABLES:
                 if entry.get(name) is not None:
-                    t = entry[name]
-                    entry[name] = Table(t["function"], parse_type(t["in_type"]), parse_type(t["out_type"]),
-                                        t["shift"], t["offset"], arrays[f"{k}_{name}"], t["interpolate"])
+                    entry[name] = Table.from_description(entry[name], arrays[f"{k}_{name}"])
             for name in ("windows", "groups"):
                 if name in entry:
                     entry[name] = [tuple(w) for w in entry[name]]

@@ -21,19 +21,25 @@ read two or more. One graph input and one output; several, and LSTM/GRU, raise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ...errors import UnsupportedError
+from ...hdl import BinaryOp
 from ...ir import Act, FixedType, Graph, Node, Op, PoolKind
 from ...ir.fixed import requantize
 from ...ir.ops import OP_SPECS
-from ...ir.tables import Table
 from ...ir.semantics import apply_fixed, plan
+from ...ir.semantics.shape import argmax_index
+from ...ir.semantics.softmax import mantissas as softmax_mantissas
+from ...ir.tables import Table
 
 __all__ = [
+    "LOWERINGS",
+    "REFUSED",
     "ArgMax",
     "Clip",
     "Linear",
@@ -61,6 +67,10 @@ class Stage:
     #: the stages whose outputs this one reads (-1: the graph input); () means the stage before
     sources: tuple[int, ...] = ()
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The stage on batches of flattened input mantissas ``(n, lanes)``: what its component computes."""
+        raise NotImplementedError(type(self).__name__)
+
 
 @dataclass
 class Linear(Stage):
@@ -69,15 +79,24 @@ class Linear(Stage):
     matrix: np.ndarray = field(default=None)  # int64 [n_in, n_out]
     bias: np.ndarray = field(default=None)  # int64 [n_out]
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return inputs[0] @ self.matrix + self.bias
+
 
 @dataclass
 class Requant(Stage):
     """Each lane cast from ``in_type`` to ``out_type`` with the latter's rounding and overflow."""
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return requantize(inputs[0], self.in_type, self.out_type)
+
 
 @dataclass
 class Relu(Stage):
     """``max(x, 0)`` per lane."""
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.maximum(inputs[0], 0)
 
 
 @dataclass
@@ -87,6 +106,10 @@ class PReLU(Stage):
     slopes: np.ndarray = field(default=None)  # int64 [n_in]: mantissas with slope_frac fractional bits
     slope_frac: int = 0
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        m = inputs[0]
+        return np.where(m >= 0, np.left_shift(m, self.slope_frac), m * self.slopes)
+
 
 @dataclass
 class Clip(Stage):
@@ -95,6 +118,9 @@ class Clip(Stage):
     lo: int = 0
     hi: int = 0
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.clip(inputs[0], self.lo, self.hi)
+
 
 @dataclass
 class Lookup(Stage):
@@ -102,12 +128,18 @@ class Lookup(Stage):
 
     table: Table = field(default=None)
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.table.lookup(inputs[0])
+
 
 @dataclass
 class MaxWindows(Stage):
     """Output lane ``k`` is the maximum of the input lanes ``windows[k]``."""
 
     windows: list[tuple[int, ...]] = field(default_factory=list)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.stack([inputs[0][:, list(w)].max(axis=1) for w in self.windows], axis=1)
 
 
 @dataclass
@@ -122,6 +154,13 @@ class Softmax(Stage):
     z_shift: int = 0
     log_shift: int = 0
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        m, out = inputs[0], np.zeros_like(inputs[0])
+        for g in self.groups:
+            out[:, list(g)] = softmax_mantissas(m[:, list(g)], 1, self.exp, self.reciprocal, self.log, self.z_shift,
+                                                self.log_shift)
+        return out
+
 
 @dataclass
 class Select(Stage):
@@ -130,16 +169,26 @@ class Select(Stage):
     indices: np.ndarray = field(default=None)
     fill: int = 0
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.where(self.indices >= 0, inputs[0][:, np.maximum(self.indices, 0)], self.fill)
+
 
 @dataclass
 class Combine(Stage):
     """Lane-wise ``a op b`` of two stages' outputs (same lane count), each shifted left to the
     output's fractional bits first (Add/Sub/Max/Min; Mul needs no shift). ``in_type`` is ``a``'s."""
 
-    op: str = "add"
+    op: BinaryOp = BinaryOp.ADD
     b_type: FixedType = field(default=None)
     a_shift: int = 0
     b_shift: int = 0
+
+    def __post_init__(self) -> None:
+        self.op = BinaryOp.cast(self.op)  # stages.json spells it "add"
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        a, b = (np.left_shift(v, shift) for v, shift in zip(inputs, (self.a_shift, self.b_shift)))
+        return _COMBINE[self.op](a, b)
 
 
 @dataclass
@@ -151,6 +200,9 @@ class Join(Stage):
     counts: list[int] = field(default_factory=list)
     shifts: list[int] = field(default_factory=list)
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.left_shift(v, shift) for v, shift in zip(inputs, self.shifts)], axis=1)
+
 
 @dataclass
 class ArgMax(Stage):
@@ -159,12 +211,14 @@ class ArgMax(Stage):
     groups: list[tuple[int, ...]] = field(default_factory=list)
     select_last: bool = False
 
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        m = inputs[0]
+        return np.stack([argmax_index(m[:, list(g)], 1, self.select_last) for g in self.groups], axis=1).astype(np.int64)
 
-_LINEAR_OPS = {Op.DENSE, Op.CONV, Op.SCALE_SHIFT, Op.MUL}
-_MOVE_OPS = {Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.PAD}
 
-
-_BINARY_OPS = {Op.ADD: "add", Op.SUB: "sub", Op.MUL: "mul", Op.MAX: "max", Op.MIN: "min"}
+_COMBINE = {BinaryOp.ADD: np.add, BinaryOp.SUB: np.subtract, BinaryOp.MUL: np.multiply, BinaryOp.MAX: np.maximum,
+            BinaryOp.MIN: np.minimum}
+_BINARY_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.MAX, Op.MIN}
 
 
 def lower(graph: Graph) -> list[Stage]:
@@ -213,20 +267,18 @@ def _lower_binary(node: Node, sources: tuple[int, ...]) -> Combine:
     if a.type.shape != b.type.shape or a.type.shape != y.type.shape:
         raise UnsupportedError(f"node {node.name!r} ({node.op.value}): inputs of shapes {list(a.type.shape)} and "
                                f"{list(b.type.shape)}; the amaranth target combines equal shapes only")
-    frac = y.type.dtype.frac_bits
-    shifts = (0, 0) if node.op is Op.MUL else (frac - a.type.dtype.frac_bits, frac - b.type.dtype.frac_bits)
+    shifts = plan(node).shifts
     n = int(np.prod(y.type.shape))
     return Combine(node=node.name, in_type=a.type.dtype, out_type=y.type.dtype, n_in=n, n_out=n, sources=sources,
-                   op=_BINARY_OPS[node.op], b_type=b.type.dtype, a_shift=shifts[0], b_shift=shifts[1])
+                   op=BinaryOp.cast(node.op), b_type=b.type.dtype, a_shift=shifts[0], b_shift=shifts[1])
 
 
 def _lower_concat(node: Node, sources: tuple[int, ...], first: int) -> list[Stage]:
     """A Join of the inputs' lanes, then the Select that orders them as the golden Concat does
     (found by probing it with distinct values)."""
     y = node.outputs[0]
-    frac = y.type.dtype.frac_bits
     counts = [int(np.prod(v.type.shape)) for v in node.inputs]
-    shifts = [frac - v.type.dtype.frac_bits for v in node.inputs]
+    shifts = list(plan(node).shifts)
     n = sum(counts)
     join = Join(node=node.name, in_type=node.inputs[0].type.dtype, out_type=y.type.dtype, n_in=n, n_out=n,
                 sources=sources, types=[v.type.dtype for v in node.inputs], counts=counts, shifts=shifts)
@@ -251,50 +303,102 @@ def _lower_concat(node: Node, sources: tuple[int, ...], first: int) -> list[Stag
 MAX_LANE_PAIRS = 1 << 26
 
 
+def _linear(node: Node, base: dict[str, Any]) -> Stage:
+    """``y = x @ M + b`` probed from the golden model: one run on the zero vector (b), one per unit vector."""
+    bias = _probe(node, np.zeros((1, base["n_in"]), dtype=np.int64))[0]
+    columns = _probe(node, np.eye(base["n_in"], dtype=np.int64)) - bias
+    return Linear(**base, matrix=columns, bias=bias)
+
+
+def _pool(node: Node, base: dict[str, Any]) -> Stage:
+    """Average pools are linear; a max pool's window k holds the lanes whose unit vector reaches output k."""
+    if node.attrs["kind"] is not PoolKind.MAX:
+        return _linear(node, base)
+    hits = _probe(node, np.eye(base["n_in"], dtype=np.int64)) == 1
+    return MaxWindows(**base, windows=[tuple(np.flatnonzero(hits[:, k])) for k in range(base["n_out"])])
+
+
+def _move(node: Node, base: dict[str, Any]) -> Stage:
+    fill = plan(node).fill if node.op is Op.PAD else 0
+    return Select(**base, indices=_move_indices(node, base["n_in"]), fill=fill)
+
+
+def _activation(node: Node, base: dict[str, Any]) -> Stage:
+    kind = node.attrs["kind"]
+    if kind is Act.RELU:
+        return Relu(**base)
+    if kind is Act.PRELU:  # LeakyReLU too: the quantizer makes it a PReLU
+        slope = node.inputs[1]
+        slopes = np.broadcast_to(slope.data, node.inputs[0].type.shape).reshape(-1).astype(np.int64)
+        return PReLU(**base, slopes=slopes, slope_frac=plan(node).slope_frac)
+    if kind is Act.CLIP:
+        lo, hi = plan(node).clip
+        return Clip(**base, lo=lo, hi=hi)
+    raise UnsupportedError(f"node {node.name!r} ({node.op.value}/{kind.value}): not built by the amaranth target")
+
+
+def _softmax(node: Node, base: dict[str, Any]) -> Stage:
+    p = plan(node)
+    return Softmax(**base, groups=_groups(node.inputs[0].type.shape, p.axis), exp=p.exp, reciprocal=p.reciprocal,
+                   log=p.log, z_shift=p.z_shift, log_shift=p.log_shift)
+
+
+def _argmax(node: Node, base: dict[str, Any]) -> Stage:
+    return ArgMax(**base, groups=_groups(node.inputs[0].type.shape, node.attrs["axis"]),
+                  select_last=node.attrs["select_last_index"])
+
+
+#: IR op -> the stage of a node with one run-time input (two-input Add/Sub/Mul/Max/Min become a
+#: :class:`Combine`, Concat of several a :class:`Join`: see :func:`lower`)
+LOWERINGS: dict[Op, Callable[[Node, dict[str, Any]], Stage]] = {
+    Op.DENSE: _linear,
+    Op.CONV: _linear,
+    Op.SCALE_SHIFT: _linear,
+    Op.MUL: _linear,  # by a constant
+    Op.POOL: _pool,
+    Op.GLOBAL_POOL: _pool,
+    Op.RESHAPE: _move,
+    Op.TRANSPOSE: _move,
+    Op.SLICE: _move,
+    Op.PAD: _move,
+    Op.QUANT: lambda node, base: Requant(**base),
+    Op.LOOKUP: lambda node, base: Lookup(**base, table=plan(node).table),
+    Op.ACTIVATION: _activation,
+    Op.SOFTMAX: _softmax,
+    Op.ARGMAX: _argmax,
+    Op.ADD: _linear,  # of a constant (two run-time tensors: a Combine)
+    Op.SUB: _linear,
+    Op.MAX: lambda node, base: _refuse(node, "the maximum of a tensor and a constant"),
+    Op.MIN: lambda node, base: _refuse(node, "the minimum of a tensor and a constant"),
+    Op.CONCAT: lambda node, base: _refuse(node, "a Concat of one run-time tensor and constants"),
+}
+
+
+def _refuse(node: Node, what: str) -> Stage:
+    raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {what} is not built by the amaranth target")
+
+_RECURRENT = "recurrent layers are not built by the amaranth target; use --target xilinx or cpu"
+
+#: IR op -> why the amaranth target does not build it (every other op has a lowering)
+REFUSED: dict[Op, str] = {
+    Op.LSTM: _RECURRENT,
+    Op.GRU: _RECURRENT,
+    Op.DIV: "a division has no fixed-point form (quantization turns a division by a constant into a multiplication)",
+}
+
+
 def _lower_node(node: Node) -> Stage:
     x, y = node.inputs[0], node.outputs[0]
     base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype,
                 n_in=int(np.prod(x.type.shape)), n_out=int(np.prod(y.type.shape)))
+    if node.op in REFUSED:
+        raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {REFUSED[node.op]}")
     if base["n_in"] * base["n_out"] > MAX_LANE_PAIRS:
         raise UnsupportedError(
             f"node {node.name!r} ({node.op.value}): {base['n_in']:,} input and {base['n_out']:,} output lanes are "
             f"too many for the fully parallel amaranth target (at most {MAX_LANE_PAIRS:,} pairs); "
             "use --target xilinx --io stream")
-    op, a = node.op, node.attrs
-    if op in (Op.LSTM, Op.GRU):
-        raise UnsupportedError(f"node {node.name!r} ({op.value}): recurrent layers are not built by the amaranth "
-                               "target; use --target xilinx or cpu")
-    if op in _LINEAR_OPS or (op in (Op.POOL, Op.GLOBAL_POOL) and a["kind"] is not PoolKind.MAX):
-        bias = _probe(node, np.zeros((1, base["n_in"]), dtype=np.int64))[0]
-        columns = _probe(node, np.eye(base["n_in"], dtype=np.int64)) - bias
-        return Linear(**base, matrix=columns, bias=bias)
-    if op in (Op.POOL, Op.GLOBAL_POOL):  # max: window k holds the lanes whose unit vector reaches output k
-        hits = _probe(node, np.eye(base["n_in"], dtype=np.int64)) == 1
-        return MaxWindows(**base, windows=[tuple(np.flatnonzero(hits[:, k])) for k in range(base["n_out"])])
-    if op in _MOVE_OPS:
-        fill = plan(node).fill if op is Op.PAD else 0
-        return Select(**base, indices=_move_indices(node, base["n_in"]), fill=fill)
-    if op is Op.QUANT:
-        return Requant(**base)
-    if op is Op.LOOKUP:
-        return Lookup(**base, table=a["table"])
-    if op is Op.ACTIVATION and a["kind"] is Act.RELU:
-        return Relu(**base)
-    if op is Op.ACTIVATION and a["kind"] is Act.PRELU:  # LeakyReLU too: the quantizer makes it a PReLU
-        slope = node.inputs[1]
-        slopes = np.broadcast_to(slope.data, x.type.shape).reshape(-1).astype(np.int64)
-        return PReLU(**base, slopes=slopes, slope_frac=int(slope.type.dtype.frac_bits))
-    if op is Op.ACTIVATION and a["kind"] is Act.CLIP:
-        lo, hi = plan(node).clip
-        return Clip(**base, lo=lo, hi=hi)
-    if op is Op.SOFTMAX:
-        p = plan(node)
-        return Softmax(**base, groups=_groups(x.type.shape, a["axis"]), exp=p.exp, reciprocal=p.reciprocal, log=p.log,
-                       z_shift=p.z_shift, log_shift=p.log_shift)
-    if op is Op.ARGMAX:
-        return ArgMax(**base, groups=_groups(x.type.shape, a["axis"]), select_last=a["select_last_index"])
-    what = f"{op.value}/{a['kind'].value}" if "kind" in a else op.value
-    raise UnsupportedError(f"node {node.name!r} ({what}): not built by the amaranth target")
+    return LOWERINGS[node.op](node, base)
 
 
 def _probe(node: Node, rows: np.ndarray) -> np.ndarray:
@@ -324,55 +428,12 @@ def _groups(shape: Sequence[int], axis: int) -> list[tuple[int, ...]]:
 
 
 def execute(stages: Sequence[Stage], x: np.ndarray) -> np.ndarray:
-    """Run the stages on a batch of flattened input mantissas ``(n, n_in)``; ``(n, n_out)`` out."""
+    """Run the stages on a batch of flattened input mantissas ``(n, n_in)``; ``(n, n_out)`` out.
+
+    Each stage's :meth:`Stage.run` computes what its component does; the tests check the result
+    against the golden model before any hardware is built."""
     x = np.asarray(x, dtype=np.int64)
     results: list[np.ndarray] = []
     for k, s in enumerate(stages):
-        inputs = [x if i < 0 else results[i] for i in (s.sources or (k - 1,))]
-        results.append(_execute(s, inputs))
+        results.append(s.run([x if i < 0 else results[i] for i in (s.sources or (k - 1,))]))
     return results[-1]
-
-
-def _execute(s: Stage, inputs: list[np.ndarray]) -> np.ndarray:
-    m = inputs[0]
-    if isinstance(s, Combine):
-        a, b = (np.left_shift(v, shift) for v, shift in zip(inputs, (s.a_shift, s.b_shift)))
-        return {"add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum}[s.op](a, b)
-    if isinstance(s, Join):
-        return np.concatenate([np.left_shift(v, shift) for v, shift in zip(inputs, s.shifts)], axis=1)
-    if isinstance(s, Linear):
-        m = m @ s.matrix + s.bias
-    elif isinstance(s, Requant):
-        m = requantize(m, s.in_type, s.out_type)
-    elif isinstance(s, Relu):
-        m = np.maximum(m, 0)
-    elif isinstance(s, Clip):
-        m = np.clip(m, s.lo, s.hi)
-    elif isinstance(s, PReLU):
-        m = np.where(m >= 0, np.left_shift(m, s.slope_frac), m * s.slopes)
-    elif isinstance(s, Lookup):
-        m = s.table.lookup(m)
-    elif isinstance(s, MaxWindows):
-        m = np.stack([m[:, list(w)].max(axis=1) for w in s.windows], axis=1)
-    elif isinstance(s, Select):
-        m = np.where(s.indices >= 0, m[:, np.maximum(s.indices, 0)], s.fill)
-    elif isinstance(s, Softmax):
-        out = np.zeros_like(m)
-        for g in s.groups:
-            z = m[:, list(g)] - m[:, list(g)].max(axis=1, keepdims=True)
-            e = s.exp.lookup(z)
-            total = e.sum(axis=1, keepdims=True)
-            if s.log is None:
-                out[:, list(g)] = e * s.reciprocal.lookup(total)
-            else:
-                out[:, list(g)] = np.left_shift(z, s.z_shift) - np.left_shift(s.log.lookup(total), s.log_shift)
-        m = out
-    elif isinstance(s, ArgMax):
-        cols = []
-        for g in s.groups:
-            v = m[:, list(g)]
-            cols.append(len(g) - 1 - v[:, ::-1].argmax(axis=1) if s.select_last else v.argmax(axis=1))
-        m = np.stack(cols, axis=1).astype(np.int64)
-    else:
-        raise TypeError(f"unknown stage {type(s).__name__}")
-    return m

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fpgac.backends.codegen import Code, identifier
 from fpgac.ir import FixedType, Overflow, Rounding
 
-__all__ = ["fixed", "rom_type", "index_type", "int_literal", "rom", "Namer", "Code"]
+__all__ = ["Code", "Namer", "Struct", "fixed", "fixed_rom_type", "index_type", "int_literal", "rom", "rom_type",
+           "words"]
 
 
 def fixed(t: FixedType) -> str:
@@ -89,3 +92,47 @@ class Namer:
             ident = f"{base}_{i}"
         self.taken.add(ident)
         return ident
+
+
+def words(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(values per word, words) of a tensor in io_stream form: channels, then positions."""
+    size = math.prod(shape)
+    channels = shape[0] if shape else 1
+    return channels, (size // channels if channels else 0)
+
+
+@dataclass
+class Struct:
+    """A configuration struct: ``static const`` members and typedefs, in order."""
+
+    name: str
+    members: list[tuple[str, str, object]] = field(default_factory=list)  # (ctype, name, value)
+    types: list[tuple[str, str]] = field(default_factory=list)  # (name, C++ type)
+    comment: str = ""
+
+    def const(self, name: str, value: object, ctype: str = "unsigned") -> Struct:
+        self.members.append((ctype, name, value))
+        return self
+
+    def type(self, name: str, cpp: str) -> Struct:
+        self.types.append((name, cpp))
+        return self
+
+    def text(self) -> str:
+        code = Code()
+        if self.comment:
+            code(f"// {self.comment}")
+        code(f"struct {self.name} {{")
+        with code.indent():
+            for ctype, name, value in self.members:
+                if isinstance(value, bool):
+                    literal = "true" if value else "false"
+                elif ctype == "long long":
+                    literal = f"{int(value)}LL"
+                else:
+                    literal = str(value)
+                code(f"static const {ctype} {name} = {literal};")
+            for name, cpp in self.types:
+                code(f"typedef {cpp} {name};")
+        code("};")
+        return code.text()

@@ -28,7 +28,7 @@ from fpgac.ir import to_float
 
 from .. import common
 from .cpp import Code
-from .design import Design, words
+from .design import Design, IOMode, words
 
 __all__ = ["Options", "INCLUDE", "write_project", "top_source", "testbench_name"]
 
@@ -57,7 +57,7 @@ def testbench_name(top: str) -> str:
 def _port_params(d: Design) -> list[str]:
     params = []
     for value, name in d.ports_in + d.ports_out:
-        if d.io == "stream":
+        if d.io is IOMode.STREAM:
             params.append(f"hls::stream<{d.word_name(value)}> &{name}")
         else:
             params.append(f"{d.type_name(value)} {name}[{math.prod(value.type.shape)}]")
@@ -72,7 +72,7 @@ def top_source(d: Design) -> str:
     """``firmware/<top>.cpp``: the top function, the only model-specific code Vitis synthesizes."""
     code = Code()
     mode = ("io_stream: ports and layers are hls::stream, one process per layer under DATAFLOW"
-            if d.io == "stream" else "io_parallel: ports and tensors are arrays, "
+            if d.io is IOMode.STREAM else "io_parallel: ports and tensors are arrays, "
             + ("the whole network one pipeline" if d.reuse == 1 else f"layers under DATAFLOW, reuse {d.reuse}"))
     code(f"// {d.top}: model '{d.graph.name}' as a Vitis HLS top function, written by fpgac.",
          f"// {mode}.",
@@ -82,7 +82,7 @@ def top_source(d: Design) -> str:
          "",
          f"{_signature(d)} {{")
     names = ",".join(name for _, name in d.ports_in + d.ports_out)
-    if d.io == "stream":
+    if d.io is IOMode.STREAM:
         for _, name in d.ports_in + d.ports_out:
             code(f"#pragma HLS INTERFACE axis port={name}")
         code("#pragma HLS DATAFLOW")
@@ -178,7 +178,7 @@ def _testbench(d: Design) -> str:
                 size, t = math.prod(value.type.shape), d.type_name(value)
                 code(f"static {t} {name}[{size}];", f"fpgac::tb::load(in, {offset}, {name}, {size});")
                 offset += size
-                if d.io == "stream":
+                if d.io is IOMode.STREAM:
                     c, p = words(value.type.shape)
                     code(f"hls::stream<{d.word_name(value)}> {name}_stream;",
                          f"fpgac::tb::to_stream<{t}, {c}, {p}>({name}, {name}_stream);")
@@ -188,7 +188,7 @@ def _testbench(d: Design) -> str:
             for value, name in d.ports_out:
                 size, t = math.prod(value.type.shape), d.type_name(value)
                 code(f"static {t} {name}[{size}];")
-                if d.io == "stream":
+                if d.io is IOMode.STREAM:
                     code(f"hls::stream<{d.word_name(value)}> {name}_stream;")
                     args.append(f"{name}_stream")
                 else:
@@ -197,7 +197,7 @@ def _testbench(d: Design) -> str:
             offset = 0
             for value, name in d.ports_out:
                 size, t = math.prod(value.type.shape), d.type_name(value)
-                if d.io == "stream":
+                if d.io is IOMode.STREAM:
                     c, p = words(value.type.shape)
                     code(f"if (!fpgac::tb::from_stream<{t}, {c}, {p}>({name}_stream, {name})) {{")
                     with code.indent():
@@ -296,7 +296,7 @@ def _readme(d: Design, options: Options, vectors: int) -> str:
     ports = "\n".join(
         f"- `{name}`: {'input' if (v, name) in d.ports_in else 'output'} {list(v.type.shape)}, `{d.type_name(v)}` = "
         f"`{dict(d.typedefs)[d.type_name(v)]}`" for v, name in d.ports_in + d.ports_out)
-    if d.io == "stream":
+    if d.io is IOMode.STREAM:
         layout = ("`--io stream`: every port is an `hls::stream` of `fpgac::word<T, C>`; a `[C, *spatial]` tensor "
                   "is `prod(spatial)` words of its `C` channels in raster order (a vector `[N]` is one word). "
                   "Convolutions and pooling use line buffers; the layers run as a DATAFLOW pipeline. Convolution, "

@@ -15,21 +15,35 @@ import numpy as np
 
 from fpgac.ir.graph import Node
 from fpgac.ir.ops import Op, PoolKind
+from fpgac.ir.types import FixedType
 
 from .base import Args, Semantics, expect_frac, frac
 from .windows import Window, pad_spatial, round_half_up_reciprocal, views, window
 
-__all__ = ["GlobalPoolPlan", "PoolPlan", "SEMANTICS"]
+__all__ = ["GlobalPoolPlan", "PoolPlan", "SEMANTICS", "reciprocal_type", "sum_type"]
+
+
+def sum_type(x: FixedType, count: int) -> FixedType:
+    """The exact type of a sum of ``count`` values of type ``x`` (a window's, before the reciprocal)."""
+    grow = max(count - 1, 0).bit_length()
+    return FixedType(x.width + grow, x.int_bits + grow, x.signed)
+
+
+def reciprocal_type(bits: int) -> FixedType:
+    """The type holding ``round_half_up(2**bits / count)`` for every count >= 1 (at most 1.0)."""
+    return FixedType(bits + 1, 1, False)
 
 
 @dataclass(frozen=True, eq=False)
 class PoolPlan:
-    """``window``: the geometry; ``frac``: the output's fractional bits. For an average:
+    """``window``: the geometry; ``frac``: the output's fractional bits; ``sum_type``: the exact
+    type of a window's sum (:func:`sum_type`). For an average:
     ``bits`` (K), and per output position (spatial shape) ``counts`` and ``reciprocals``
     (``round_half_up(2**K / count)``); None for max."""
 
     window: Window
     frac: int
+    sum_type: FixedType
     bits: int | None = None
     counts: np.ndarray | None = None
     reciprocals: np.ndarray | None = None
@@ -46,6 +60,7 @@ class GlobalPoolPlan:
 
     count: int
     frac: int
+    sum_type: FixedType
     bits: int | None = None
     reciprocal: int | None = None
 
@@ -56,20 +71,22 @@ class GlobalPoolPlan:
 
 def plan(node: Node) -> PoolPlan:
     w = window(node)
+    total = sum_type(node.inputs[0].type.dtype, w.taps)
     if node.attrs["kind"] is PoolKind.MAX:
-        return PoolPlan(w, expect_frac(node, frac(node.inputs[0])))
+        return PoolPlan(w, expect_frac(node, frac(node.inputs[0])), total)
     bits = node.attrs["reciprocal_bits"]
     counts = w.counts(node.attrs["count_include_pad"])
-    return PoolPlan(w, expect_frac(node, frac(node.inputs[0]) + bits), bits, counts,
+    return PoolPlan(w, expect_frac(node, frac(node.inputs[0]) + bits), total, bits, counts,
                     round_half_up_reciprocal(counts, bits))
 
 
 def global_plan(node: Node) -> GlobalPoolPlan:
     count = math.prod(node.inputs[0].type.shape[1:])
+    total = sum_type(node.inputs[0].type.dtype, count)
     if node.attrs["kind"] is PoolKind.MAX:
-        return GlobalPoolPlan(count, expect_frac(node, frac(node.inputs[0])))
+        return GlobalPoolPlan(count, expect_frac(node, frac(node.inputs[0])), total)
     bits = node.attrs["reciprocal_bits"]
-    return GlobalPoolPlan(count, expect_frac(node, frac(node.inputs[0]) + bits), bits,
+    return GlobalPoolPlan(count, expect_frac(node, frac(node.inputs[0]) + bits), total, bits,
                           int(round_half_up_reciprocal(count, bits)))
 
 

@@ -84,6 +84,16 @@ class RecurrentPlan:
     tanh: Table
     tanh_cell: Table | None
     exact: dict[str, FixedType]
+    #: step 1's shifts to the accumulator's fractional bits: of ``W x`` and of ``R h``
+    input_shift: int
+    state_shift: int
+    #: the bias halves (``Wb``, ``Rb``) as int64 mantissas at the accumulator's fractional bits (zeros without B)
+    input_bias: np.ndarray
+    state_bias: np.ndarray
+
+    @property
+    def gates(self) -> int:
+        return 4 if self.cell_type is not None else 3
 
 
 def _frac(node: Node, index: int) -> int:
@@ -162,21 +172,11 @@ def exact_types(node: Node) -> dict[str, FixedType]:
 class _Projections:
     """Step 1's exact products: ``W x_t`` and ``R v``, shifted to the accumulator's fractional bits."""
 
-    def __init__(self, node: Node, args: list[np.ndarray | None], gates: int) -> None:
-        acc: FixedType = node.attrs["accum_type"]
-        state: FixedType = node.attrs["state_type"]
-        hidden = node.attrs["hidden_size"]
-        frac = acc.frac_bits
-        sx = frac - _frac(node, 0) - _frac(node, 1)
-        self.sh = frac - state.frac_bits - _frac(node, 2)
-        bias = node.input(3)
-        sb = frac - (bias.type.dtype.frac_bits if bias is not None else frac)
-        if min(sx, self.sh, sb) < 0:
-            raise VerifyError(f"node {node.name!r} ({node.op.value}): accum_type {acc} is coarser than its terms")
+    def __init__(self, p: RecurrentPlan, args: list[np.ndarray | None]) -> None:
+        self.sh = p.state_shift
         self.r = args[2].T.astype(np.int64)
-        self.gx = np.left_shift(np.matmul(args[0], args[1].T.astype(np.int64)), sx)  # (N, T, gates*H)
-        b = np.zeros(2 * gates * hidden, dtype=np.int64) if args[3] is None else np.left_shift(args[3], sb)
-        self.bx, self.bh = b[: gates * hidden], b[gates * hidden :]
+        self.gx = np.left_shift(np.matmul(args[0], args[1].T.astype(np.int64)), p.input_shift)  # (N, T, gates*H)
+        self.bx, self.bh = p.input_bias, p.state_bias
 
     def rec(self, v: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         return np.left_shift(np.matmul(v, self.r[:, rows]), self.sh)
@@ -201,8 +201,18 @@ def plan(node: Node) -> RecurrentPlan:
     else:
         _check_tables(node, [("sigmoid", gate_t), ("tanh", gate_t)])
         _check_outputs(node, [state_t, state_t])
-    return RecurrentPlan(a["hidden_size"], a["accum_type"], gate_t, state_t, a["cell_type"] if lstm else None,
-                         a["sigmoid"], a["tanh"], a["tanh_cell"] if lstm else None, exact_types(node))
+    acc, hidden, gates = a["accum_type"], a["hidden_size"], 4 if lstm else 3
+    sx = acc.frac_bits - _frac(node, 0) - _frac(node, 1)
+    sh = acc.frac_bits - state_t.frac_bits - _frac(node, 2)
+    bias = node.input(3)
+    sb = acc.frac_bits - (bias.type.dtype.frac_bits if bias is not None else acc.frac_bits)
+    if min(sx, sh, sb) < 0:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): accum_type {acc} is coarser than its terms")
+    b = (np.zeros(2 * gates * hidden, dtype=np.int64) if bias is None
+         else np.left_shift(np.asarray(bias.data, dtype=np.int64), sb))
+    return RecurrentPlan(hidden, acc, gate_t, state_t, a["cell_type"] if lstm else None,
+                         a["sigmoid"], a["tanh"], a["tanh_cell"] if lstm else None, exact_types(node),
+                         sx, sh, b[: gates * hidden], b[gates * hidden:])
 
 
 def _initial_state(state: np.ndarray | None, batch: int, hidden: int) -> np.ndarray:
@@ -266,7 +276,7 @@ def lstm_fixed(node: Node, p: RecurrentPlan, args: Args) -> list[np.ndarray]:
     fc, fu = s.frac_bits + cell_t.frac_bits, s.frac_bits + u_t.frac_bits
     fsum = max(fc, fu)
 
-    proj = _Projections(node, args, 4)
+    proj = _Projections(p, args)
     batch, steps = proj.gx.shape[0], proj.gx.shape[1]
     h = _initial(node, args, 4, state_t, batch)
     c = _initial(node, args, 5, cell_t, batch)
@@ -297,7 +307,7 @@ def gru_fixed(node: Node, p: RecurrentPlan, args: Args) -> list[np.ndarray]:
     fsum = max(fn, fh)
     lbr = bool(node.attrs["linear_before_reset"])
 
-    proj = _Projections(node, args, 3)
+    proj = _Projections(p, args)
     zr, nn = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden)
     batch, steps = proj.gx.shape[0], proj.gx.shape[1]
     h = _initial(node, args, 4, state_t, batch)

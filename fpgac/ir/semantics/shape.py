@@ -17,7 +17,7 @@ from fpgac.ir.verify import VerifyError
 
 from .base import NO_PLAN, Args, Semantics, frac, full_batch, shift_to
 
-__all__ = ["ConcatPlan", "PadPlan", "SEMANTICS"]
+__all__ = ["ConcatPlan", "PadPlan", "SEMANTICS", "argmax_index"]
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,18 @@ def slice_(node: Node, args: Args) -> list[np.ndarray]:
     return [args[0][(slice(None), *index)]]
 
 
+def argmax_index(x: np.ndarray, axis: int, select_last: bool) -> np.ndarray:
+    """The position of the largest value along ``axis`` (ties: the first, or the last)."""
+    if select_last:
+        return x.shape[axis] - 1 - np.argmax(np.flip(x, axis=axis), axis=axis)
+    return np.argmax(x, axis=axis)
+
+
 def argmax(node: Node, args: Args) -> list[np.ndarray]:
     """The index of the largest value along the axis (ties: first, or last with
     ``select_last_index``); float64 in float mode (exact: small integers)."""
     x, axis = args[0], node.attrs["axis"] + 1
-    if node.attrs["select_last_index"]:
-        index = x.shape[axis] - 1 - np.argmax(np.flip(x, axis=axis), axis=axis)
-    else:
-        index = np.argmax(x, axis=axis)
+    index = argmax_index(x, axis, node.attrs["select_last_index"])
     if node.attrs["keepdims"]:
         index = np.expand_dims(index, axis)
     return [index.astype(np.float64)]

@@ -21,7 +21,7 @@ from fpgac.ir.verify import VerifyError
 
 from .base import Args, Semantics, expect_frac
 
-__all__ = ["SoftmaxPlan", "SEMANTICS", "difference_type", "sum_type"]
+__all__ = ["SoftmaxPlan", "SEMANTICS", "difference_type", "mantissas", "sum_type"]
 
 
 def difference_type(x: FixedType) -> FixedType:
@@ -82,14 +82,21 @@ def softmax(node: Node, args: Args) -> list[np.ndarray]:
     return [shifted - log_sum if node.attrs["log"] else np.exp(shifted - log_sum)]
 
 
-def softmax_fixed(node: Node, p: SoftmaxPlan, args: Args) -> list[np.ndarray]:
-    x, axis = args[0], p.axis + 1
+def mantissas(x: np.ndarray, axis: int, exp: Table, reciprocal: Table | None, log: Table | None = None,
+              z_shift: int = 0, log_shift: int = 0) -> np.ndarray:
+    """The fixed-point softmax of mantissas ``x`` along ``axis`` (of the array), with a plan's
+    tables and shifts: what :func:`softmax_fixed` computes, for a caller whose values are laid out
+    another way (the amaranth target's lane groups)."""
     z = x - x.max(axis=axis, keepdims=True)
-    e = p.exp.lookup(z)
+    e = exp.lookup(z)
     total = e.sum(axis=axis, keepdims=True)
-    if p.log is not None:
-        return [np.left_shift(z, p.z_shift) - np.left_shift(p.log.lookup(total), p.log_shift)]
-    return [e * p.reciprocal.lookup(total)]
+    if log is not None:
+        return np.left_shift(z, z_shift) - np.left_shift(log.lookup(total), log_shift)
+    return e * reciprocal.lookup(total)
+
+
+def softmax_fixed(node: Node, p: SoftmaxPlan, args: Args) -> list[np.ndarray]:
+    return [mantissas(args[0], p.axis + 1, p.exp, p.reciprocal, p.log, p.z_shift, p.log_shift)]
 
 
 SEMANTICS = {Op.SOFTMAX: Semantics(plan, softmax, softmax_fixed)}
