@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import FpgacError, UsageError
 from ..ir import FixedType, Graph, parse_type
 from ..ir.fixed import quantize, to_float
@@ -277,8 +278,6 @@ def write_manifest(out: Path, target: str, graph: Graph, options: dict[str, Any]
     """``fpgac.json``: the target, the ports, the options (``{"given": ..., "resolved": ...}``), how
     the design was made (model and calibration data with their hashes, the command line, the
     fpgac version and the tools' versions, the date) and the backend's own entries."""
-    from .. import __version__
-
     inputs, outputs = ports(graph)
     manifest = {
         "target": target,

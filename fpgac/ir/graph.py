@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fpgac.ir.ops import Op
+from fpgac.ir.printer import format_graph
 from fpgac.ir.types import FloatType, TensorType
 
 __all__ = ["Value", "Node", "Graph"]
@@ -220,6 +221,4 @@ class Graph:
         self.nodes = ordered
 
     def __str__(self) -> str:
-        from fpgac.ir.printer import format_graph
-
         return format_graph(self)

@@ -7,9 +7,10 @@ One line a node: ``%out: type = Op[name]{attrs}(inputs)``. Constants print as ``
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fpgac.ir.graph import Graph, Value
+if TYPE_CHECKING:
+    from fpgac.ir.graph import Graph, Value
 
 __all__ = ["format_graph", "format_value"]
 

@@ -51,8 +51,10 @@ from fpgac.ir import MAX_EXACT_WIDTH, Act, FixedType, Node, Overflow, Rounding, 
 from fpgac.ir.tables import Table
 from fpgac.ir.semantics import activation_function, exact_types
 
+from .quantize_types import bound_type, dot_bounds, settle
+
 if TYPE_CHECKING:
-    from fpgac.passes.quantize import LayerConfig, _Quantizer
+    from .quantize import LayerConfig, Quantizer
 
 __all__ = ["rule_lstm", "rule_gru"]
 
@@ -74,29 +76,28 @@ def _fixed(bits: int, int_bits: int, signed: bool = True) -> FixedType:
 class _Recurrent:
     """What both rules share: weights, state type, accumulator bounds, gate type and tables."""
 
-    def __init__(self, q: _Quantizer, node: Node, gates: int) -> None:
-        from fpgac.passes.quantize import _dot_bounds  # that module imports this one
+    def __init__(self, q: Quantizer, node: Node, gates: int) -> None:
 
         self.q, self.node = q, node
-        self.layer: LayerConfig = q._layer([node.name])
-        self.bits = q._bits(self.layer, "result")
+        self.layer: LayerConfig = q.layer([node.name])
+        self.bits = q.bits(self.layer, "result")
         self.precision = q.config.precision
         hidden = node.attrs["hidden_size"]
         x = node.inputs[0].type.dtype
-        w, r = q._weight(node, 1), q._weight(node, 2)
+        w, r = q.weight(node, 1), q.weight(node, 2)
 
         h0 = node.input(4)
         self.state = self.layer.result or self.precision
         if self.state is None:
             self.state = _fixed(self.bits, max(1, _ints(_largest(h0))))
         if h0 is not None:
-            q._set_const(node, 4, self.state, "state")
+            q.set_const(node, 4, self.state, "state")
 
         self.frac = frac = max(x.frac_bits + w.frac_bits, self.state.frac_bits + r.frac_bits)
-        q._bias(node, 3, frac)
-        self.wx = self._shifted(_dot_bounds(node.inputs[1].data.T, x.min_mantissa, x.max_mantissa),
+        q.bias(node, 3, frac)
+        self.wx = self._shifted(dot_bounds(node.inputs[1].data.T, x.min_mantissa, x.max_mantissa),
                                 frac - x.frac_bits - w.frac_bits)
-        self.rh = self._shifted(_dot_bounds(node.inputs[2].data.T, self.state.min_mantissa, self.state.max_mantissa),
+        self.rh = self._shifted(dot_bounds(node.inputs[2].data.T, self.state.min_mantissa, self.state.max_mantissa),
                                 frac - self.state.frac_bits - r.frac_bits)
         bias = node.input(3)
         if bias is None:
@@ -114,8 +115,6 @@ class _Recurrent:
 
     def accum(self, lows: list[np.ndarray], highs: list[np.ndarray]) -> FixedType:
         """The exact type of every sum in ``lows``/``highs`` (or the layer's ``accum``, if it holds them)."""
-        from fpgac.passes.quantize import bound_type
-
         lo, hi = int(min(a.min() for a in lows)), int(max(a.max() for a in highs))
         t = bound_type(lo, hi, self.frac, f"layer {self.node.name!r} ({self.node.op.value})")
         a = self.layer.accum
@@ -163,15 +162,15 @@ class _Recurrent:
                 raise UsageError(f"layer {node.name!r} ({node.op.value}): its exact {name.replace('_', ' ')} needs "
                                  f"{t.width} bits (at most {MAX_EXACT_WIDTH}){too_wide}")
         for index, t in enumerate(outputs):
-            q._set_output(node, t, index, role="result")
-            q._record(node.name, "result", node.outputs[index], t)
+            q.set_output(node, t, index, role="result")
+            q.record(node.name, "result", node.outputs[index], t)
         hidden = node.attrs["hidden_size"]
         for name, t in internal.items():
-            q._record(node.name, "accum" if name == "accum_type" else "result",
+            q.record(node.name, "accum" if name == "accum_type" else "result",
                       Value(f"{node.name}.{name}", TensorType(t, (hidden,))), t)
         for name, table in attrs.items():
             if isinstance(table, Table):
-                q._record(node.name, "table", Value(f"{node.name}.{name}", TensorType(table.out_type, (table.size,))),
+                q.record(node.name, "table", Value(f"{node.name}.{name}", TensorType(table.out_type, (table.size,))),
                           table.out_type)
 
 
@@ -198,34 +197,30 @@ def _reach(kind: Act, in_type: FixedType, out: FixedType, size: int) -> float:
     ``Lookup``) if the finest buckets that get there are also the ones with the least
     :func:`_worst` error; else the reach of the bucket width with the least.
     """
-    from fpgac.passes.quantize import _settle
-
-    settle = _settle(out.frac_bits) if kind is Act.SIGMOID else _settle(out.frac_bits + 1, 2.0)
-    best = (math.inf, settle)
+    limit = settle(out.frac_bits) if kind is Act.SIGMOID else settle(out.frac_bits + 1, 2.0)
+    best = (math.inf, limit)
     for s in range(64):
         bucket = in_type.lsb * 2.0**s
-        reach = min((size - 1) * bucket, settle)
-        best = min(best, (_worst(kind, bucket, reach, settle), reach))
-        if reach >= settle:
+        reach = min((size - 1) * bucket, limit)
+        best = min(best, (_worst(kind, bucket, reach, limit), reach))
+        if reach >= limit:
             break
     return best[1]
 
 
 def _cell_type(rec: _Recurrent, steps: int) -> FixedType:
     """The cell state's type: the fewer integer bits of the proof and the cap (module docstring)."""
-    from fpgac.passes.quantize import _settle
-
     if rec.precision is not None:
         return rec.precision
     c0 = _largest(rec.node.input(5))
     proof = 1
     while c0 + steps * (1 + _fixed(rec.bits, proof).lsb / 2) > _fixed(rec.bits, proof).max_value:
         proof += 1
-    cap = max(_ints(_settle(rec.tanh_out.frac_bits + 1, 2.0)), _ints(c0))
+    cap = max(_ints(settle(rec.tanh_out.frac_bits + 1, 2.0)), _ints(c0))
     return _fixed(rec.bits, min(proof, cap))
 
 
-def rule_lstm(q: _Quantizer, node: Node) -> None:
+def rule_lstm(q: Quantizer, node: Node) -> None:
     """LSTM: one accumulator and gate type for the four gates; cell and state types; three tables."""
     rec = _Recurrent(q, node, 4)
     lows, highs = [rec.wx[0] + rec.rh[0] + rec.bx + rec.bh], [rec.wx[1] + rec.rh[1] + rec.bx + rec.bh]
@@ -233,7 +228,7 @@ def rule_lstm(q: _Quantizer, node: Node) -> None:
     gate = rec.gate(lows, highs)
     cell = _cell_type(rec, node.inputs[0].type.shape[0])
     if node.input(5) is not None:
-        q._set_const(node, 5, cell, "state")
+        q.set_const(node, 5, cell, "state")
     attrs = {
         "accum_type": acc, "gate_type": gate, "cell_type": cell, "state_type": rec.state,
         "sigmoid": rec.table(Act.SIGMOID, gate), "tanh": rec.table(Act.TANH, gate),
@@ -242,7 +237,7 @@ def rule_lstm(q: _Quantizer, node: Node) -> None:
     rec.finish(attrs, [rec.state, rec.state, cell], {"accum_type": acc, "gate_type": gate, "cell_type": cell})
 
 
-def rule_gru(q: _Quantizer, node: Node) -> None:
+def rule_gru(q: Quantizer, node: Node) -> None:
     """GRU: one accumulator and gate type for z, r and n; the state type; two tables."""
     rec = _Recurrent(q, node, 3)
     hidden = node.attrs["hidden_size"]

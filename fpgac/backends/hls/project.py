@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fpgac import __version__
 from fpgac.ir import to_float
 
 from .. import common
@@ -226,7 +227,6 @@ def _vectors_text(arrays: list[np.ndarray]) -> str:
 
 
 def _build_tcl(d: Design, options: Options) -> str:
-    from fpgac import __version__
 
     top = d.top
     return f"""# Vitis HLS build script for {top}, written by fpgac {__version__}.
@@ -290,7 +290,6 @@ exit
 
 
 def _readme(d: Design, options: Options, vectors: int) -> str:
-    from fpgac import __version__
 
     top = d.top
     ports = "\n".join(
