@@ -10,7 +10,6 @@ returns predicts bit-exactly (the golden model) or in float.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -23,14 +22,17 @@ import numpy as np
 from fpgac import backends, progress
 from fpgac.backends import Report, Vectors, make_vectors
 from fpgac.backends.common import VECTORS, compare, load_vectors, read_manifest
-from fpgac.errors import ShapeError, UsageError
-from fpgac.frontend import identifier, load_onnx
-from fpgac.ir import FixedType, Graph, Node, Op, parse_type
+from fpgac.config import precision_record, prune_specs, quant_config, read_config
+from fpgac.errors import UsageError
+from fpgac.frontend import load_onnx
+from fpgac.inputs import Inputs, as_mapping, check_inputs, read_input, read_labels
+from fpgac.ir import FixedType, Graph
 from fpgac.ir import verify as verify_graph
+from fpgac.layers import LayerRow, layer_table
 from fpgac.passes import FoldBatchNorm, FuseBias, FuseSoftsign, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
 from fpgac.passes.prune import prune_passes
-from fpgac.passes.quantize import LayerConfig, QuantConfig, QuantRecord, Quantize
+from fpgac.passes.quantize import QuantConfig, Quantize, QuantRecord
 from fpgac.provenance import arrays_digest, describe_file
 from fpgac.search import SearchResult, search_widths, total_bits
 from fpgac.sim import run_fixed, run_float
@@ -84,8 +86,6 @@ def run(graph: Graph, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, n
     """
     return run_float(graph, inputs) if float else run_fixed(graph, inputs)
 
-
-Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
 
 def load_design(out: str | os.PathLike, *, manifest: bool = False) -> Graph | tuple[Graph, dict[str, Any]]:
@@ -218,7 +218,7 @@ def compile(
         graph = load(model, outputs=outputs, dump=dump)
         sources["model"] = describe_file(model)
     # every option is checked before the work that takes time (pruning, calibration, the search)
-    config = _config(precision, bits, table_size, graph)
+    config = quant_config(precision, bits, table_size, graph)
     if accuracy_budget is not None and config.precision is not None:
         raise UsageError("--accuracy-budget chooses widths itself: it cannot be combined with one fixed --precision type")
     float_graph = copy.deepcopy(graph)
@@ -227,7 +227,7 @@ def compile(
             cal = read_input(calibration, float_graph)
             sources["calibration"] = {**describe_file(calibration), "rows": _rows(cal)}
         else:
-            cal = _as_mapping(calibration, float_graph)
+            cal = as_mapping(calibration, float_graph)
             check_inputs(cal, float_graph, "calibration data")
             sources["calibration"] = {"arrays": arrays_digest(cal), "rows": _rows(cal)}
     else:
@@ -252,7 +252,7 @@ def compile(
     user_cal = cal if calibration is not None else None
     resolved = {
         "bits": bits,
-        "precision": _precision_record(precision),
+        "precision": precision_record(precision),
         "table_size": config.table_size,
         "prune": prune_record,
         "accuracy_budget": None if search is None else search.to_json(),
@@ -265,19 +265,6 @@ def compile(
 
 def _rows(inputs: Mapping[str, np.ndarray]) -> int:
     return min((len(a) for a in inputs.values() if np.ndim(a)), default=0)
-
-
-def _precision_record(precision: Any) -> Any:
-    """``--precision`` as a design records it: 'auto', a type, or a config (its file's path and hash)."""
-    if precision is None or (isinstance(precision, str) and precision.strip() == "auto"):
-        return "auto"
-    if isinstance(precision, FixedType):
-        return str(precision)
-    if isinstance(precision, Mapping):
-        return {"config": dict(precision)}
-    if Path(precision).is_file():
-        return {"config": describe_file(precision)}
-    return str(parse_type(str(precision)))
 
 
 def prune(
@@ -301,7 +288,7 @@ def prune(
     if isinstance(calibration, (str, os.PathLike)):
         calibration = read_input(calibration, graph)
     elif calibration is not None:
-        calibration = _as_mapping(calibration, graph)
+        calibration = as_mapping(calibration, graph)
         check_inputs(calibration, graph, "calibration data")
     else:
         calibration = sample_input_range(graph, *(input_range or DEFAULT_INPUT_RANGE))
@@ -312,7 +299,7 @@ def prune(
 def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph], None] | None,
            calibration: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
     """Run the pruning steps; what ran (the model-wide spec and each layer's), or None if nothing."""
-    model_spec, layer_specs = _prune_specs(precision, graph)
+    model_spec, layer_specs = prune_specs(precision, graph)
     spec = spec if spec else model_spec
     if not spec and not layer_specs:
         return None
@@ -321,40 +308,6 @@ def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph],
     with progress.step(f"pruning ({text or 'per-layer specs'})"):
         PassManager(passes, verify_each=True, dump=dump).run(graph)
     return {"model": text, "layers": dict(layer_specs)}
-
-
-def _prune_specs(precision: Any, graph: Graph) -> tuple[str | None, dict[str, str]]:
-    """The ``Prune`` entries of a precision config: the Model's, and each layer's by IR name."""
-    if isinstance(precision, (str, os.PathLike)):
-        text = str(precision).strip()
-        if text == "auto" or (not text.endswith(".json") and not Path(text).is_file()):
-            return None, {}
-        p = Path(precision)
-        if not p.is_file():
-            raise UsageError(f"--precision {p}: no such file (give 'auto', a type like fixed<16,6>, or a JSON config)")
-        try:
-            precision = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UsageError(f"{p}: not a readable JSON precision config ({err})") from None
-        where = str(p)
-    else:
-        where = "precision config"
-    if not isinstance(precision, Mapping):
-        return None, {}
-    model = precision.get("Model")
-    model_spec = model.get("Prune") if isinstance(model, Mapping) else None
-    layers = {n.name: n for n in graph.nodes}
-    specs: dict[str, str] = {}
-    for name, entry in (precision.get("LayerName") or {}).items():
-        if not isinstance(entry, Mapping) or "Prune" not in entry:
-            continue
-        key = name if name in layers else identifier(name)
-        if key not in layers or layers[key].op not in (Op.DENSE, Op.CONV):
-            weighted = ", ".join(n.name for n in graph.nodes if n.op in (Op.DENSE, Op.CONV))
-            raise UsageError(f"{where}: LayerName {name!r}: Prune applies to Dense and Conv layers; "
-                             f"this model's are: {weighted}")
-        specs[key] = entry["Prune"]
-    return model_spec, specs
 
 
 def verify(out: str | os.PathLike, vectors: int | None = None,
@@ -376,222 +329,3 @@ def golden_report(out: str | os.PathLike) -> Report:
     return compare(manifest["target"], manifest["outputs"], vectors, vectors.golden)
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray | None:
-    """The labels an .npz keeps beside its inputs (an array named ``y`` or ``labels``), or None."""
-    p = Path(path)
-    if p.suffix != ".npz" or not p.is_file():
-        return None
-    try:
-        with np.load(p, allow_pickle=False) as archive:
-            for name in ("y", "labels"):
-                if name in archive.files:
-                    return np.asarray(archive[name])
-    except (OSError, ValueError, EOFError):
-        return None
-    return None
-
-
-def _as_mapping(inputs: Inputs, graph: Graph) -> dict[str, np.ndarray]:
-    names = [v.name for v in graph.inputs]
-    if isinstance(inputs, Mapping):
-        return {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
-    if isinstance(inputs, (list, tuple)):
-        return {n: np.asarray(a, dtype=np.float64) for n, a in zip(names, inputs)}
-    if len(names) != 1:
-        raise ShapeError(f"the model has {len(names)} inputs ({', '.join(names)}): give calibration arrays by name")
-    return {names[0]: np.asarray(inputs, dtype=np.float64)}
-
-
-def _config(precision: Any, bits: int, table_size: int | None, graph: Graph) -> QuantConfig:
-    extra = {} if table_size is None else {"table_size": table_size}
-    if precision is None or (isinstance(precision, str) and precision.strip() == "auto"):
-        return QuantConfig(bits=bits, **extra)
-    if isinstance(precision, FixedType):
-        return QuantConfig(bits=bits, precision=precision, **extra)
-    if isinstance(precision, str) and not precision.strip().endswith(".json") and not Path(precision).is_file():
-        return QuantConfig(bits=bits, precision=_fixed(precision, "--precision"), **extra)
-    if isinstance(precision, (str, os.PathLike)):
-        return read_config(precision, bits=bits, graph=graph, **extra)
-    return _config_from_dict(precision, bits, graph, "precision config", **extra)
-
-
-def _fixed(text: Any, where: str) -> FixedType:
-    t = parse_type(str(text)) if not isinstance(text, FixedType) else text
-    if not isinstance(t, FixedType):
-        raise UsageError(f"{where}: {text!r} is not a fixed-point type (write fixed<W,I> or ufixed<W,I>)")
-    return t
-
-
-def read_config(path: str | os.PathLike, *, bits: int = 16, graph: Graph | None = None, **extra: Any) -> QuantConfig:
-    """Read an hls4ml-style precision config (JSON) into a QuantConfig.
-
-    ``{"Model": {"Precision": "fixed<16,6>", "Bits": 12}, "LayerName": {"fc1": {"Precision":
-    "fixed<8,3>"}, "fc2": {"Precision": {"weight": "fixed<6,1>", "result": "ufixed<8,3>"},
-    "Bits": 10}}}``. A layer's ``Precision`` string sets its weight, bias and result types; a dict
-    sets any of ``weight``, ``bias``, ``result``, ``accum``. ``Bits``/``WeightBits``/``ResultBits``
-    set widths with integer bits still chosen from data. Layer names are those ``fpgac inspect``
-    lists (ONNX node names with '/' and ':' made '_'). hls4ml keys fpgac has no use for
-    (``ReuseFactor``, ``Strategy``, ``Trace``...) are ignored with a note.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"--precision {p}: no such file (give 'auto', a type like fixed<16,6>, or a JSON config)")
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"{p}: not a readable JSON precision config ({err})") from None
-    return _config_from_dict(data, bits, graph, str(p), **extra)
-
-
-_IGNORED_KEYS = {"ReuseFactor", "Strategy", "Trace", "ParallelizationFactor", "TableSize", "table_t", "IOType"}
-
-
-def _config_from_dict(data: Any, bits: int, graph: Graph | None, where: str, **extra: Any) -> QuantConfig:
-    if not isinstance(data, Mapping):
-        raise UsageError(f"{where}: a precision config is a JSON object with 'Model' and/or 'LayerName'")
-    unknown = set(data) - {"Model", "LayerName"}
-    if unknown:
-        raise UsageError(f"{where}: unknown top-level key {sorted(unknown)[0]!r} (expected 'Model', 'LayerName')")
-    model = _layer_config(data.get("Model", {}), f"{where}: Model")
-    precision = model.result
-    bits = model.bits or bits
-    layers: dict[str, LayerConfig] = {}
-    names = {n.name for n in graph.nodes} | {v.name for v in graph.inputs} if graph is not None else None
-    for name, entry in (data.get("LayerName") or {}).items():
-        key = name if names is None or name in names else identifier(name)  # an ONNX node name
-        layers[key] = _layer_config(entry, f"{where}: LayerName {name!r}")
-    return QuantConfig(bits=bits, precision=precision, layers=layers, **extra)
-
-
-def _layer_config(entry: Any, where: str) -> LayerConfig:
-    if not isinstance(entry, Mapping):
-        raise UsageError(f"{where}: expected an object with 'Precision' and/or 'Bits'")
-    fields: dict[str, Any] = {}
-    for key, value in entry.items():
-        if key == "Precision":
-            if isinstance(value, Mapping):
-                for role, text in value.items():
-                    if role not in ("weight", "bias", "result", "accum"):
-                        raise UsageError(f"{where}: Precision key {role!r} is not one of weight, bias, result, accum")
-                    fields[role] = _fixed(text, f"{where}: Precision {role}")
-            elif str(value).strip() != "auto":
-                t = _fixed(value, f"{where}: Precision")
-                fields.update(weight=t, bias=t, result=t)
-        elif key in ("Bits", "WeightBits", "ResultBits"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise UsageError(f"{where}: {key} must be an integer, not {value!r}")
-            fields[{"Bits": "bits", "WeightBits": "weight_bits", "ResultBits": "result_bits"}[key]] = value
-        elif key == "Prune":
-            pass  # a pruning spec: read by prune() (see _prune_specs)
-        elif key in _IGNORED_KEYS:
-            log.info("%s: %s has no meaning for fpgac; ignored", where, key)
-        else:
-            raise UsageError(f"{where}: unknown key {key!r} (expected Precision, Bits, WeightBits, ResultBits, Prune)")
-    return LayerConfig(**fields)
-
-
-def read_input(path: str | os.PathLike, graph: Graph) -> dict[str, np.ndarray]:
-    """Read input arrays from ``.npy`` (one input) or ``.npz`` (by input name, ``x``, or the only array)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: no such input file")
-    names = [v.name for v in graph.inputs]
-    try:
-        if p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-        else:
-            arrays = {"": np.load(p, allow_pickle=False)}
-    except (OSError, ValueError, EOFError) as err:
-        raise UsageError(f"{p}: not a readable .npy/.npz array file ({err})") from None
-    if len(names) == 1:
-        if len(arrays) == 1:
-            (array,) = arrays.values()
-        elif names[0] in arrays or "x" in arrays:
-            array = arrays.get(names[0], arrays.get("x"))
-        else:
-            wanted = repr(names[0]) + (" or 'x'" if names[0] != "x" else "")
-            raise UsageError(f"{p}: holds arrays {', '.join(sorted(arrays))}; name the one to use {wanted}")
-        result = {names[0]: _as_float(array, names[0], p)}
-    else:
-        missing = [n for n in names if n not in arrays]
-        if missing:
-            raise UsageError(f"{p}: the model has inputs {', '.join(names)}; an .npz with those names is needed "
-                             f"(missing {missing[0]!r})")
-        result = {n: _as_float(arrays[n], n, p) for n in names}
-    check_inputs(result, graph, str(p))
-    return result
-
-
-def check_inputs(inputs: Mapping[str, np.ndarray], graph: Graph, where: str) -> None:
-    """Each array must be a batch of the model's per-sample input shape, ``(N, *shape)``, and all
-    inputs must have the same batch: a ShapeError naming ``where`` (a file) and the shapes."""
-    batch = None
-    for value in graph.inputs:
-        if value.name not in inputs:
-            raise ShapeError(f"{where}: no array for input {value.name!r}")
-        shape = np.shape(inputs[value.name])
-        if len(shape) != value.type.rank + 1 or tuple(shape[1:]) != tuple(value.type.shape):
-            wanted = ", ".join(["N", *map(str, value.type.shape)])
-            raise ShapeError(f"{where}: input {value.name!r} has shape {tuple(shape)}, expected ({wanted}): a batch "
-                             f"of N samples of the model's per-sample shape {list(value.type.shape)}")
-        if batch is not None and shape[0] != batch[1]:
-            raise ShapeError(f"{where}: input {value.name!r} has {shape[0]} samples, input {batch[0]!r} has {batch[1]}")
-        batch = batch or (value.name, shape[0])
-
-
-def _as_float(array: np.ndarray, name: str, path: Path) -> np.ndarray:
-    if array.dtype.kind not in "fiub":
-        raise ShapeError(f"{path}: input {name!r} has dtype {array.dtype}, not numbers")
-    return np.asarray(array, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One row of ``fpgac inspect``: a layer, its op, its output shape and its parameter count.
-
-    ``nonzeros`` counts the non-zero parameters; ``multiplies`` is what a fully unrolled design
-    needs per inference: non-zero weights times the output positions each is used at (Dense:
-    the leading axes; Conv: the output pixels; LSTM/GRU: the time steps), one per non-zero scale
-    of a ScaleShift or constant Mul. A zero weight costs nothing.
-    """
-
-    name: str
-    op: str
-    shape: tuple[int, ...]
-    params: int
-    weight_type: str = ""  # the type of its first constant input (quantized graphs), else ""
-    output_type: str = ""
-    nonzeros: int = 0
-    multiplies: int = 0
-
-
-def _multiplies(node: Node) -> int:
-    out = node.output.type
-    if node.op in (Op.DENSE, Op.CONV):
-        w = node.inputs[1]
-        units = w.type.shape[1 if node.op is Op.DENSE else 0]
-        return int(np.count_nonzero(w.data)) * (out.size // units if units else 0)
-    if node.op in (Op.LSTM, Op.GRU):
-        return (int(np.count_nonzero(node.inputs[1].data)) + int(np.count_nonzero(node.inputs[2].data))) * out.shape[0]
-    if node.op in (Op.SCALE_SHIFT, Op.MUL):
-        consts = [v for v in node.inputs[:2] if v is not None and v.is_const]
-        scale = node.inputs[1].data if node.op is Op.SCALE_SHIFT else consts[0].data if len(consts) == 1 else None
-        if scale is not None:
-            return int(np.count_nonzero(np.broadcast_to(scale, out.shape)))
-    return 0
-
-
-def layer_table(graph: Graph) -> list[LayerRow]:
-    rows = []
-    for node in graph.nodes:
-        op = node.op.value
-        if node.op in (Op.ACTIVATION, Op.POOL, Op.GLOBAL_POOL, Op.LOOKUP):
-            op = f"{op}({node.attrs['kind'].value})"
-        consts = [v for v in node.inputs if v is not None and v.is_const]
-        params = sum(v.type.size for v in consts)
-        weight = str(consts[0].type.dtype) if consts else ""
-        nonzeros = sum(int(np.count_nonzero(v.data)) for v in consts)
-        rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype),
-                             nonzeros, _multiplies(node)))
-    return rows

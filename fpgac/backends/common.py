@@ -1,39 +1,49 @@
-"""What every backend shares: the ports, the test vectors, the manifest and the verification report.
+"""What every backend shares: the ports, the test vectors and the manifest.
 
 A backend's output directory ``OUT`` always holds, besides the backend's own files:
 
 - ``fpgac.json``, the manifest: target, model name, fpgac version, the input and output ports
-  (name, per-sample shape, fixed-point type) and the backend's options;
+  (name, per-sample shape, fixed-point type), the options as given and as resolved, how the
+  design was made (``provenance``: model and calibration hashes, command, tool versions, date)
+  and the backend's own entries;
 - ``vectors.npz``, the test vectors: for every input ``in{i}`` the float values fed and their
-  mantissas, for every output ``golden{i}`` the golden model's mantissas and ``float{i}`` the
-  float network's outputs on the same inputs (all batch first, ``(n, *shape)``).
+  mantissas, for every output ``golden{i}`` the golden model's mantissas, ``float{i}`` the float
+  network's outputs on the same inputs and, for a pruned design, ``unpruned{i}`` the unpruned
+  network's; ``in_range`` marks the vectors inside the calibrated input range (all batch first);
+- ``verify.json`` once ``fpgac verify OUT`` has run (:class:`~.verification.Report`).
 
-``fpgac verify OUT`` loads both, asks the backend to build and run its own testbench on the first
-``n`` vectors, and compares what comes back with the golden mantissas bit for bit
-(:func:`compare`). A backend module provides two functions:
+``fpgac verify OUT`` loads the manifest and vectors, asks the backend to build and run its own
+testbench on the first ``n`` vectors, and compares what comes back with the golden mantissas bit
+for bit (:func:`~.verification.compare`). A backend module provides:
 
+``options(**given) -> dict``
+    The target's options checked (a UsageError naming a bad one) and with defaults filled in;
+    called before any work, and recorded in the manifest as resolved.
+``VERIFY_OPTIONS``
+    The names of the options its ``run`` takes besides the vector count (``simulator``...);
+    verify refuses any other.
 ``write(graph, out, vectors, **options) -> dict``
     Write the design for the quantized ``graph`` into the (fresh, empty) directory ``out``,
     including its testbench and its own copy of the vectors in whatever format the testbench
     reads. Returns extra manifest entries (JSON-serializable). Raise
     :class:`~fpgac.errors.UnsupportedError` naming the node for anything it cannot build.
-``run(out, manifest, vectors, n, progress=None, **options) -> (outputs, extra)``
-    Build and run the testbench in ``out`` on the first ``n`` vectors; return the output
-    mantissas it produced (one int64 array ``(n, *shape)`` per output port) and a dict of
-    measurements to report (``latency_cycles``, ``interval_cycles``, ``build_seconds``...).
+``run(out, manifest, vectors, n, progress=None, *, build_dir, **options) -> (outputs, extra)``
+    Build the testbench in ``build_dir`` (a temporary folder, or ``OUT/build`` with
+    ``--keep-build``) and run it on the first ``n`` vectors; return the output mantissas it
+    produced (one int64 array ``(n, *shape)`` per output port) and a dict of measurements
+    (``latency_cycles``, ``interval_cycles``, ``simulator``, ``build_seconds``...).
     ``progress(done, total)`` may be called as vectors complete. A testbench that fails to build
     or run raises :class:`BackendError` with the tool's last lines of output.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +54,7 @@ from ..errors import FpgacError, UsageError
 from ..ir import FixedType, Graph, parse_type
 from ..ir.fixed import quantize, to_float
 from ..provenance import now, tool_versions
+from .verification import Distance, Report, compare, distance, mismatched_bits
 from ..ir.semantics import run_fixed, run_float
 
 __all__ = [
@@ -316,212 +327,3 @@ def read_manifest(out: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError, FpgacError) as err:
         raise UsageError(f"{path}: unreadable manifest ({type(err).__name__}: {err})") from None
     return manifest
-
-
-def mismatched_bits(produced: np.ndarray, golden: np.ndarray, t: FixedType) -> np.ndarray:
-    """Per vector, how many of the ``t.width`` bits of each element differ (summed over elements)."""
-    mask = (1 << t.width) - 1
-    diff = (np.asarray(produced, dtype=np.int64) ^ np.asarray(golden, dtype=np.int64)) & mask
-    bits = np.zeros(diff.shape, dtype=np.int64)
-    for b in range(t.width):
-        bits += (diff >> b) & 1
-    return bits.reshape(len(bits), math.prod(bits.shape[1:])).sum(axis=1)
-
-
-@dataclass(frozen=True)
-class Distance:
-    """How far outputs are from one float reference, over the vectors compared.
-
-    ``agreement`` is the argmax agreement (None when no output is a class vector or index);
-    ``max_error`` the largest ``|output - reference|``, also in LSBs of the output type; the
-    ``in_range_*`` fields are the same over the vectors whose inputs lie inside the calibrated
-    range (``in_range_vectors`` of them; None when the ranges are unknown).
-    """
-
-    reference: str  # "float" (the network the design was quantized from) or "unpruned float"
-    agreement: float | None
-    max_error: float
-    max_error_lsb: float | None
-    in_range_vectors: int | None = None
-    in_range_agreement: float | None = None
-    in_range_max_error: float | None = None
-    in_range_max_error_lsb: float | None = None
-
-    def line(self, total: int) -> str:
-        parts = []
-        if self.agreement is not None:
-            parts.append(f"argmax agreement {100 * self.agreement:.2f}%")
-        lsb = f" ({self.max_error_lsb:.3g} LSB)" if self.max_error_lsb is not None else ""
-        parts.append(f"largest error {self.max_error:.4g}{lsb} on all {total} vectors")
-        text = ", ".join(parts)
-        if self.in_range_vectors == 0:
-            return text + "; no vector lies inside the calibrated input range"
-        if self.in_range_vectors is not None and self.in_range_max_error is not None:
-            inside = []
-            if self.in_range_agreement is not None:
-                inside.append(f"agreement {100 * self.in_range_agreement:.2f}%")
-            lsb = f" ({self.in_range_max_error_lsb:.3g} LSB)" if self.in_range_max_error_lsb is not None else ""
-            inside.append(f"largest error {self.in_range_max_error:.4g}{lsb}")
-            text += f"; on the {self.in_range_vectors} inside the calibrated input range: {', '.join(inside)}"
-        return text
-
-
-#: how ``Report.lines`` shows a backend's measurements: key -> (label, format); unknown keys print as they are
-_MEASUREMENTS = {
-    "simulator": ("simulator", "{}"),
-    "simulator_version": ("version", "{}"),
-    "latency_cycles": ("latency", "{} cycles (measured)"),
-    "declared_latency_cycles": ("declared latency", "{} cycles (the design's own figure)"),
-    "interval_cycles": ("interval", "{:.2f} cycles per vector at full rate"),
-    "runs": ("runs", "{}"),
-    "compiler_warnings": ("compiler warnings", "{} in the project's own files"),
-    "build_seconds": ("build", "{} s"),
-    "run_seconds": ("simulation", "{} s"),
-    "flash_bytes": ("flash", "{:,} bytes"),
-    "ram_bytes": ("ram", "{:,} bytes"),
-    "build_cache": ("build cache", "{}"),
-}
-
-
-@dataclass
-class Report:
-    """What ``fpgac verify`` found: bit-exactness against the golden model, distance to float.
-
-    ``float`` is the distance of the design's outputs to the float network it was quantized
-    from; ``unpruned`` to the float network before pruning (None when nothing was pruned).
-    ``extra`` holds the backend's measurements (latency, interval, simulator, build time...).
-    """
-
-    target: str
-    vectors: int
-    words: int  # output elements compared per vector (over all outputs)
-    mismatched_bits: int
-    mismatched_vectors: int
-    first_mismatch: int | None  # index of the first vector that differs
-    float: Distance
-    unpruned: Distance | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    seconds: float | None = None  # wall time of the whole verify
-    date: str | None = None  # when it ran (ISO 8601, UTC)
-
-    @property
-    def ok(self) -> bool:
-        """Bit-exact on at least one vector: zero vectors prove nothing and fail."""
-        return self.vectors > 0 and self.mismatched_bits == 0
-
-    @property
-    def agreement(self) -> float | None:
-        return self.float.agreement
-
-    @property
-    def max_error(self) -> float:
-        return self.float.max_error
-
-    @property
-    def max_error_lsb(self) -> float | None:
-        return self.float.max_error_lsb
-
-    def lines(self) -> list[str]:
-        float_label = "vs float" if self.unpruned is None else "vs pruned float"
-        lines = [
-            f"target            {self.target}",
-            f"vectors           {self.vectors} ({self.words} output words each)",
-            f"mismatching bits  {self.mismatched_bits} in {self.mismatched_vectors} vectors"
-            + (f" (first: vector {self.first_mismatch})" if self.first_mismatch is not None else "")
-            + ", against the golden model",
-            f"{float_label:<17} {self.float.line(self.vectors)}",
-        ]
-        if self.unpruned is not None:
-            lines.append(f"vs unpruned float {self.unpruned.line(self.vectors)}")
-        for key, value in self.extra.items():
-            label, fmt = _MEASUREMENTS.get(key, (key.replace("_", " "), "{}"))
-            lines.append(f"{label:<17} {'n/a' if value is None else fmt.format(value)}")
-        if self.seconds is not None:
-            lines.append(f"{'wall time':<17} {self.seconds:.1f} s")
-        if self.vectors == 0:
-            verdict = "FAIL: no vector was run"
-        else:
-            verdict = "PASS: bit-exact with the golden model" if self.ok else "FAIL: outputs differ from the golden model"
-        lines.append(f"result            {verdict}")
-        return lines
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as plain data (``OUT/verify.json``)."""
-        return {
-            "result": "pass" if self.ok else "fail",
-            "target": self.target,
-            "vectors": self.vectors,
-            "output_words_per_vector": self.words,
-            "mismatching_bits": self.mismatched_bits,
-            "mismatching_vectors": self.mismatched_vectors,
-            "first_mismatch": self.first_mismatch,
-            "against_golden_model": "every output bit of every vector",
-            "float": dataclasses.asdict(self.float),
-            "unpruned_float": None if self.unpruned is None else dataclasses.asdict(self.unpruned),
-            "measurements": self.extra,
-            "wall_seconds": None if self.seconds is None else round(self.seconds, 2),
-            "date": self.date,
-        }
-
-
-def distance(reference: str, outputs: Sequence[Port], values: Sequence[np.ndarray], refs: Sequence[np.ndarray],
-             in_range: np.ndarray | None = None) -> Distance:
-    """The distance of output ``values`` (one float array ``(n, *shape)`` per port) to ``refs``."""
-    n = len(values[0]) if values else 0
-
-    def measure(rows: np.ndarray) -> tuple[float | None, float, float | None]:
-        agree: list[np.ndarray] = []
-        max_error, max_lsb = 0.0, None
-        for port, got, ref in zip(outputs, values, refs):
-            got = np.asarray(got, dtype=np.float64).reshape(n, port.size)[rows]
-            ref = np.asarray(ref[:n], dtype=np.float64)
-            if ref.size != n * port.size:
-                continue
-            ref = ref.reshape(n, port.size)[rows]
-            if ref.shape != got.shape:
-                continue
-            error = float(np.max(np.abs(got - ref))) if got.size else 0.0
-            max_error = max(max_error, error)
-            max_lsb = max(max_lsb or 0.0, error / port.type.lsb)
-            if got.shape[1] > 1:
-                agree.append(got.argmax(axis=1) == ref.argmax(axis=1))
-            elif port.type.int_bits == port.type.width and not port.type.signed:  # an ArgMax index
-                agree.append(got[:, 0] == ref[:, 0])
-        agreement = float(np.mean(agree[0])) if agree and len(agree[0]) else None
-        return agreement, max_error, max_lsb
-
-    agreement, max_error, max_lsb = measure(np.ones(n, dtype=bool))
-    if in_range is None:
-        return Distance(reference, agreement, max_error, max_lsb)
-    inside = np.asarray(in_range[:n], dtype=bool)
-    if not inside.any():
-        return Distance(reference, agreement, max_error, max_lsb, 0)
-    a, e, lsb = measure(inside)
-    return Distance(reference, agreement, max_error, max_lsb, int(inside.sum()), a, e, lsb)
-
-
-def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Sequence[np.ndarray],
-            extra: dict[str, Any] | None = None) -> Report:
-    """Compare a backend's output mantissas with the golden ones, and their values with float
-    (and with the unpruned float network, when the vectors hold its outputs)."""
-    n = len(produced[0]) if produced else 0
-    bad = np.zeros(n, dtype=np.int64)
-    values = []
-    for port, got, golden in zip(outputs, produced, vectors.golden):
-        got = np.asarray(got, dtype=np.int64).reshape(n, *port.shape)
-        bad += mismatched_bits(got, golden[:n], port.type)
-        values.append(to_float(got, port.type))
-    wrong = np.flatnonzero(bad)
-    unpruned = (distance("unpruned float", outputs, values, vectors.unpruned, vectors.in_range)
-                if vectors.unpruned is not None else None)
-    return Report(
-        target=target,
-        vectors=n,
-        words=sum(p.size for p in outputs),
-        mismatched_bits=int(bad.sum()),
-        mismatched_vectors=len(wrong),
-        first_mismatch=int(wrong[0]) if len(wrong) else None,
-        float=distance("float", outputs, values, vectors.reference, vectors.in_range),
-        unpruned=unpruned,
-        extra=dict(extra or {}),
-    )

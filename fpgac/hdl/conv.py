@@ -31,24 +31,7 @@ from fpgac.hdl.dense import Dense, DenseReuse
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.streams import Chain
 
-__all__ = ["Conv", "GlobalPool", "Pool", "PoolKind", "Window", "reciprocal", "window_out"]
-
-
-def window_out(size: int, kernel: int, stride: int, dilation: int, pad_begin: int, pad_end: int,
-               ceil_mode: bool = False) -> int:
-    """Output length along one axis, as the IR computes it (ONNX's rule for ceil_mode)."""
-    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
-    if span < 0:
-        raise ValueError(f"window {kernel} (dilation {dilation}) larger than padded input {size + pad_begin + pad_end}")
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + pad_begin:
-        out -= 1
-    return out
-
-
-def reciprocal(count: int, bits: int) -> int:
-    """``round(2**bits / count)``, ties up: the averaging pools' multiplier (as the golden model)."""
-    return ((1 << (bits + 1)) // max(count, 1) + 1) >> 1
+__all__ = ["Conv", "GlobalPool", "Pool", "PoolKind", "Window"]
 
 
 def _pair(v: Sequence[int] | int, nd: int, what: str) -> tuple[int, ...]:
@@ -116,8 +99,8 @@ class Window(Component):
         self.strides, self.dilations, self.pads = tuple(strides), tuple(dilations), tuple(pads)
         if len(self.kernel) != 2 or len(self.strides) != 2 or len(self.dilations) != 2 or len(self.pads) != 4:
             raise ValueError("Window takes 2-D geometry: size, kernel, strides, dilations (2 each), pads (4)")
-        if out_size is None:
-            out_size = [window_out(n, k, s, d, self.pads[a], self.pads[a + 2])
+        if out_size is None:  # windows that fit the padded input
+            out_size = [(n + self.pads[a] + self.pads[a + 2] - d * (k - 1) - 1) // s + 1
                         for a, (n, k, s, d) in enumerate(zip(size, kernel, strides, dilations))]
         self.out_size = tuple(out_size)
         if not x.min <= pad_value <= x.max:
@@ -313,18 +296,19 @@ class PoolKind(enum.Enum):
             raise ValueError(f"PoolKind must be MAX or AVG, not {kind!r}") from None
 
 
-def _avg_bounds(x: Lanes, counts: Sequence[int], bits: int) -> tuple[int, int]:
-    lo = min(c * min(x.min, 0) * reciprocal(c, bits) for c in counts)
-    hi = max(c * max(x.max, 0) * reciprocal(c, bits) for c in counts)
+def _avg_bounds(x: Lanes, reciprocals: Sequence[int]) -> tuple[int, int]:
+    """The range of ``sum * reciprocals[count]`` over every count of taps (1 and up)."""
+    lo = min(c * min(x.min, 0) * r for c, r in enumerate(reciprocals) if c)
+    hi = max(c * max(x.max, 0) * r for c, r in enumerate(reciprocals) if c)
     return lo, hi
 
 
 class _WindowReduce(Component):
     """Per channel, the max or the (divided) sum over a Window's taps."""
 
-    def __init__(self, x: Lanes, taps: int, kind: PoolKind, bits: int | None, count_include_pad: bool,
-                 levels_per_stage: int, out: Lanes) -> None:
-        self.x, self.taps, self.kind, self.bits = x, taps, kind, bits
+    def __init__(self, x: Lanes, taps: int, kind: PoolKind, reciprocals: Sequence[int] | None,
+                 count_include_pad: bool, levels_per_stage: int, out: Lanes) -> None:
+        self.x, self.taps, self.kind, self.reciprocals = x, taps, kind, reciprocals
         self.count_include_pad, self.levels_per_stage, self.out_lanes = count_include_pad, levels_per_stage, out
         extra = 2 * taps if kind is PoolKind.AVG else 0
         self.latency = stages_for(tree_depth(taps), levels_per_stage) + (1 if kind is PoolKind.AVG else 0)
@@ -353,11 +337,11 @@ class _WindowReduce(Component):
             leaves = [[Term(v, False, x.min, x.max) for v in g] for g in groups]
             roots, (count_r,) = tree_reduce(pipe, leaves, tb.add, lambda t: tb.register(pipe, t),
                                             self.levels_per_stage, carry=[count])
-            recip = Signal(range(reciprocal(1, self.bits) + 1), name="recip")
+            recip = Signal(range(max(self.reciprocals) + 1), name="recip")
             with m.Switch(count_r):
                 for c in range(taps + 1):
                     with m.Case(c):
-                        m.d.comb += recip.eq(reciprocal(c, self.bits))
+                        m.d.comb += recip.eq(self.reciprocals[c])
             pipe.stage()
             ys = [pipe.reg(r.value * recip, self.out_lanes.shape, name=f"avg{k}") for k, r in enumerate(roots)]
         m.d.comb += self.o.payload.eq(self.out_lanes.join(ys))
@@ -376,12 +360,15 @@ class Pool(Chain):
     size : (H, W) or (L,)
     kernel : one per spatial axis
     kind : PoolKind (or the IR's PoolKind, or "max"/"avg")
-    strides, dilations, pads, ceil_mode, count_include_pad
+    out_size : one per spatial axis
+        The output positions along each axis (the IR's shape: ``ceil_mode`` is in it; windows
+        past the end padding read padding).
+    strides, dilations, pads, count_include_pad
         As the IR's Pool attributes.
-    reciprocal_bits : int
-        AVG only: ``y = sum * round_half_up(2**bits / count)`` (output fractional bits
-        ``f_x + bits``), ``count`` the taps inside the input (or inside input and explicit pads
-        with ``count_include_pad``); a window wholly in padding gives 0.
+    reciprocals : sequence of int
+        AVG only: ``y = sum * reciprocals[count]``, ``count`` the taps inside the input (or
+        inside input and explicit pads with ``count_include_pad``), from 0 to the kernel's taps
+        (the IR's plan gives ``round_half_up(2**K / count)``); a window wholly in padding gives 0.
     levels_per_stage, out_width, out_signed
         As :class:`Dense`.
 
@@ -392,23 +379,26 @@ class Pool(Chain):
     """
 
     def __init__(self, x: Lanes, size: Sequence[int], kernel: Sequence[int], *, kind: object,
-                 strides: object = None, dilations: object = None, pads: object = None, ceil_mode: bool = False,
-                 count_include_pad: bool = False, reciprocal_bits: int | None = None, levels_per_stage: int = 2,
+                 out_size: Sequence[int], strides: object = None, dilations: object = None, pads: object = None,
+                 count_include_pad: bool = False, reciprocals: Sequence[int] | None = None, levels_per_stage: int = 2,
                  out_width: int | None = None, out_signed: bool | None = None) -> None:
         self.kind = PoolKind.cast(kind)
         size2, kernel2, strides2, dil2, pads2 = _geometry(tuple(size), tuple(kernel), strides, dilations, pads)
-        out_size = [window_out(size2[a], kernel2[a], strides2[a], dil2[a], pads2[a], pads2[a + 2], ceil_mode)
-                    for a in range(2)]
+        if len(out_size) != len(size):
+            raise ValueError(f"out_size needs {len(size)} values, not {out_size!r}")
+        out_size = (1, *out_size) if len(size) == 1 else tuple(out_size)
         avg = self.kind is PoolKind.AVG
-        if avg and (reciprocal_bits is None or reciprocal_bits < 0):
-            raise ValueError(f"an average Pool needs reciprocal_bits >= 0, not {reciprocal_bits!r}")
+        taps = int(np.prod(kernel2))
+        if avg and (reciprocals is None or len(reciprocals) != taps + 1 or min(reciprocals) < 0):
+            raise ValueError(f"an average Pool needs {taps + 1} reciprocals >= 0 (one per count of taps from 0), "
+                             f"not {reciprocals!r}")
         self.window = Window(x, size2, kernel2, strides=strides2, dilations=dil2, pads=pads2, out_size=out_size,
                              pad_value=0 if avg else x.min, masks=avg)
         self.out_size = tuple(out_size) if len(size) == 2 else (out_size[1],)
-        taps = self.window.taps
-        lo, hi = _avg_bounds(x, range(1, taps + 1), reciprocal_bits) if avg else (x.min, x.max)
+        lo, hi = _avg_bounds(x, reciprocals) if avg else (x.min, x.max)
         out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="Pool")
-        self.reduce = _WindowReduce(x, taps, self.kind, reciprocal_bits, count_include_pad, levels_per_stage, out)
+        self.reduce = _WindowReduce(x, taps, self.kind, [int(r) for r in reciprocals] if avg else None,
+                                    count_include_pad, levels_per_stage, out)
         self.in_lanes, self.out_lanes = x, out
         self.latency = self.window.latency + self.reduce.latency
         super().__init__([self.window, self.reduce])
@@ -424,25 +414,26 @@ class GlobalPool(Component):
     count : int
         Pixels per image (``H * W``, or ``L``).
     kind : PoolKind
-    reciprocal_bits : int
-        AVG only: ``y = sum * round_half_up(2**bits / count)`` (a constant shift-and-add product).
+    reciprocal : int
+        AVG only: ``y = sum * reciprocal`` (a constant shift-and-add product; the IR's plan gives
+        ``round_half_up(2**K / count)``).
 
     Ports ``i`` (pixel stream), ``o`` (one word of ``C`` lanes per image). The result is
     registered with the image's last pixel (latency 1 from it); the next image is accepted
     meanwhile, into the accumulators.
     """
 
-    def __init__(self, x: Lanes, count: int, *, kind: object, reciprocal_bits: int | None = None,
+    def __init__(self, x: Lanes, count: int, *, kind: object, reciprocal: int | None = None,
                  out_width: int | None = None, out_signed: bool | None = None) -> None:
         self.kind = PoolKind.cast(kind)
         if count < 1:
             raise ValueError(f"GlobalPool count must be >= 1, not {count}")
         avg = self.kind is PoolKind.AVG
-        if avg and (reciprocal_bits is None or reciprocal_bits < 0):
-            raise ValueError(f"an average GlobalPool needs reciprocal_bits >= 0, not {reciprocal_bits!r}")
-        self.in_lanes, self.count, self.bits = x, count, reciprocal_bits
+        if avg and (reciprocal is None or reciprocal < 0):
+            raise ValueError(f"an average GlobalPool needs a reciprocal >= 0, not {reciprocal!r}")
+        self.in_lanes, self.count = x, count
         if avg:
-            self.recip = reciprocal(count, reciprocal_bits)
+            self.recip = int(reciprocal)
             self.sum_bounds = (count * x.min, count * x.max)
             a, b = self.sum_bounds[0] * self.recip, self.sum_bounds[1] * self.recip
             lo, hi = min(a, b), max(a, b)

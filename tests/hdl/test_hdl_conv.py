@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fpgac.hdl import Conv, GlobalPool, Lanes, Pool, run_vectors
-from fpgac.ir import FixedType, Graph, Op, PoolKind, TensorType
+from fpgac.ir import FixedType, Graph, Op, PoolKind, TensorType, infer_shapes, semantics
 from fpgac.sim import run_fixed
 
 X_TYPE = FixedType(6, 6)  # integer mantissas: a value is its mantissa
@@ -35,6 +35,15 @@ def _golden(op: Op, images: np.ndarray, out_shape: tuple[int, ...], frac: int, a
     g.outputs = [g.add_node(op, inputs, [TensorType(out, out_shape)], attrs).output]
     (m,) = run_fixed(g, images.astype(np.float64), mantissas=True)
     return m
+
+
+def _pool_node(c: int, size: tuple[int, ...], attrs: dict, frac: int):
+    """The quantized Pool node of these attributes, its output shape from the IR's rule."""
+    g = Graph("p")
+    x = g.add_input("x", TensorType(X_TYPE, (c, *size)))
+    node = g.add_node(Op.POOL, [x], [TensorType(FixedType(48, 48 - frac), ())], attrs)
+    node.output.type = TensorType(node.output.type.dtype, infer_shapes(node)[0])
+    return node
 
 
 CONVS = [  # C, M, size, kernel, strides, dilations, pads, groups
@@ -92,7 +101,7 @@ def test_conv_streams_a_pixel_a_cycle() -> None:
 
 def test_max_pool_hand_worked() -> None:
     image = np.arange(1, 10).reshape(1, 1, 3, 3)  # 1 2 3 / 4 5 6 / 7 8 9
-    dut = Pool(Lanes(1, 6, True), (3, 3), (2, 2), kind="max")
+    dut = Pool(Lanes(1, 6, True), (3, 3), (2, 2), kind="max", out_size=(2, 2))
     rows, _ = run_vectors(dut, _pixels(image), count=4, seed=1)
     assert rows[:, 0].tolist() == [5, 6, 8, 9]
 
@@ -114,12 +123,18 @@ def test_pool_matches_golden(case: int) -> None:
     rng = np.random.default_rng(case)
     images = rng.integers(X_TYPE.min_mantissa, X_TYPE.max_mantissa + 1, size=(3, c, *size))
     images[1] = X_TYPE.min_mantissa
-    dut = Pool(Lanes(c, X_TYPE.width, True), size, kernel, kind=kind, strides=strides, pads=pads,
-               ceil_mode=ceil_mode, count_include_pad=include, reciprocal_bits=bits)
     attrs = {"kind": kind, "kernel": list(kernel), "strides": list(strides), "dilations": [1] * len(size), "pads": list(pads),
-                 "ceil_mode": ceil_mode, "count_include_pad": include}
+             "ceil_mode": ceil_mode, "count_include_pad": include}
     if bits is not None:
         attrs["reciprocal_bits"] = bits
+    # the output size and the reciprocals come from the IR (its shape rule and the pool's plan)
+    node = _pool_node(c, size, attrs, bits or 0)
+    plan = semantics.plan(node)
+    taps = int(np.prod(kernel))
+    reciprocals = (semantics.round_half_up_reciprocal(np.arange(taps + 1), bits).tolist() if bits is not None
+                   else None)
+    dut = Pool(Lanes(c, X_TYPE.width, True), size, kernel, kind=kind, out_size=plan.window.out, strides=strides,
+               pads=pads, count_include_pad=include, reciprocals=reciprocals)
     expected = _golden(Op.POOL, images, (c, *dut.out_size), bits or 0, attrs)
     rows, _ = run_vectors(dut, _pixels(images), count=3 * int(np.prod(dut.out_size)), seed=case)
     np.testing.assert_array_equal(_images(rows, 3, dut.out_size), expected)
@@ -130,7 +145,8 @@ def test_global_pool_matches_golden(kind: PoolKind, bits: int | None) -> None:
     rng = np.random.default_rng(2)
     images = rng.integers(X_TYPE.min_mantissa, X_TYPE.max_mantissa + 1, size=(4, 3, 2, 5))
     images[0] = X_TYPE.max_mantissa
-    dut = GlobalPool(Lanes(3, X_TYPE.width, True), 10, kind=kind, reciprocal_bits=bits)
+    reciprocal = None if bits is None else int(semantics.round_half_up_reciprocal(10, bits))
+    dut = GlobalPool(Lanes(3, X_TYPE.width, True), 10, kind=kind, reciprocal=reciprocal)
     attrs = {"kind": kind} | ({} if bits is None else {"reciprocal_bits": bits})
     expected = _golden(Op.GLOBAL_POOL, images, (3, 1, 1), bits or 0, attrs)
     rows, _ = run_vectors(dut, _pixels(images), count=4, seed=7)

@@ -1,0 +1,226 @@
+"""The ``fpgac`` command: parses options, calls ``fpgac.api``, prints results.
+
+Every user error becomes one line on stderr and exit code 2; an internal error (a bug) exits 1
+with a one-line summary, and ``--debug`` shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from fpgac import __version__, api, backends
+from fpgac import progress as fpgac_progress
+from fpgac.errors import FpgacError, UsageError
+
+from .commands import cmd_compile, cmd_inspect, cmd_run, cmd_verify, range_
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit 2, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fpgac",
+        description=(
+            "Compile a trained neural network (ONNX) into FPGA hardware and integer C kernels, "
+            "checked bit for bit against one golden model."
+        ),
+        epilog="Run 'fpgac COMMAND --help' for a command's options. Errors exit with code 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"fpgac {__version__}")
+    _add_common_options(parser, default=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="quantize a model and write a design for a target, with its testbench and test vectors",
+        description="Quantize MODEL.onnx (see the quantization options) and write OUT: for --target "
+        "xilinx a Vitis HLS project (C-simulation checked here with g++), for amaranth Amaranth HDL "
+        "and its Verilog with a cocotb testbench, for cpu an integer-only C99 kernel. OUT also holds "
+        "the test vectors (input-type extremes, calibration rows, uniform inputs) with the golden "
+        "model's outputs; 'fpgac verify OUT' runs them.",
+    )
+    _add_common_options(compile_)
+    compile_.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    compile_.add_argument("--target", "-t", choices=sorted(backends.TARGETS), default="xilinx",
+                          help="what to generate (default xilinx)")
+    compile_.add_argument("--output", "-o", required=True, metavar="OUT",
+                          help="output directory (replaced if it is an earlier fpgac output)")
+    compile_.add_argument("--vectors", type=int, default=1000, metavar="N",
+                          help="test vectors to store for verify (default 1000)")
+    _add_outputs_option(compile_)
+    _add_quant_options(compile_)
+    _add_target_options(compile_)
+    compile_.set_defaults(func=cmd_compile)
+
+    verify = commands.add_parser(
+        "verify",
+        help="build and run a compiled design's testbench: mismatching bits against the golden model",
+        description="Build the design in OUT (written by 'fpgac compile') and run its own testbench "
+        "on the stored test vectors: g++ C-simulation for xilinx, Verilator (or Icarus) with cocotb "
+        "for amaranth, gcc for cpu. Prints the vectors run, the mismatching output bits against the "
+        "golden model (must be 0), and the distance to the float network (and to the unpruned float "
+        "network, for a pruned design) on the same vectors; saves the report in OUT/verify.json. "
+        "Exits 0 when every bit of every output matches, 1 when any differs (or no vector ran), 2 on bad input.",
+    )
+    _add_common_options(verify)
+    verify.add_argument("out", metavar="OUT", help="a directory written by 'fpgac compile'")
+    verify.add_argument("--vectors", type=int, metavar="N", help="run the first N stored vectors (default all)")
+    verify.add_argument("--simulator", choices=("verilator", "icarus"),
+                        help="amaranth designs only: the HDL simulator (default verilator)")
+    verify.add_argument("--keep-build", action="store_true",
+                        help="keep the whole build (simulator or compiler files) in OUT/build, for debugging; by "
+                        "default builds happen outside OUT (amaranth: the executable is cached in ~/.cache/fpgac, "
+                        "see FPGAC_CACHE_DIR)")
+    verify.set_defaults(func=cmd_verify)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="list a model's layers: op, output shape, parameters, fixed-point types",
+        description="Load MODEL.onnx, quantize it (see the quantization options) and print one row "
+        "per IR layer: name, op, output shape (per sample, channels-first), parameter count, and the "
+        "fixed-point types chosen for its weights and output; then the types of every narrowed "
+        "tensor and the total weight and activation bits. --float skips quantization. Given OUT, the "
+        "output directory of `fpgac compile`, it lists that design's layers and types as built.",
+    )
+    _add_common_options(inspect)
+    inspect.add_argument("model", metavar="MODEL.onnx|OUT",
+                         help="the ONNX model, or the output directory of `fpgac compile` (its quantized graph)")
+    _add_outputs_option(inspect)
+    inspect.add_argument("--ir", action="store_true", help="print the full IR text instead of the table")
+    inspect.add_argument("--dump-ir", action="store_true", help="print the IR after the frontend and every pass")
+    inspect.add_argument("--float", action="store_true", help="show the float model, before quantization")
+    _add_quant_options(inspect)
+    inspect.set_defaults(func=cmd_inspect)
+
+    run = commands.add_parser(
+        "run",
+        help="run a model on input arrays (bit-exact golden model, or --float) and save its outputs",
+        description="Quantize MODEL.onnx and run the bit-exact fixed-point golden model (what the "
+        "hardware computes) on the arrays in X (.npy, or .npz holding one array, an array named "
+        "'x', or one array per input name); save the outputs to Y (.npy for one output, .npz by "
+        "output name for several) as float64 values. Inputs are batch-first, shaped like the "
+        "model's inputs. --float runs the float network instead. Given OUT, the output directory of "
+        "`fpgac compile`, it runs the golden model of that design (the graph it keeps), no options needed.",
+    )
+    _add_common_options(run)
+    run.add_argument("model", metavar="MODEL.onnx|OUT",
+                     help="the ONNX model, or the output directory of `fpgac compile` (runs the golden model of "
+                     "that design, without the model or the quantization options)")
+    run.add_argument("--input", "-i", required=True, metavar="X", help="input arrays (.npy or .npz)")
+    run.add_argument("--output", "-o", required=True, metavar="Y", help="where to write the outputs (.npy/.npz)")
+    run.add_argument("--float", action="store_true", help="run the float network as trained, not the golden model")
+    run.add_argument("--mantissas", action="store_true",
+                     help="write the golden model's integer mantissas (int64) instead of their values")
+    _add_outputs_option(run)
+    _add_quant_options(run)
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def _add_quant_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "quantization",
+        "Precision is chosen from data: integer bits from each tensor's calibrated range, "
+        "accumulators from exact bounds (they never wrap).",
+    )
+    group.add_argument("--calibration", metavar="X", help="calibration inputs (.npy/.npz, like --input) "
+                       "that set every tensor's range")
+    group.add_argument("--input-range", metavar="LO,HI", type=range_, help="without --calibration: "
+                       "calibrate on 1,000 inputs uniform in [LO, HI] (default: --input-range=-1,1)")
+    group.add_argument("--bits", type=int, metavar="N",
+                       help=f"width of weights and activations (default {api.DEFAULT_BITS})")
+    group.add_argument("--precision", metavar="P",
+                       help="'auto' (from data, the default), one type for every weight, bias and "
+                       "activation ('fixed<16,6>', 'ufixed<8,0,RND,SAT>'), or an hls4ml-style JSON "
+                       "config of per-layer overrides (see README)")
+    group.add_argument("--accuracy-budget", type=float, metavar="E", help="search the narrowest per-layer "
+                       "widths (up to --bits) whose argmax agrees with float on >= 1-E of the calibration data")
+    group.add_argument("--table-size", type=int, metavar="N", help="entries per lookup table "
+                       "(sigmoid, tanh, exp, reciprocal; default 1024)")
+    group.add_argument("--prune", action="append", metavar="SPEC",
+                       help="prune, clip or binarize the Dense/Conv weights before calibration; steps "
+                       "run in order, separated by commas or given as repeated --prune: magnitude:F "
+                       "(per layer, F like 0.8 or 80%%), magnitude:global:F, threshold:T, structured[:l1|:l2]:F "
+                       "(whole neurons/channels), dead, refit (least squares on the calibration data), "
+                       "clip:T, clip[:global]:std:K, binary[:channel], ternary[:channel][:D]; per-layer "
+                       "\"Prune\" in the --precision JSON (see README)")
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target options")
+    group.add_argument("--io", choices=("parallel", "stream"),
+                       help="xilinx: arrays, fully unrolled, lowest latency (parallel, the default) or "
+                       "hls::stream with dataflow, for CNNs that do not fit unrolled (stream)")
+    group.add_argument("--part", metavar="PART", help="xilinx: the FPGA part (default xcvu13p-flga2577-2-e)")
+    group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx: target clock period in ns (default 5)")
+    group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
+                       "multiplier does per inference (default 1: fully unrolled)")
+    group.add_argument("--axi", action="store_true", default=None,
+                       help="amaranth: AXI4-Stream port names (tdata/tvalid/tready)")
+
+
+def _add_common_options(parser: argparse.ArgumentParser, default: bool = False) -> None:
+    """-v/-q/--debug, accepted before or after the command (the command's copy keeps the main
+    parser's value unless given)."""
+    keep = {} if default else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="count", help="more log output (-vv: debug)",
+                        **({"default": 0} if default else keep))
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors", **keep)
+    parser.add_argument("--debug", action="store_true", help="show a traceback on internal errors", **keep)
+
+
+def _add_outputs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--outputs",
+        metavar="NAME[,NAME]",
+        help="which model outputs to keep (default: every output the hardware can compute)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        argv = list(argv if argv is not None else sys.argv[1:])
+        args = parser.parse_args(argv)
+        args.argv = argv
+        level = logging.WARNING - 10 * args.verbose if not args.quiet else logging.ERROR
+        logging.basicConfig(level=max(level, logging.DEBUG), format="fpgac: %(message)s", stream=sys.stderr)
+        if not args.quiet and (args.verbose or sys.stderr.isatty()):
+            fpgac_progress.enable(sys.stderr)
+        else:
+            fpgac_progress.disable()
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USER_ERROR
+        return args.func(args)
+    except FpgacError as err:
+        print(f"fpgac: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("fpgac: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug in fpgac, not the user's fault
+        if debug:
+            raise
+        print(
+            f"fpgac: internal error: {type(err).__name__}: {err} (a bug in fpgac: rerun with --debug "
+            "for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+    finally:
+        fpgac_progress.disable()  # the stream was this run's (a caller's captured stderr, say)

@@ -1,0 +1,117 @@
+"""The tables ``fpgac compile`` and ``fpgac inspect`` print: layers, pruning before and after,
+quantization types, the accuracy budget's widths, accuracy against labels."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fpgac import api
+from fpgac.ir import Graph
+
+
+def print_label_accuracy(compiled: api.CompiledModel, path: str, labels) -> None:
+    """Accuracy on the labels of the calibration file (``y``): a figure against labels, not float."""
+    accuracy = compiled.label_accuracy(api.read_input(path, compiled.float_graph), labels)
+    if accuracy is None:
+        return
+    parts = [f"golden model {accuracy['golden']:.2%}", f"float {accuracy['float']:.2%}"]
+    if "unpruned float" in accuracy:
+        parts[1] = f"pruned float {accuracy['float']:.2%}"
+        parts.append(f"unpruned float {accuracy['unpruned float']:.2%}")
+    print(f"  {'vs labels':<18} accuracy {', '.join(parts)} on the {len(labels)} rows of {path} (labels "
+          "y; calibration used these rows too)")
+
+
+def print_search(search) -> None:
+    """What --accuracy-budget chose: per layer, the widths it lowered below the uniform one."""
+    print(f"accuracy budget {search.budget}: {search.agreement:.2%} argmax agreement with float on the "
+          f"{search.samples:,} calibration samples, {search.total_bits:,} weight and activation bits; uniform "
+          f"{search.uniform_bits} bits would need {search.uniform_total_bits:,} ({search.evaluations} candidates tried)")
+    widths = search.widths()
+    if not widths:
+        print(f"  every layer at {search.uniform_bits} bits")
+        return
+    name_width = max(len(n) for n in widths)
+    print(f"  {'layer':<{name_width}}  weight bits  result bits")
+    for name, w in widths.items():
+        print(f"  {name:<{name_width}}  {w.get('weight_bits', search.uniform_bits):>11}  "
+              f"{w.get('result_bits', search.uniform_bits):>11}")
+    print(f"  (other layers: {search.uniform_bits} bits)")
+
+
+def print_layers(graph: Graph, source: str, types: bool) -> None:
+    """The model's ports, then one row per layer: op, output shape, parameters (and types)."""
+    rows = api.layer_table(graph)
+    shape = lambda s: "[" + ",".join(map(str, s)) + "]"  # noqa: E731
+    header = ("layer", "op", "output shape", "params") + (("weight type", "output type") if types else ())
+    table = [header]
+    table += [(r.name, r.op, shape(r.shape), f"{r.params:,}") + ((r.weight_type, r.output_type) if types else ())
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"model {graph.name}: {source}")
+    for value in graph.inputs:
+        print(f"  input  {value.name}: {value.type} (batch first: [N,{','.join(map(str, value.shape))}])")
+    for value in graph.outputs:
+        print(f"  output {value.name}: {value.type}")
+    print()
+    for i, row in enumerate(table):
+        print("  ".join(c.rjust(w) if j == 3 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    total = sum(r.params for r in rows)
+    nonzero = sum(r.nonzeros for r in rows)
+    zeros = f" ({total - nonzero:,} of them zero)" if nonzero != total else ""
+    print(f"\n{len(rows)} layers, {total:,} parameters{zeros}")
+
+
+def print_design(args: argparse.Namespace, graph: Graph, manifest: dict[str, Any]) -> int:
+    """``inspect OUT``: the compiled design's graph, as built."""
+    if args.ir:
+        print(graph)
+        return 0
+    print_layers(graph, f"{args.model} (target {manifest['target']}, written by fpgac {manifest['fpgac']})", types=True)
+    return 0
+
+
+def print_pruning(args: argparse.Namespace, unpruned: Graph, pruned: Graph) -> None:
+    """Per layer with weights: parameters, non-zeros and multiplies, before -> after pruning."""
+    before = {r.name: r for r in api.layer_table(unpruned)}
+    after = {r.name: r for r in api.layer_table(pruned)}
+    names = [n for n in before if before[n].params] + [n for n in after if after[n].params and n not in before]
+    counts = lambda rows, n, f: getattr(rows[n], f) if n in rows else 0  # noqa: E731
+    fields = ("params", "nonzeros", "multiplies")
+    if not args.prune and all(counts(before, n, f) == counts(after, n, f) for n in names for f in fields):
+        return
+    totals = {f: (sum(counts(before, n, f) for n in names), sum(counts(after, n, f) for n in names)) for f in fields}
+    table = [("layer", "op", "params", "non-zeros", "multiplies")]
+    table += [(n, (before.get(n) or after[n]).op) + tuple(f"{counts(before, n, f):,} -> {counts(after, n, f):,}"
+                                                         for f in fields) for n in names]
+    table.append(("total", "") + tuple(f"{totals[f][0]:,} -> {totals[f][1]:,}" for f in fields))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    rule = "  ".join("-" * w for w in widths)
+    print(f"\npruning {','.join(args.prune or ['(from --precision config)'])}: before -> after "
+          "(multiplies: non-zero weights x output positions, fully unrolled)")
+    for i, row in enumerate(table):
+        if i == len(table) - 1:
+            print(rule)
+        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            print(rule)
+    ratio = {f: totals[f][0] / totals[f][1] if totals[f][1] else float("inf") for f in fields}
+    print(f"non-zero parameters {ratio['nonzeros']:.1f}x fewer, multiplies {ratio['multiplies']:.1f}x fewer")
+
+
+def print_quantization(compiled: api.CompiledModel) -> None:
+    print("\nquantization (role: tensor type x elements):")
+    for r in compiled.records:
+        print(f"  {r.layer:<24} {r.role:<7} {r.value:<28} {r.type} x {r.elements:,}")
+    print(f"\n{compiled.total_bits:,} weight and activation bits")
+    search = compiled.search
+    if search is not None:
+        print(
+            f"accuracy budget {search.budget}: per-layer widths agree with float on {search.agreement:.2%} of the "
+            f"calibration data with {search.total_bits:,} bits; the smallest uniform width meeting it, "
+            f"{search.uniform_bits} bits, needs {search.uniform_total_bits:,} ({search.evaluations} candidates tried)"
+        )
+

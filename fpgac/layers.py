@@ -1,0 +1,64 @@
+"""One row per layer of a graph, as ``fpgac inspect`` prints it: op, shape, parameters, non-zeros,
+multiplies, types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fpgac.ir import Graph, Node, Op
+
+__all__ = ["LayerRow", "layer_table"]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of ``fpgac inspect``: a layer, its op, its output shape and its parameter count.
+
+    ``nonzeros`` counts the non-zero parameters; ``multiplies`` is what a fully unrolled design
+    needs per inference: non-zero weights times the output positions each is used at (Dense:
+    the leading axes; Conv: the output pixels; LSTM/GRU: the time steps), one per non-zero scale
+    of a ScaleShift or constant Mul. A zero weight costs nothing.
+    """
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    params: int
+    weight_type: str = ""  # the type of its first constant input (quantized graphs), else ""
+    output_type: str = ""
+    nonzeros: int = 0
+    multiplies: int = 0
+
+
+def _multiplies(node: Node) -> int:
+    out = node.output.type
+    if node.op in (Op.DENSE, Op.CONV):
+        w = node.inputs[1]
+        units = w.type.shape[1 if node.op is Op.DENSE else 0]
+        return int(np.count_nonzero(w.data)) * (out.size // units if units else 0)
+    if node.op in (Op.LSTM, Op.GRU):
+        return (int(np.count_nonzero(node.inputs[1].data)) + int(np.count_nonzero(node.inputs[2].data))) * out.shape[0]
+    if node.op in (Op.SCALE_SHIFT, Op.MUL):
+        consts = [v for v in node.inputs[:2] if v is not None and v.is_const]
+        scale = node.inputs[1].data if node.op is Op.SCALE_SHIFT else consts[0].data if len(consts) == 1 else None
+        if scale is not None:
+            return int(np.count_nonzero(np.broadcast_to(scale, out.shape)))
+    return 0
+
+
+def layer_table(graph: Graph) -> list[LayerRow]:
+    rows = []
+    for node in graph.nodes:
+        op = node.op.value
+        if node.op in (Op.ACTIVATION, Op.POOL, Op.GLOBAL_POOL, Op.LOOKUP):
+            op = f"{op}({node.attrs['kind'].value})"
+        consts = [v for v in node.inputs if v is not None and v.is_const]
+        params = sum(v.type.size for v in consts)
+        weight = str(consts[0].type.dtype) if consts else ""
+        nonzeros = sum(int(np.count_nonzero(v.data)) for v in consts)
+        rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype),
+                             nonzeros, _multiplies(node)))
+    return rows
+
