@@ -37,7 +37,7 @@ from fpgac.errors import UnsupportedError, UsageError
 from fpgac.ir import MAX_EXACT_WIDTH, Act, FixedType, Graph, Node, Op, Overflow, PoolKind, Rounding, TensorType, Value, quantize
 from fpgac.ir.tables import DEFAULT_TABLE_SIZE
 
-from .quantize_rules import RULES
+from .quantize_rules import RULES, rule_exact
 from .quantize_types import MARGIN, activation_type, bound_type, mantissa_range, weight_type
 
 __all__ = ["MARGIN", "LayerConfig", "QuantConfig", "QuantRecord", "Quantize", "Quantizer", "activation_type",
@@ -297,10 +297,7 @@ class Quantizer:
                 data = [i for i, v in enumerate(node.inputs) if v is not None and not v.is_const]
                 for i in data:
                     self.narrow(node, i)
-            rule = RULES.get(node.op)
-            if rule is None:
-                raise UnsupportedError(f"node {node.name!r} ({node.op.value}): no fixed-point form yet")
-            rule(self, node)
+            RULES.get(node.op, rule_exact)(self, node)
         for i, value in enumerate(graph.outputs):
             if value.is_const or not isinstance(value.type.dtype, FixedType):
                 continue

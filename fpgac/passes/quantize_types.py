@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from fpgac.errors import UsageError
-from fpgac.ir import MAX_EXACT_WIDTH, FixedType, Overflow, Rounding
+from fpgac.ir import FixedType, Overflow, Rounding
+from fpgac.ir.semantics.bounds import bound_type, dot_bounds, mantissa_range, shifted
 
 __all__ = ["MARGIN", "activation_type", "bound_type", "dot_bounds", "mantissa_range", "settle", "shifted", "weight_type"]
 
@@ -47,34 +47,6 @@ def weight_type(data: np.ndarray, bits: int) -> FixedType:
     frac = next(f for f in range(t.frac_bits - 64, t.frac_bits) if exact(f))  # binarized, power-of-two...
     width = max(1, int_bits + frac)
     return FixedType(width, width - frac, signed, Rounding.RND, Overflow.SAT)
-
-
-def bound_type(lo: int, hi: int, frac: int, what: str) -> FixedType:
-    """The narrowest type with ``frac`` fractional bits whose mantissas cover ``[lo, hi]``."""
-    lo, hi = int(min(lo, 0)), int(max(hi, 0))
-    signed = lo < 0
-    width = max(hi.bit_length(), (-lo - 1).bit_length()) + 1 if signed else max(hi.bit_length(), 1)
-    if width > MAX_EXACT_WIDTH:
-        raise UsageError(
-            f"{what} needs {width} bits to hold every value exactly (at most {MAX_EXACT_WIDTH}); "
-            "use fewer bits (--bits) or narrower overrides"
-        )
-    return FixedType(width, width - frac, signed)
-
-
-def mantissa_range(t: FixedType) -> tuple[int, int]:
-    return t.min_mantissa, t.max_mantissa
-
-
-def shifted(lo: int, hi: int, by: int) -> tuple[int, int]:
-    return lo << by, hi << by
-
-
-def dot_bounds(w: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output column of ``w`` [K, M] (int mantissas): the least and greatest ``x @ w`` over ``x in [lo, hi]^K``."""
-    wo = w.astype(object)
-    a, b = wo * lo, wo * hi
-    return np.minimum(a, b).sum(axis=0), np.maximum(a, b).sum(axis=0)
 
 
 def settle(frac: int, rate: float = 1.0) -> float:

@@ -235,6 +235,8 @@ def lower(graph: Graph) -> list[Stage]:
     index = {id(graph.inputs[0]): -1}  # value -> the stage that computes it
     stages: list[Stage] = []
     for node in graph.nodes:
+        if node.op in REFUSED:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {REFUSED[node.op]}")
         data = [v for v in node.inputs if v is not None and not v.is_const]
         sources = tuple(index[id(v)] for v in data)
         if node.op in _BINARY_OPS and len(data) == 2:
@@ -391,8 +393,6 @@ def _lower_node(node: Node) -> Stage:
     x, y = node.inputs[0], node.outputs[0]
     base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype,
                 n_in=int(np.prod(x.type.shape)), n_out=int(np.prod(y.type.shape)))
-    if node.op in REFUSED:
-        raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {REFUSED[node.op]}")
     if base["n_in"] * base["n_out"] > MAX_LANE_PAIRS:
         raise UnsupportedError(
             f"node {node.name!r} ({node.op.value}): {base['n_in']:,} input and {base['n_out']:,} output lanes are "

@@ -29,7 +29,7 @@ from fpgac.ir import Graph
 from fpgac.provenance import program_version
 
 from ..common import BackendError, Vectors, ports
-from .layers import EMITTERS
+from .layers import EMITTERS, REFUSED
 from .program import PREFIX, Program
 from .readme import readme
 from .testbench import (
@@ -54,7 +54,7 @@ def generate(graph: Graph) -> Program:
     """The C program for a quantized ``graph`` (raises UnsupportedError naming the node it cannot build)."""
     ports(graph)  # refuses an unquantized graph with a clear message
     program = Program(graph)
-    program.build(EMITTERS)
+    program.build(EMITTERS, REFUSED)
     return program
 
 

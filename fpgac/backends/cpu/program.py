@@ -221,7 +221,7 @@ class Program:
 
     # -- the walk ----------------------------------------------------------------------------------
 
-    def build(self, emitters: dict[Any, Callable[[Program, Node], None]]) -> None:
+    def build(self, emitters: dict[Any, Callable[[Program, Node], None]], refused: dict[Any, str]) -> None:
         last_use: dict[int, int] = {}
         for i, node in enumerate(self.graph.nodes):
             for value in node.inputs:
@@ -230,8 +230,8 @@ class Program:
         for i, node in enumerate(self.graph.nodes):
             emit = emitters.get(node.op)
             if emit is None:
-                raise UnsupportedError(f"node {node.name!r} ({node.op.value}): "
-                                       "the cpu target has no kernel for this op")
+                why = refused.get(node.op, "the cpu target has no kernel for this op")
+                raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {why}")
             for value in node.inputs + node.outputs:
                 if value is not None:
                     self.ftype(value)

@@ -26,7 +26,7 @@ from fpgac.ir.tables import Table
 
 from ..codegen import identifier
 from .cpp import Code, Namer, Struct, fixed, fixed_rom_type, rom, words
-from .emit import PARALLEL, STREAM, STREAMED, SUPPORTED
+from .emit import PARALLEL, REFUSED, STREAM, STREAMED, SUPPORTED
 from .emit.common import size
 
 __all__ = ["Design", "IO_MODES", "IOMode", "STREAMED", "SUPPORTED", "words"]
@@ -188,7 +188,8 @@ class Design:
     def _node(self, node: Node) -> None:
         emit = PARALLEL.get(node.op)
         if emit is None:
-            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): the xilinx target has no kernel for this op")
+            why = REFUSED.get(node.op, "the xilinx target has no kernel for this op")
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {why}")
         for v in node.inputs:
             if v is not None:
                 self.type_name(v)

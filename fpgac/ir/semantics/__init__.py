@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from fpgac.ir.graph import Node
+from fpgac.ir.types import FixedType
 from fpgac.ir.verify import VerifyError
 
 from .activation import ActivationPlan, LookupPlan, clip_bounds
@@ -57,6 +58,7 @@ __all__ = [
     "difference_type",
     "evaluate_fixed",
     "evaluate_float",
+    "exact_type",
     "exact_types",
     "is_fixed",
     "plan",
@@ -70,6 +72,15 @@ __all__ = [
 def plan(node: Node) -> Any:
     """The plan of a quantized ``node``: every integer its hardware needs (see the family modules)."""
     return SEMANTICS[node.op].plan(node)
+
+
+def exact_type(node: Node) -> FixedType:
+    """The exact type of ``node``'s output from its quantized inputs and constants (see
+    :class:`Semantics`): what the Quantize pass gives an op that does not round."""
+    semantics = SEMANTICS[node.op]
+    if semantics.exact_type is None:
+        raise VerifyError(f"node {node.name!r} ({node.op.value}): its output is not exact (it rounds)")
+    return semantics.exact_type(node)
 
 
 def apply_fixed(node: Node, args: list) -> list:

@@ -20,9 +20,11 @@ from fpgac.ir.fixed import quantize, to_float
 from fpgac.ir.graph import Node
 from fpgac.ir.ops import Act, Op
 from fpgac.ir.tables import Table
+from fpgac.ir.types import FixedType
 from fpgac.ir.verify import VerifyError
 
-from .base import Args, Semantics, expect_frac, frac, lift
+from .base import Args, Semantics, expect_frac, frac, lift, same_type
+from .bounds import fit, mantissa_range
 
 __all__ = ["ActivationPlan", "LookupPlan", "SEMANTICS", "function"]
 
@@ -94,6 +96,27 @@ def plan(node: Node) -> ActivationPlan:
     return ActivationPlan(kind)
 
 
+def exact_type(node: Node) -> FixedType:
+    """RELU ``[0, hi]``, ABS ``[0, max(hi, -lo)]``, CLIP the input's type; PRELU: ``x << f_s`` for
+    ``x >= 0`` and ``x * slope`` below, at ``f_x + f_s``."""
+    x = node.inputs[0].type.dtype
+    kind = node.attrs["kind"]
+    lo, hi = mantissa_range(x)
+    if kind is Act.RELU:
+        return fit(node, 0, hi, x.frac_bits)
+    if kind is Act.ABS:
+        return fit(node, 0, max(hi, -lo), x.frac_bits)
+    if kind is Act.CLIP:
+        return same_type(node)
+    if kind is Act.PRELU:
+        slope = node.inputs[1]
+        sm = slope.data.astype(object)
+        cands = [max(hi, 0) << frac(slope), 0] + ([int(np.min(sm * lo)), int(np.max(sm * lo))] if lo < 0 else [])
+        return fit(node, min(cands), max(cands), x.frac_bits + frac(slope))
+    raise VerifyError(f"node {node.name!r}: Activation {kind.value} has no exact fixed-point form; "
+                      "quantization turns it into a Lookup")
+
+
 def activation(node: Node, args: Args) -> list[np.ndarray]:
     x, kind = args[0], node.attrs["kind"]
     if kind is Act.PRELU:
@@ -140,6 +163,6 @@ def lookup_fixed(node: Node, p: LookupPlan, args: Args) -> list[np.ndarray]:
 
 
 SEMANTICS = {
-    Op.ACTIVATION: Semantics(plan, activation, activation_fixed),
+    Op.ACTIVATION: Semantics(plan, activation, activation_fixed, exact_type=exact_type),
     Op.LOOKUP: Semantics(lookup_plan, lookup, lookup_fixed),
 }

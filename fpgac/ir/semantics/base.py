@@ -34,6 +34,7 @@ __all__ = [
     "is_fixed",
     "lift",
     "optional",
+    "same_type",
     "shift_to",
 ]
 
@@ -56,13 +57,17 @@ class Semantics:
 
     ``plan(node)`` needs a quantized node (every input and output a FixedType) and checks that the
     types fit the op's exact arithmetic (a ``VerifyError`` naming the node otherwise); ``fixed``
-    is None for an op with no fixed-point form (``refused`` says why).
+    is None for an op with no fixed-point form (``refused`` says why). ``exact_type(node)`` needs
+    only the inputs quantized: it is what the Quantize pass gives the output.
     """
 
     plan: Callable[[Node], Any]
     float: FloatFunction
     fixed: FixedFunction | None
     refused: str = ""
+    #: the exact type of the output from the (quantized) input types and constants: the narrowest
+    #: that holds every value they allow (None for an op that rounds: Quant, Lookup, LSTM/GRU)
+    exact_type: Callable[[Node], FixedType] | None = None
 
 
 def is_fixed(node: Node) -> bool:
@@ -125,3 +130,9 @@ def full_batch(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def optional(args: Args, index: int) -> np.ndarray | None:
     return args[index] if index < len(args) else None
+
+
+def same_type(node: Node) -> FixedType:
+    """The input's type without its rounding and overflow modes: an op that moves or picks values."""
+    x = node.inputs[0].type.dtype
+    return FixedType(x.width, x.int_bits, x.signed)

@@ -15,9 +15,11 @@ import numpy as np
 
 from fpgac.ir.graph import Node
 from fpgac.ir.ops import Op
+from fpgac.ir.types import FixedType
 from fpgac.ir.verify import VerifyError
 
 from .base import Args, Semantics, expect_frac, frac, lift
+from .bounds import fit, mantissa_range, shifted
 
 __all__ = ["BinaryPlan", "SEMANTICS"]
 
@@ -47,6 +49,25 @@ def plan(node: Node) -> BinaryPlan:
     return BinaryPlan(out, (out - a, out - b))
 
 
+def exact_type(node: Node) -> FixedType:
+    """Mul: the corner products at ``f_a + f_b``; Add/Sub/Max/Min: on both inputs shifted to the
+    larger fractional bits."""
+    a, b = (v.type.dtype for v in node.inputs)
+    ra, rb = mantissa_range(a), mantissa_range(b)
+    if node.op is Op.MUL:
+        corners = [x * y for x in ra for y in rb]
+        return fit(node, min(corners), max(corners), a.frac_bits + b.frac_bits)
+    bits = max(a.frac_bits, b.frac_bits)
+    (alo, ahi), (blo, bhi) = shifted(*ra, bits - a.frac_bits), shifted(*rb, bits - b.frac_bits)
+    lo, hi = {
+        Op.ADD: (alo + blo, ahi + bhi),
+        Op.SUB: (alo - bhi, ahi - blo),
+        Op.MAX: (max(alo, blo), max(ahi, bhi)),
+        Op.MIN: (min(alo, blo), min(ahi, bhi)),
+    }[node.op]
+    return fit(node, lo, hi, bits)
+
+
 def binary(node: Node, args: Args) -> list[np.ndarray]:
     rank = node.output.type.rank
     return [_FUNCTIONS[node.op](lift(args[0], rank), lift(args[1], rank))]
@@ -58,5 +79,6 @@ def binary_fixed(node: Node, p: BinaryPlan, args: Args) -> list[np.ndarray]:
     return [_FUNCTIONS[node.op](a, b)]
 
 
-SEMANTICS = {op: Semantics(plan, binary, binary_fixed) for op in (Op.ADD, Op.SUB, Op.MUL, Op.MAX, Op.MIN)}
+SEMANTICS = {op: Semantics(plan, binary, binary_fixed, exact_type=exact_type)
+             for op in (Op.ADD, Op.SUB, Op.MUL, Op.MAX, Op.MIN)}
 SEMANTICS[Op.DIV] = Semantics(plan, binary, None, "quantization turns a division by a constant into a multiplication")

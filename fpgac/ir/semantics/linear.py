@@ -13,7 +13,9 @@ import numpy as np
 
 from fpgac.ir.graph import Node
 from fpgac.ir.ops import Op
+from fpgac.ir.types import FixedType
 
+from .bounds import dot_bounds, fit, mantissa_range
 from .base import Args, Semantics, expect_frac, frac, lift, optional, shift_to
 from .windows import Window, pad_spatial, views, window
 
@@ -36,6 +38,26 @@ def plan(node: Node) -> LinearPlan:
     bias = node.input(2)
     shifted = None if bias is None else shift_to(bias.data, frac(bias), bits, node)
     return LinearPlan(bits, shifted, window(node) if node.op is Op.CONV else None)
+
+
+def exact_type(node: Node) -> FixedType:
+    """``sum_i max(w_i * lo, w_i * hi) + b`` per output over the input type's mantissas ``[lo, hi]``
+    (ScaleShift: ``max(s * lo, s * hi) + shift``), at ``f_x + f_w``: no sum can wrap."""
+    x, w, bias = node.inputs[0].type.dtype, node.inputs[1], node.input(2)
+    bits = x.frac_bits + frac(w)
+    lo, hi = mantissa_range(x)
+    if node.op is Op.SCALE_SHIFT:
+        sm = w.data.astype(object)
+        a, b = sm * lo, sm * hi
+        lows, highs = np.minimum(a, b), np.maximum(a, b)
+    else:
+        wm = w.data.reshape(w.data.shape[0], -1).T if node.op is Op.CONV else w.data
+        lows, highs = dot_bounds(wm, lo, hi)
+    if bias is not None:
+        b = bias.data.astype(object) * (1 << (bits - frac(bias)))
+        shape = b.shape if node.op is Op.SCALE_SHIFT else (-1,)
+        lows, highs = lows + b.reshape(shape), highs + b.reshape(shape)
+    return fit(node, int(np.min(lows)), int(np.max(highs)), bits)
 
 
 def dense(node: Node, args: Args) -> list[np.ndarray]:
@@ -81,7 +103,7 @@ def scale_shift_fixed(node: Node, p: LinearPlan, args: Args) -> list[np.ndarray]
 
 
 SEMANTICS = {
-    Op.DENSE: Semantics(plan, dense, dense_fixed),
-    Op.CONV: Semantics(plan, conv, conv_fixed),
-    Op.SCALE_SHIFT: Semantics(plan, scale_shift, scale_shift_fixed),
+    Op.DENSE: Semantics(plan, dense, dense_fixed, exact_type=exact_type),
+    Op.CONV: Semantics(plan, conv, conv_fixed, exact_type=exact_type),
+    Op.SCALE_SHIFT: Semantics(plan, scale_shift, scale_shift_fixed, exact_type=exact_type),
 }

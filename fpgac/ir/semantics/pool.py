@@ -17,7 +17,8 @@ from fpgac.ir.graph import Node
 from fpgac.ir.ops import Op, PoolKind
 from fpgac.ir.types import FixedType
 
-from .base import Args, Semantics, expect_frac, frac
+from .base import Args, Semantics, expect_frac, frac, same_type
+from .bounds import fit, mantissa_range
 from .windows import Window, pad_spatial, round_half_up_reciprocal, views, window
 
 __all__ = ["GlobalPoolPlan", "PoolPlan", "SEMANTICS", "reciprocal_type", "sum_type"]
@@ -90,6 +91,20 @@ def global_plan(node: Node) -> GlobalPoolPlan:
                           int(round_half_up_reciprocal(count, bits)))
 
 
+def exact_type(node: Node) -> FixedType:
+    """Max: the input's; average: ``sum * round_half_up(2**K / count)`` over every count a window
+    can have, at ``f_x + K``."""
+    x = node.inputs[0].type.dtype
+    if node.attrs["kind"] is PoolKind.MAX:
+        return same_type(node)
+    taps = window(node).taps if node.op is Op.POOL else math.prod(node.inputs[0].type.shape[1:])
+    bits = node.attrs["reciprocal_bits"]
+    counts = np.arange(1, taps + 1, dtype=np.int64)
+    worst = int((counts * round_half_up_reciprocal(counts, bits)).max())
+    lo, hi = mantissa_range(x)
+    return fit(node, min(lo, 0) * worst, max(hi, 0) * worst, x.frac_bits + bits)
+
+
 def _max(x: np.ndarray, w: Window, floor: float | int) -> np.ndarray:
     """Window maxima; padding holds ``floor``, below every element (-inf, or int64's minimum)."""
     xp = pad_spatial(x, w.begins, w.ends_ext, floor)
@@ -131,6 +146,6 @@ def global_pool_fixed(node: Node, p: GlobalPoolPlan, args: Args) -> list[np.ndar
 
 
 SEMANTICS = {
-    Op.POOL: Semantics(plan, pool, pool_fixed),
-    Op.GLOBAL_POOL: Semantics(global_plan, global_pool, global_pool_fixed),
+    Op.POOL: Semantics(plan, pool, pool_fixed, exact_type=exact_type),
+    Op.GLOBAL_POOL: Semantics(global_plan, global_pool, global_pool_fixed, exact_type=exact_type),
 }

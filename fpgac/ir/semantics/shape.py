@@ -13,9 +13,11 @@ import numpy as np
 
 from fpgac.ir.graph import Node
 from fpgac.ir.ops import Op
+from fpgac.ir.types import FixedType
 from fpgac.ir.verify import VerifyError
 
-from .base import NO_PLAN, Args, Semantics, frac, full_batch, shift_to
+from .base import NO_PLAN, Args, Semantics, frac, full_batch, same_type, shift_to
+from .bounds import fit, mantissa_range, shifted
 
 __all__ = ["ConcatPlan", "PadPlan", "SEMANTICS", "argmax_index"]
 
@@ -50,6 +52,22 @@ def pad_plan(node: Node) -> PadPlan:
     if value != int(value) or not t.min_mantissa <= value <= t.max_mantissa:
         raise VerifyError(f"node {node.name!r} (Pad): value {node.attrs['value']} is not exact in {t}")
     return PadPlan(int(value))
+
+
+def concat_type(node: Node) -> FixedType:
+    """Every input shifted to the largest fractional bits; the range of them all."""
+    types = [v.type.dtype for v in node.inputs]
+    bits = max(t.frac_bits for t in types)
+    ranges = [shifted(*mantissa_range(t), bits - t.frac_bits) for t in types]
+    return fit(node, min(r[0] for r in ranges), max(r[1] for r in ranges), bits)
+
+
+def pad_type(node: Node) -> FixedType:
+    """The input's range and the fill (which the Quantize pass put on the input's grid)."""
+    x = node.inputs[0].type.dtype
+    fill = int(round(node.attrs["value"] / x.lsb)) if np.isfinite(node.attrs["value"]) else 0
+    lo, hi = mantissa_range(x)
+    return fit(node, min(lo, fill), max(hi, fill), x.frac_bits)
 
 
 def concat(node: Node, args: Args) -> list[np.ndarray]:
@@ -115,10 +133,11 @@ def _no_plan(node: Node):
 
 
 SEMANTICS = {
-    Op.CONCAT: Semantics(concat_plan, concat, concat_fixed),
-    Op.RESHAPE: Semantics(_no_plan, reshape, _moved(reshape)),
-    Op.TRANSPOSE: Semantics(_no_plan, transpose, _moved(transpose)),
-    Op.PAD: Semantics(pad_plan, pad, pad_fixed),
-    Op.SLICE: Semantics(_no_plan, slice_, _moved(slice_)),
-    Op.ARGMAX: Semantics(_no_plan, argmax, lambda node, p, args: [argmax(node, args)[0].astype(np.int64)]),
+    Op.CONCAT: Semantics(concat_plan, concat, concat_fixed, exact_type=concat_type),
+    Op.RESHAPE: Semantics(_no_plan, reshape, _moved(reshape), exact_type=same_type),
+    Op.TRANSPOSE: Semantics(_no_plan, transpose, _moved(transpose), exact_type=same_type),
+    Op.PAD: Semantics(pad_plan, pad, pad_fixed, exact_type=pad_type),
+    Op.SLICE: Semantics(_no_plan, slice_, _moved(slice_), exact_type=same_type),
+    Op.ARGMAX: Semantics(_no_plan, argmax, lambda node, p, args: [argmax(node, args)[0].astype(np.int64)],
+                         exact_type=lambda node: node.output.type.dtype),  # the index type, set by the frontend
 }

@@ -20,6 +20,7 @@ from fpgac.ir.types import FixedType
 from fpgac.ir.verify import VerifyError
 
 from .base import Args, Semantics, expect_frac
+from .bounds import fit
 
 __all__ = ["SoftmaxPlan", "SEMANTICS", "difference_type", "mantissas", "sum_type"]
 
@@ -74,6 +75,20 @@ def plan(node: Node) -> SoftmaxPlan:
     return SoftmaxPlan(**geometry, frac=bits, reciprocal=second)
 
 
+def exact_type(node: Node) -> FixedType:
+    """From the tables the Quantize pass built: ``e * reciprocal`` in ``[0, max e * max r]`` at
+    ``f_e + f_r``; LogSoftmax ``z - log S`` at ``max(f_x, f_log)``, at most 0."""
+    x = node.inputs[0].type.dtype
+    exp = node.attrs["exp"]
+    if node.attrs["log"]:
+        log = node.attrs["log_table"].out_type
+        bits = max(x.frac_bits, log.frac_bits)
+        zlo = difference_type(x).min_mantissa << (bits - x.frac_bits)
+        return fit(node, zlo - (log.max_mantissa << (bits - log.frac_bits)), 0, bits)
+    recip = node.attrs["reciprocal"].out_type
+    return fit(node, 0, exp.out_type.max_mantissa * recip.max_mantissa, exp.out_type.frac_bits + recip.frac_bits)
+
+
 def softmax(node: Node, args: Args) -> list[np.ndarray]:
     """Softmax or log-softmax, shifted by the maximum so that exp never overflows."""
     x, axis = args[0], node.attrs["axis"] + 1
@@ -99,4 +114,4 @@ def softmax_fixed(node: Node, p: SoftmaxPlan, args: Args) -> list[np.ndarray]:
     return [mantissas(args[0], p.axis + 1, p.exp, p.reciprocal, p.log, p.z_shift, p.log_shift)]
 
 
-SEMANTICS = {Op.SOFTMAX: Semantics(plan, softmax, softmax_fixed)}
+SEMANTICS = {Op.SOFTMAX: Semantics(plan, softmax, softmax_fixed, exact_type=exact_type)}

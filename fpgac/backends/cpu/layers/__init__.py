@@ -26,7 +26,7 @@ from .recurrent import gru, lstm
 from .shape import concat, pad, reshape, slice_, transpose
 from .softmax import argmax, softmax
 
-__all__ = ["EMITTERS"]
+__all__ = ["EMITTERS", "REFUSED"]
 
 #: IR op -> the emitter writing its layer function (ops not here raise UnsupportedError)
 EMITTERS: dict[Op, Callable[[Program, Node], None]] = {
@@ -52,4 +52,9 @@ EMITTERS: dict[Op, Callable[[Program, Node], None]] = {
     Op.GRU: gru,
     Op.QUANT: quant,
     Op.LOOKUP: lookup_layer,
+}
+
+#: IR op -> why the cpu target does not build it (every other op has an emitter)
+REFUSED: dict[Op, str] = {
+    Op.DIV: "a division has no fixed-point form (quantization turns a division by a constant into a multiplication)",
 }

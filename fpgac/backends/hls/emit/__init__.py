@@ -32,7 +32,7 @@ from .softmax import emit_argmax, emit_softmax
 if TYPE_CHECKING:
     from ..design import Design
 
-__all__ = ["PARALLEL", "STREAM", "STREAMED", "SUPPORTED", "Emit"]
+__all__ = ["PARALLEL", "REFUSED", "STREAM", "STREAMED", "SUPPORTED", "Emit"]
 
 Emit = Callable[["Design", Node, list, list], None]
 
@@ -60,6 +60,11 @@ PARALLEL: dict[Op, Emit] = {
     Op.ARGMAX: emit_argmax,
     Op.LSTM: emit_recurrent,
     Op.GRU: emit_recurrent,
+}
+
+#: IR op -> why the xilinx target does not build it (every other op has an emit function)
+REFUSED: dict[Op, str] = {
+    Op.DIV: "a division has no fixed-point form (quantization turns a division by a constant into a multiplication)",
 }
 
 #: IR op -> (does this node have a streaming form, its emit function); other nodes are wrapped
