@@ -25,7 +25,8 @@ Activation(x, *slope?)
     broadcast to x) x if x >= 0 else slope*x; SIGMOID 1/(1+e^-x); HARD_SIGMOID (``alpha``,
     ``beta``) clip(alpha*x+beta, 0, 1); TANH; CLIP (``min``, ``max``, either may be +-inf);
     ELU (``alpha``) x if x > 0 else alpha*(e^x-1); SELU (``alpha``, ``gamma``)
-    gamma*(x if x > 0 else alpha*(e^x-1)); SOFTPLUS log(1+e^x); SOFTSIGN x/(1+|x|); ABS |x|.
+    gamma*(x if x > 0 else alpha*(e^x-1)); SOFTPLUS log(1+e^x); SOFTSIGN x/(1+|x|); ABS |x|;
+    HARD_SWISH x*clip(x/6+1/2, 0, 1).
 Softmax(x)
     ``axis``: softmax along that one axis; ``log``: LogSoftmax instead.
 ScaleShift(x, *scale, *shift)
@@ -143,6 +144,7 @@ class Act(enum.Enum):
     SOFTPLUS = "softplus"
     SOFTSIGN = "softsign"
     ABS = "abs"
+    HARD_SWISH = "hard_swish"
 
 
 class PoolKind(enum.Enum):

@@ -17,6 +17,7 @@ import numpy as np
 from fpgac.errors import UnsupportedError, UsageError
 from fpgac.ir import Act, FixedType, Node, Op, Overflow, PoolKind, Rounding, TensorType
 from fpgac.ir.semantics import activation_function, difference_type, exact_type, sum_type
+from fpgac.ir.semantics.activation import TABULATED_RANGES
 from fpgac.ir.tables import Table
 
 from .quantize_rnn import rule_gru, rule_lstm
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RULES", "rule_exact"]
 
-#: activations that become tables, and the output range each is known to have (None: calibrated)
-TABULATED: dict[Act, tuple[float, float] | None] = {
-    Act.SIGMOID: (0.0, 1.0),
-    Act.HARD_SIGMOID: (0.0, 1.0),
-    Act.TANH: (-1.0, 1.0),
-    Act.SOFTSIGN: (-1.0, 1.0),
-    Act.ELU: None,
-    Act.SELU: None,
-    Act.SOFTPLUS: None,
-}
 
 
 def _rule_dense(q: Quantizer, node: Node) -> None:
@@ -66,7 +57,7 @@ def _rule_activation(q: Quantizer, node: Node) -> None:
             node.attrs["kind"] = Act.PRELU
         q.weight(node, 1)
         q.set_output(node, exact_type(node))
-    elif kind in TABULATED:
+    elif kind in TABULATED_RANGES:
         _tabulate(q, node)
     else:
         raise UnsupportedError(f"node {node.name!r}: activation {kind.value} has no fixed-point form yet")
@@ -76,7 +67,7 @@ def _tabulate(q: Quantizer, node: Node) -> None:
     """Replace a smooth activation by a Lookup over the range where it has not settled."""
     x = node.inputs[0].type.dtype
     kind = node.attrs["kind"]
-    known = TABULATED[kind]
+    known = TABULATED_RANGES[kind]
     out = q.target(node.output)
     if known is not None and q.layer(q.owners(node.output)).result is None and q.config.precision is None:
         out = activation_type(*known, out.width, int_bits=0 if known[0] >= 0 else 1)

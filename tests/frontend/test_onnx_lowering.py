@@ -140,6 +140,7 @@ def test_global_max_pool_flatten(tmp_path: Path) -> None:
         ("Tanh", {}, Act.TANH),
         ("Sigmoid", {}, Act.SIGMOID),
         ("Abs", {}, Act.ABS),
+        ("HardSwish", {}, Act.HARD_SWISH),
     ],
 )
 def test_activations(tmp_path: Path, op: str, attrs: dict, kind: Act) -> None:
@@ -348,3 +349,26 @@ def test_tensorflow_style_nhwc_with_transposes(tmp_path: Path) -> None:
              ("w", RNG.normal(size=(72, 4))), ("b", RNG.normal(size=4))]
     graph = _check(tmp_path, _model(nodes, [("x", ["N", 8, 8, 1])], [("y", ["N", 4])], inits))
     assert _ops(graph) == [Op.TRANSPOSE, Op.CONV, Op.ACTIVATION, Op.TRANSPOSE, Op.RESHAPE, Op.DENSE]
+
+
+def test_hard_swish_through_every_backend_without_a_backend_entry(tmp_path: Path) -> None:
+    """CONTRIBUTING.md's worked example: HardSwish was added with a frontend entry and a function in
+    its semantics module only; quantization makes it a table, and every backend renders tables."""
+    w = RNG.normal(size=(6, 5))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("HardSwish", ["h"], ["y"])]
+    model = _model(nodes, [("x", ["N", 6])], [("y", ["N", 5])], [("w", w)], opset=14)
+    path = tmp_path / "hs.onnx"
+    onnx.save(model, path)
+    x = RNG.uniform(-2, 2, size=(500, 6))
+    compiled = api.compile(path, calibration=x, bits=16)
+    assert [n.op for n in compiled.graph.nodes if n.op in (Op.LOOKUP, Op.ACTIVATION)] == [Op.LOOKUP]
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(compiled.predict(x), want, atol=2e-3)  # the table's error at 16 bits
+    for target in ("cpu", "xilinx", "amaranth"):
+        out = compiled.write(tmp_path / target, target, vectors=20)
+        if target != "amaranth":  # the amaranth build is covered by the stages check below
+            assert api.verify(out).mismatched_bits == 0
+    from fpgac.backends.amaranth.lower import execute, lower
+
+    vectors = compiled.vectors(50)
+    np.testing.assert_array_equal(execute(lower(compiled.graph), vectors.input_mantissas[0]), vectors.golden[0])

@@ -90,6 +90,7 @@ LOWERINGS: dict[str, Lowering] = {
     "PRelu": lower_prelu,
     "Sigmoid": lower_activation(Act.SIGMOID),
     "HardSigmoid": lower_activation(Act.HARD_SIGMOID, alpha=0.2, beta=0.5),
+    "HardSwish": lower_activation(Act.HARD_SWISH),
     "Tanh": lower_activation(Act.TANH),
     "Clip": lower_clip,
     "Elu": lower_activation(Act.ELU, alpha=1.0),

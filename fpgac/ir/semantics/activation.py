@@ -26,10 +26,24 @@ from fpgac.ir.verify import VerifyError
 from .base import Args, Semantics, expect_frac, frac, lift, same_type
 from .bounds import fit, mantissa_range
 
-__all__ = ["ActivationPlan", "LookupPlan", "SEMANTICS", "function"]
+__all__ = ["EXACT", "TABULATED_RANGES", "ActivationPlan", "LookupPlan", "SEMANTICS", "function"]
 
 #: the kinds with an exact fixed-point form; the rest are tabulated
 EXACT = (Act.RELU, Act.ABS, Act.CLIP, Act.PRELU)
+
+#: the smooth kinds, which quantization turns into a Lookup table, and the output range each is
+#: known to have (None: the calibrated one); every backend renders a Lookup, so a new smooth
+#: activation needs its float function below and an entry here, nothing in any backend
+TABULATED_RANGES: dict[Act, tuple[float, float] | None] = {
+    Act.SIGMOID: (0.0, 1.0),
+    Act.HARD_SIGMOID: (0.0, 1.0),
+    Act.TANH: (-1.0, 1.0),
+    Act.SOFTSIGN: (-1.0, 1.0),
+    Act.ELU: None,
+    Act.SELU: None,
+    Act.SOFTPLUS: None,
+    Act.HARD_SWISH: None,
+}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -55,6 +69,7 @@ _FUNCTIONS: dict[Act, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
     Act.SOFTPLUS: lambda x, a: np.logaddexp(0.0, x),
     Act.SOFTSIGN: lambda x, a: x / (1.0 + np.abs(x)),
     Act.ABS: lambda x, a: np.abs(x),
+    Act.HARD_SWISH: lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
 }
 
 
