@@ -102,7 +102,7 @@ def test_config_prune_on_an_unknown_layer(capsys, tmp_path: Path) -> None:
 
 
 def test_help_documents_the_spec(capsys) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^0$"):
         main(["inspect", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--prune SPEC" in out and "magnitude:global:F" in out and "structured[:l1|:l2]:F" in out

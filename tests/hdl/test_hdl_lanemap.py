@@ -34,9 +34,9 @@ def test_max_windows_like_a_2x2_pool() -> None:
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: Select(Lanes(3, 4), [3]), "outside"),
-    (lambda: Select(Lanes(3, 4), [-1], fill=99), "does not fit"),
-    (lambda: MaxWindows(Lanes(3, 4), [[]]), "at least one lane"),
+    (lambda: Select(Lanes(3, 4), [3]), r"^Select indices \[3\] are outside the 3 input lanes \(-1: fill\)$"),
+    (lambda: Select(Lanes(3, 4), [-1], fill=99), r"^Select fill 99 does not fit 3xs4$"),
+    (lambda: MaxWindows(Lanes(3, 4), [[]]), r"^MaxWindows needs at least one window, and every window at least one lane$"),
 ])
 def test_bad_arguments(make, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -72,7 +72,7 @@ def test_groups_of_a_lane_wise_part_put_lanes_back_in_place() -> None:
 
 def test_groups_must_be_one_size_and_cover_every_lane() -> None:
     x = Lanes(6, 4, True)
-    with pytest.raises(ValueError, match="one non-zero size"):
+    with pytest.raises(ValueError, match=r"^Groups needs groups of one non-zero size, not sizes \[2, 4\]$"):
         Groups(x, [[0, 1, 2, 3], [4, 5]], lambda lanes: Argmax(lanes))
-    with pytest.raises(ValueError, match="cover each of the 6 input lanes once"):
+    with pytest.raises(ValueError, match="^Groups must cover each of the 6 input lanes once$"):
         Groups(x, [[0, 1], [2, 3], [4, 4]], lambda lanes: Argmax(lanes))

@@ -484,7 +484,7 @@ def test_add_node_names():
     assert (a.name, a.output.name, b.name, b.output.name) == ("quant", "quant", "quant_1", "quant_1")
     assert (c.name, c.output.name) == ("q", "y")
     assert graph.node("quant_1") is b
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"^'nope'$"):
         graph.node("nope")
 
 

@@ -67,7 +67,12 @@ def test_pruned_zeros_stay_recorded() -> None:
     assert w.type.sparsity.nnz == 2
 
 
-@pytest.mark.parametrize("options", [dict(), dict(limit=1.0, std=1.0), dict(limit=0.0), dict(std=-1.0)])
-def test_options_are_checked(options) -> None:
-    with pytest.raises(UsageError):
+@pytest.mark.parametrize("options, message", [
+    (dict(), "weight clipping takes either an absolute limit or a multiple of the standard deviation"),
+    (dict(limit=1.0, std=1.0), "weight clipping takes either an absolute limit or a multiple of the standard deviation"),
+    (dict(limit=0.0), r"the clipping limit must be positive, not 0\.0"),
+    (dict(std=-1.0), r"the clipping limit must be positive, not -1\.0"),
+])
+def test_options_are_checked(options, message) -> None:
+    with pytest.raises(UsageError, match=f"^{message}$"):
         ClipWeights(**options)

@@ -130,9 +130,14 @@ def test_fixed_point_weights_are_left_alone(caplog) -> None:
     np.testing.assert_array_equal(node.inputs[1].data, [[64, -13, 38], [6, -102, 26]])
 
 
-@pytest.mark.parametrize("bad", [dict(sparsity=1.0), dict(sparsity=-0.1), dict(), dict(sparsity=0.5, threshold=0.1)])
-def test_magnitude_options_are_checked(bad) -> None:
-    with pytest.raises(UsageError):
+@pytest.mark.parametrize("bad, message", [
+    (dict(sparsity=1.0), r"a target sparsity must be a fraction in \[0, 1\), not 1\.0"),
+    (dict(sparsity=-0.1), r"a target sparsity must be a fraction in \[0, 1\), not -0\.1"),
+    (dict(), "magnitude pruning takes either a target sparsity or a threshold"),
+    (dict(sparsity=0.5, threshold=0.1), "magnitude pruning takes either a target sparsity or a threshold"),
+])
+def test_magnitude_options_are_checked(bad, message) -> None:
+    with pytest.raises(UsageError, match=f"^{message}$"):
         MagnitudePrune(**bad)
 
 
