@@ -54,24 +54,25 @@ def activation(p: Program, node: Node) -> None:
     L.finish(what)
 
 
-def lookup_layer(p: Program, node: Node) -> None:
-    x, table = node.inputs[0], semantics.plan(node).table
-    lut = lookup(p, table, *rng(x.type.dtype))
+def _apply(p: Program, node: Node, function: str, what: str) -> None:
+    """A layer that passes every element through one C function (a table lookup, a requantizer)."""
     L = Layer(p, node)
     X, Y = L.input(0, "x"), L.output(0, "y")
-    with L.w.block(f"for ({p.index} i = 0; i < {x.type.size}; i++)"):
-        L.w(f"{Y}[i] = {lut}({X}[i]);")
-    L.finish(f"{node.attrs['kind'].value if 'kind' in node.attrs else table.function}: {table}")
+    with L.w.block(f"for ({p.index} i = 0; i < {node.inputs[0].type.size}; i++)"):
+        L.w(f"{Y}[i] = {function}({X}[i]);")
+    L.finish(what)
+
+
+def lookup_layer(p: Program, node: Node) -> None:
+    x, table = node.inputs[0], semantics.plan(node).table
+    _apply(p, node, lookup(p, table, *rng(x.type.dtype)),
+           f"{node.attrs['kind'].value if 'kind' in node.attrs else table.function}: {table}")
 
 
 def quant(p: Program, node: Node) -> None:
     x = node.inputs[0]
-    rq = requantizer(p, x.type.dtype, node.output.type.dtype)
-    L = Layer(p, node)
-    X, Y = L.input(0, "x"), L.output(0, "y")
-    with L.w.block(f"for ({p.index} i = 0; i < {x.type.size}; i++)"):
-        L.w(f"{Y}[i] = {rq}({X}[i]);")
-    L.finish(f"requantize {x.type.dtype} -> {node.output.type.dtype}")
+    _apply(p, node, requantizer(p, x.type.dtype, node.output.type.dtype),
+           f"requantize {x.type.dtype} -> {node.output.type.dtype}")
 
 
 def binary(p: Program, node: Node) -> None:
