@@ -12,12 +12,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fpgac.hdl.arith import Term, TermBuilder, csd, stages_for, tree_depth, tree_reduce
+from fpgac.hdl import cmvm
+from fpgac.hdl.arith import Term, TermBuilder, stages_for
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 
 __all__ = ["Dense", "DenseReuse", "dense_bounds"]
@@ -62,13 +63,16 @@ def _out_lanes(bounds: list[tuple[int, int]], out_width: int | None, out_signed:
 
 
 class Dense(Component):
-    """A dense layer, fully unrolled: one shift-and-add tree per output, pipelined.
+    """A dense layer, fully unrolled: a shared adder graph, pipelined.
 
-    Each weight is written in canonical signed digits (:func:`~fpgac.hdl.arith.csd`); every
-    non-zero digit ``+-2**s`` of ``weights[i, j]`` is one leaf ``+-(x[i] << s)`` of output ``j``'s
-    adder tree, and the bias one more (constant) leaf. A zero weight or a zero digit makes no
-    leaf and so no hardware; an output with ``n`` leaves costs ``n - 1`` adders or subtractors
-    (plus one negation if every leaf is negative). Every adder is exactly as wide as its bounds.
+    The constant product is an adder graph (:mod:`fpgac.hdl.cmvm`): every weight in canonical
+    signed digits; helper columns that several outputs add (hubs) and outputs computed from
+    others where that has fewer digits; the digit pairs that several outputs share computed once
+    (``share``); each output's remaining terms and its bias summed by a tree, the cheapest of the
+    candidates by adder bits. A zero weight or a zero digit makes no hardware. Every adder is
+    exactly as wide as its bounds and is its own signal with the ``keep`` attribute (named
+    ``sum<k>``), so that synthesis tools (Yosys, Vivado, Quartus) map each to a carry chain
+    instead of merging a stage's adders into one multi-operand sum.
 
     Parameters
     ----------
@@ -79,8 +83,10 @@ class Dense(Component):
     x : Lanes
         Input format; ``x.count`` must be ``n_in``.
     levels_per_stage : int
-        Adder-tree levels between pipeline registers. The output is always registered, so the
+        Adder levels between pipeline registers. The output is always registered, so the
         latency is ``max(1, ceil(depth / levels_per_stage))`` cycles (see :attr:`latency`).
+    share : bool
+        Share subexpressions across outputs (default); off gives each output its own CSD tree.
     out_width, out_signed : optional
         Output lane format; by default the narrowest that holds the exact result. A given format
         must hold the exact range (checked here).
@@ -91,7 +97,8 @@ class Dense(Component):
     o : ``Out(stream.Signature(out_lanes.bits))``, ``n_out`` lanes.
 
     Throughput one vector a cycle (initiation interval 1); stalls hold the pipeline
-    (:class:`~fpgac.hdl.lanes.Pipeline`).
+    (:class:`~fpgac.hdl.lanes.Pipeline`). :attr:`adders` counts adders, subtractors and output
+    negations; :attr:`graph` is the adder graph.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class Dense(Component):
         *,
         x: Lanes,
         levels_per_stage: int = 2,
+        share: bool = True,
         out_width: int | None = None,
         out_signed: bool | None = None,
     ) -> None:
@@ -113,49 +121,84 @@ class Dense(Component):
         self.levels_per_stage = levels_per_stage
         self.bounds = dense_bounds(self.weights, self.bias, x)
         self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
-        leaves = [
-            sum(len(csd(w)) for w in self.weights[:, j]) + (1 if self.bias[j] else 0) for j in range(n_out)
-        ]
-        self.depth = max(tree_depth(n) for n in leaves)
+        self.graph = cmvm.build(self.weights, self.bias, share=share, ranges=[(x.min, x.max)] * x.count)
+        depths = self.graph.depths()
+        self.depth = max([depths[o[0]] for o in self.graph.outputs if not isinstance(o, int)], default=0)
         self.latency = stages_for(self.depth, levels_per_stage)
-        # adders and subtractors: one per leaf after the first of each output, and a negation
-        # for an output whose leaves are all negative (the bias leaf is positive)
-        negated = [
-            bool(self.weights[:, j].any()) and not self.bias[j] and all(s < 0 for w in self.weights[:, j] for _, s in csd(w))
-            for j in range(n_out)
-        ]
-        self.adders = sum(max(n - 1, 0) for n in leaves) + sum(negated)
+        negations = sum(1 for o in self.graph.outputs if not isinstance(o, int) and o[2] < 0)
+        self.adders = self.graph.count + negations
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        x = self.in_lanes
-        lanes = x.split(self.i.payload)
-        tb = TermBuilder(m, "sum")
-        groups = []
-        for j in range(self.weights.shape[1]):
-            leaves = []
-            for i, w in enumerate(self.weights[:, j]):
-                for shift, sign in csd(w):
-                    leaves.append(Term(lanes[i] << shift, sign < 0, x.min << shift, x.max << shift))
-            if self.bias[j]:
-                b = self.bias[j]
-                leaves.append(Term(Const(b, shape_for(b, b)), False, b, b))
-            if not leaves:
-                leaves.append(Term(Const(0, 1), False, 0, 0))
-            leaves.sort(key=lambda t: t.hi - t.lo)  # pair narrow with narrow
-            groups.append(leaves)
+        x, graph, levels = self.in_lanes, self.graph, self.levels_per_stage
+        n_in = graph.n_in
+        bounds = graph.bounds([x.min] * n_in, [x.max] * n_in)
+        depths = graph.depths()
+        stage_of = [0] * n_in + [(d - 1) // levels for d in depths[n_in:]]
+        last = self.latency - 1  # the stage whose end is the output register
+        needed = [-1] * len(bounds)  # the last stage that reads each variable
+        for k, add in enumerate(graph.adders):
+            for v in (add.a, add.b):
+                if v >= 0:
+                    needed[v] = max(needed[v], stage_of[n_in + k])
+        for o in graph.outputs:
+            if not isinstance(o, int):
+                needed[o[0]] = last
+        by_stage: list[list[int]] = [[] for _ in range(last + 1)]
+        for k in range(graph.count):
+            by_stage[stage_of[n_in + k]].append(k)
 
+        value: dict[int, Value] = dict(enumerate(x.split(self.i.payload)))  # each variable in the current stage
         pipe = Pipeline(m, self.i.valid)
-        register = lambda t: tb.register(pipe, t)
-        roots, _ = tree_reduce(pipe, groups, tb.add, register, self.levels_per_stage, final_stage=False)
-        pipe.stage()  # the output register, after the negation of a root whose leaves are all negative
-        values = [register(tb.positive(t)).value for t in roots]
-        m.d.comb += self.o.payload.eq(self.out_lanes.join(values))
+        for stage in range(last + 1):
+            for k in by_stage[stage]:
+                add = graph.adders[k]
+                lo, hi = bounds[n_in + k]
+                s = Signal(shape_for(lo, hi), name=f"sum{k}", attrs={"keep": 1})
+                m.d.comb += s.eq(_adder_expr(add, value))
+                value[n_in + k] = s
+            pipe.stage()
+            if stage == last:
+                break
+            for v in list(value):  # carry what a later stage reads into the next one
+                if needed[v] > stage:
+                    value[v] = pipe.reg(value[v], shape_for(*bounds[v]), name=f"r{stage + 1}_{v}")
+                else:
+                    del value[v]
+        outputs = []
+        for o in graph.outputs:
+            if isinstance(o, int):
+                outputs.append(Const(o, self.out_lanes.shape))
+                continue
+            v, shift, sign = o
+            y = value[v] << shift
+            outputs.append(pipe.reg(y if sign > 0 else -y, self.out_lanes.shape))
+        m.d.comb += self.o.payload.eq(self.out_lanes.join(outputs))
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
-        assert tb.adders == self.adders, (tb.adders, self.adders)
         return m
+
+
+def _adder_expr(add: cmvm.Adder, value: dict[int, Value]) -> Value:
+    """One adder of the graph as an expression: a positive term first (one subtractor, no
+    negation); when the other term is shifted left by ``d``, the low ``d`` bits are the first
+    term's own and only the bits above them go through the carry chain."""
+    terms = [(add.a_sign, value[add.a], add.a_shift)]
+    if add.b >= 0:
+        terms.append((add.b_sign, value[add.b], add.b_shift))
+    terms.sort(key=lambda t: -t[0])
+    (s0, v0, sh0), rest = terms[0], terms[1:]
+    const = Const(add.const, shape_for(add.const, add.const)) if add.const else None
+    if s0 > 0 and sh0 == 0 and len(rest) == 1 and 0 < rest[0][2] < len(v0) and const is None:
+        sign, v1, d = rest[0]
+        high = (v0 >> d) + v1 if sign > 0 else (v0 >> d) - v1
+        joined = Cat(v0[:d], high)
+        return joined.as_signed() if high.shape().signed else joined
+    expr = v0 << sh0 if s0 > 0 else -(v0 << sh0)
+    for sign, v, sh in rest:
+        expr = expr + (v << sh) if sign > 0 else expr - (v << sh)
+    return expr + const if const is not None else expr
 
 
 class DenseReuse(Component):

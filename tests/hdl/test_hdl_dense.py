@@ -124,13 +124,17 @@ def test_zero_weights_cost_no_adders_in_verilog() -> None:
     w[w == 0] = 1
     half = w.copy()
     half[rng.permutation(w.size).reshape(w.shape) < w.size // 2] = 0
-    full_dut, half_dut = Dense(w, x=x), Dense(half, x=x)
+    full_dut, half_dut = Dense(w, x=x, share=False), Dense(half, x=x, share=False)
     n_full, n_half = _adders(full_dut), _adders(half_dut)
-    # every adder is one CSD digit beyond the first in its output's sum, and nothing else
+    # without sharing every adder is one CSD digit beyond the first in its output's sum, and nothing else
     digits = lambda m: sum(len(csd(v)) for v in m.ravel())
     assert n_full == full_dut.adders == digits(w) - w.shape[1] + _negations(w)
     assert n_half == half_dut.adders == digits(half) - half.shape[1] + _negations(half)
     assert n_half < n_full
+    # shared subexpressions: fewer adders than that, and the Verilog holds exactly the component's count
+    shared, shared_half = Dense(w, x=x), Dense(half, x=x)
+    assert _adders(shared) == shared.adders < n_full
+    assert _adders(shared_half) == shared_half.adders <= n_half
 
 
 def _negations(w: np.ndarray) -> int:
