@@ -84,12 +84,14 @@ class AdderGraph:
 
     def cost(self, ranges: Sequence[tuple[int, int]]) -> int:
         """Full-adder bits of all adders for inputs in ``ranges`` (an estimate of the LUTs of the
-        carry chains): each adder's width less the low bits that only one operand has."""
+        carry chains): the sum of :meth:`spans`."""
+        return sum(self.spans(ranges))
+
+    def spans(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """Each adder's carry chain in bits for inputs in ``ranges``: its width less the low bits
+        that only one operand has (they pass through)."""
         bounds = self.bounds([r[0] for r in ranges], [r[1] for r in ranges])
-        total = 0
-        for k, add in enumerate(self.adders):
-            total += max(1, _width(bounds[self.n_in + k]) - _carry_free(add))
-        return total
+        return [max(1, _width(bounds[self.n_in + k]) - _carry_free(add)) for k, add in enumerate(self.adders)]
 
     def depths(self) -> list[int]:
         """Adder levels from the inputs to every variable."""
