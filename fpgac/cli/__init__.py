@@ -165,7 +165,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="xilinx: arrays, fully unrolled, lowest latency (parallel, the default) or "
                        "hls::stream with dataflow, for CNNs that do not fit unrolled (stream)")
     group.add_argument("--part", metavar="PART", help="xilinx: the FPGA part (default xcvu13p-flga2577-2-e)")
-    group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx: target clock period in ns (default 5)")
+    group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx, amaranth: target clock period in ns "
+                       "(default 5); amaranth places its pipeline registers for it by a delay model of the adders")
     group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
                        "multiplier does per inference (default 1: fully unrolled)")
     group.add_argument("--axi", action="store_true", default=None,

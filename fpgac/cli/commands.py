@@ -23,7 +23,7 @@ from .tables import print_design, print_label_accuracy, print_layers, print_prun
 TARGET_OPTIONS = {
     "io": ("xilinx",),
     "part": ("xilinx",),
-    "clock_period": ("xilinx",),
+    "clock_period": ("xilinx", "amaranth"),
     "reuse": ("xilinx", "amaranth"),
     "axi": ("amaranth",),
 }

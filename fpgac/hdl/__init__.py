@@ -16,7 +16,7 @@ sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requan
 from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
 from fpgac.hdl.conv import Conv, GlobalPool, Pool, PoolKind, Window
-from fpgac.hdl.dense import Dense, DenseReuse
+from fpgac.hdl.dense import Dense, DenseReuse, Timing
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
@@ -37,6 +37,7 @@ __all__ = [
     "Conv",
     "Dense",
     "DenseReuse",
+    "Timing",
     "Fork",
     "Groups",
     "GlobalPool",

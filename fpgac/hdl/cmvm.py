@@ -148,43 +148,64 @@ def evaluate(graph: AdderGraph, x: np.ndarray) -> np.ndarray:
 
 def build(weights: np.ndarray, bias: Sequence[int] | None = None, *, share: bool = True,
           ranges: Sequence[tuple[int, int]] | None = None, max_depth: int | None = None) -> AdderGraph:
-    """The adder graph of ``x @ weights + bias`` (``weights``: integers ``[n_in, n_out]``).
+    """The adder graph of ``x @ weights + bias`` (``weights``: integers ``[n_in, n_out]``): of the
+    :func:`candidates`, the one with the fewest adder bits (:meth:`AdderGraph.cost`) whose depth
+    is at most ``max_depth`` (the shallowest when none is).
 
     ``share`` enables the decompositions and subexpression sharing (off: each output's CSD terms
     summed alone, the plain shift-and-add form). ``ranges`` (default signed 8-bit) is each input's
-    ``(lo, hi)``: it sizes every adder and so decides which candidate is cheapest. Several
-    candidates are built (as they are, with hub columns, with column differences; trees for area
-    and for depth) and the one with the fewest adder bits (:meth:`AdderGraph.cost`) whose depth is
-    at most ``max_depth`` is returned (the shallowest when none is).
+    ``(lo, hi)``: it sizes every adder and so decides which candidate is cheapest.
     """
+    ranges = _ranges(weights, ranges)
+    scored = [(g.cost(ranges), max(g.depths(), default=0), g)
+              for g in candidates(weights, bias, share=share, ranges=ranges, depth_bounds=(max_depth,))]
+    fitting = [c for c in scored if max_depth is None or c[1] <= max_depth]
+    if fitting:
+        return min(fitting, key=lambda c: (c[0], c[1]))[2]
+    return min(scored, key=lambda c: (c[1], c[0]))[2]
+
+
+def _ranges(weights: np.ndarray, ranges: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    n_in = np.asarray(weights).shape[0]
+    return [(int(a), int(b)) for a, b in ranges] if ranges is not None else [(-128, 127)] * n_in
+
+
+def candidates(weights: np.ndarray, bias: Sequence[int] | None = None, *, share: bool = True,
+               ranges: Sequence[tuple[int, int]] | None = None,
+               depth_bounds: Sequence[int | None] = (None,)) -> list[AdderGraph]:
+    """Adder graphs of ``x @ weights + bias``: for each plan (the columns as they are, with hub
+    columns, with column differences), its shared subexpressions, and then the output trees
+    built for depth (the shallowest) and for area, unbounded, under each of ``depth_bounds``
+    and under every depth between the shallowest and the unbounded area tree's (at most six)."""
     w = np.asarray(weights)
     n_in, n_out = w.shape
-    ranges = [(int(a), int(b)) for a, b in ranges] if ranges is not None else [(-128, 127)] * n_in
+    ranges = _ranges(w, ranges)
     biases = [0] * n_out if bias is None else [int(b) for b in bias]
-    plain = _Plan(w.astype(object), [[] for _ in range(n_out)])
-    plans = [plain]
+    plans = [_Plan(w.astype(object), [[] for _ in range(n_out)])]
     if share and n_out > 1:
         hubs = _hub_plan(w)
         if n_in * n_out <= _TRY_ALL:
             plans += [p for p in (hubs, _forest_plan(w, chain=2)) if p is not None]
         elif hubs is not None:
             plans = [hubs]  # large: the hub plan alone (it is the cheapest almost always; sharing is slow)
-    candidates = []
+    out = []
     for plan in plans:
         graph = AdderGraph(n_in)
         outputs = [{(i, shift): sign for i in range(n_in) for shift, sign in csd(int(plan.columns[i, j]))}
                    for j in range(plan.columns.shape[1])]
         bounds = list(ranges)
         depth = [0] * n_in
-        if share:
-            _share(graph, outputs, bounds, depth)
-        for area in ((True, False) if share else (False,)):
-            candidates.append(_finish(graph, outputs, plan, biases, bounds, depth, area, max_depth))
-    scored = [(g.cost(ranges), max(g.depths(), default=0), g) for g in candidates]
-    fitting = [c for c in scored if max_depth is None or c[1] <= max_depth]
-    if fitting:
-        return min(fitting, key=lambda c: (c[0], c[1]))[2]
-    return min(scored, key=lambda c: (c[1], c[0]))[2]
+        if not share:
+            out.append(_finish(graph, outputs, plan, biases, bounds, depth, False, None))
+            continue
+        _share(graph, outputs, bounds, depth)
+        fast = _finish(graph, outputs, plan, biases, bounds, depth, False, None)
+        area = _finish(graph, outputs, plan, biases, bounds, depth, True, None)
+        out += [fast, area]
+        lo, hi = max(fast.depths(), default=0), max(area.depths(), default=0)
+        wanted = {b for b in depth_bounds if b is not None} | set(range(lo, hi)[-6:])
+        out += [_finish(graph, outputs, plan, biases, bounds, depth, True, b) for b in sorted(wanted)]
+    return out
 
 
 STARTS = 4

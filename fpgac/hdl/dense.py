@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -18,10 +19,28 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl import cmvm
-from fpgac.hdl.arith import Term, TermBuilder, stages_for
+from fpgac.hdl.arith import Term, TermBuilder
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 
-__all__ = ["Dense", "DenseReuse", "dense_bounds"]
+__all__ = ["Dense", "DenseReuse", "Timing", "dense_bounds"]
+
+
+#: how much adder area (a fraction) one cycle of latency is worth when choosing a Dense's graph
+CYCLE_COST = 0.01
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A delay model of a carry-chain adder, in ns: ``entry + per_bit * bits`` (the route to it,
+    its first cell and the ripple), and ``register``: clock to output plus setup. The defaults
+    are fitted to nextpnr-ecp5 on an LFE5U-85F (speed grade 6) for fpgac's Dense layers."""
+
+    entry: float = 1.2
+    per_bit: float = 0.035
+    register: float = 1.0
+
+    def adder(self, bits: int) -> float:
+        return self.entry + self.per_bit * bits
 
 
 def _int_matrix(weights: object, x: Lanes, what: str) -> np.ndarray:
@@ -108,34 +127,68 @@ class Dense(Component):
         *,
         x: Lanes,
         levels_per_stage: int = 2,
+        clock_period: float | None = None,
+        timing: Timing | None = None,
         share: bool = True,
         out_width: int | None = None,
         out_signed: bool | None = None,
     ) -> None:
         if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
             raise ValueError(f"Dense levels_per_stage must be a positive integer, not {levels_per_stage!r}")
+        self.timing = timing or Timing()
+        if clock_period is not None and not clock_period > self.timing.register:
+            raise ValueError(f"Dense clock_period must be more than the register's {self.timing.register} ns, "
+                             f"not {clock_period!r}")
         self.weights = _int_matrix(weights, x, "Dense")
         n_out = self.weights.shape[1]
         self.bias = _int_bias(bias, n_out, "Dense")
         self.in_lanes = x
         self.levels_per_stage = levels_per_stage
+        self.clock_period = clock_period
         self.bounds = dense_bounds(self.weights, self.bias, x)
         self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
-        self.graph = cmvm.build(self.weights, self.bias, share=share, ranges=[(x.min, x.max)] * x.count)
+        ranges = [(x.min, x.max)] * x.count
+        # the cheapest graph, unless a faster one costs at most CYCLE_COST more adder bits per cycle saved
+        best = None
+        for g in cmvm.candidates(self.weights, self.bias, share=share, ranges=ranges):
+            stages = self._schedule(g, ranges)
+            cycles = max(stages, default=0) + 1
+            score = g.cost(ranges) * (1 + CYCLE_COST * cycles)
+            if best is None or score < best[0]:
+                best = (score, stages, cycles, g)
+        _, self.stage_of, self.latency, self.graph = best
         depths = self.graph.depths()
         self.depth = max([depths[o[0]] for o in self.graph.outputs if not isinstance(o, int)], default=0)
-        self.latency = stages_for(self.depth, levels_per_stage)
         negations = sum(1 for o in self.graph.outputs if not isinstance(o, int) and o[2] < 0)
         self.adders = self.graph.count + negations
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
 
+    def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]]) -> list[int]:
+        """The pipeline stage of every adder (0 for the first): every ``levels_per_stage`` adder
+        levels, or, with a ``clock_period``, where the delay model says the next adder would not
+        fit in the clock period any more (its operands then come from registers)."""
+        if self.clock_period is None:
+            return [(d - 1) // self.levels_per_stage for d in graph.depths()[graph.n_in:]]
+        budget = self.clock_period - self.timing.register
+        stage = [0] * graph.n_in
+        ready = [0.0] * graph.n_in  # ns after the stage's clock edge
+        for add, span in zip(graph.adders, graph.spans(ranges)):
+            delay = self.timing.adder(span)
+            ops = [v for v in (add.a, add.b) if v >= 0]
+            s = max(stage[v] for v in ops)
+            t = max((ready[v] for v in ops if stage[v] == s), default=0.0) + delay
+            if t > budget and t > delay:  # does not fit after its operands: start the next stage
+                s, t = s + 1, delay
+            stage.append(s)
+            ready.append(t)
+        return stage[graph.n_in:]
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        x, graph, levels = self.in_lanes, self.graph, self.levels_per_stage
+        x, graph = self.in_lanes, self.graph
         n_in = graph.n_in
         bounds = graph.bounds([x.min] * n_in, [x.max] * n_in)
-        depths = graph.depths()
-        stage_of = [0] * n_in + [(d - 1) // levels for d in depths[n_in:]]
+        stage_of = [0] * n_in + list(self.stage_of)
         last = self.latency - 1  # the stage whose end is the output register
         needed = [-1] * len(bounds)  # the last stage that reads each variable
         for k, add in enumerate(graph.adders):

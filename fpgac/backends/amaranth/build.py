@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from ...hdl import (
     Select,
     Softmax,
     StreamBuffer,
+    Timing,
 )
 from ...ir import parse_type
 from ...ir.tables import Table
@@ -50,27 +52,47 @@ def _lanes(count: int, t) -> Lanes:
     return Lanes(count, t.width, t.signed)
 
 
-def components(stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
+@dataclass(frozen=True)
+class Pipelining:
+    """How the components are built: ``reuse`` (Dense layers time-multiplexed when more than 1)
+    and where registers go: with a ``clock_period`` (ns), Dense layers place them by the delay
+    model of :class:`~fpgac.hdl.Timing`, and the comparator and adder trees of the other
+    components every as many levels as fit in the period; without one, every ``levels_per_stage``."""
+
+    reuse: int = 1
+    clock_period: float | None = None
+    levels_per_stage: int = 2
+
+    @property
+    def levels(self) -> int:
+        if self.clock_period is None:
+            return self.levels_per_stage
+        timing = Timing()
+        return max(1, int((self.clock_period - timing.register) // timing.adder(16)))
+
+
+def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining()) -> list[wiring.Component]:
     """One component per stage (and a buffer after each linear one), output lanes as the IR types."""
-    return [p for s in stages for p in stage_parts(s, reuse=reuse, levels_per_stage=levels_per_stage)]
+    return [p for s in stages for p in stage_parts(s, opts)]
 
 
-def stage_parts(s: L.Stage, *, reuse: int = 1, levels_per_stage: int = 2) -> list[wiring.Component]:
+def stage_parts(s: L.Stage, opts: Pipelining = Pipelining()) -> list[wiring.Component]:
     """The component of one stage (and a buffer after a linear one), output lanes as the IR types."""
     x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
     build = _COMPONENTS.get(type(s))
     if build is None:
         raise TypeError(f"no component for stage {type(s).__name__}")
-    part = build(s, x, dict(out_width=out.width, out_signed=out.signed), reuse, levels_per_stage)
+    part = build(s, x, dict(out_width=out.width, out_signed=out.signed), opts)
     if part.out_lanes != out:
         raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
     return [part, StreamBuffer(out.bits)] if isinstance(s, L.Linear) else [part]
 
 
-def _dense(s: L.Linear, x: Lanes, fit: dict, reuse: int, levels: int) -> wiring.Component:
-    if reuse > 1:
-        return DenseReuse(s.matrix, s.bias, x=x, reuse=reuse, **fit)
-    return Dense(s.matrix, s.bias, x=x, levels_per_stage=levels, **fit)
+def _dense(s: L.Linear, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Component:
+    if opts.reuse > 1:
+        return DenseReuse(s.matrix, s.bias, x=x, reuse=opts.reuse, **fit)
+    return Dense(s.matrix, s.bias, x=x, levels_per_stage=opts.levels_per_stage, clock_period=opts.clock_period,
+                 **fit)
 
 
 def _per_group(s: L.Softmax | L.ArgMax, x: Lanes, make) -> wiring.Component:
@@ -79,36 +101,39 @@ def _per_group(s: L.Softmax | L.ArgMax, x: Lanes, make) -> wiring.Component:
     return make(x) if whole else Groups(x, s.groups, make)
 
 
-#: stage kind -> its component (stage, input lanes, output format, reuse, adder levels per pipeline stage)
+#: stage kind -> its component (stage, input lanes, output format, pipelining)
 _COMPONENTS = {
     L.Linear: _dense,
-    L.Requant: lambda s, x, fit, reuse, levels: Requant(
+    L.Requant: lambda s, x, fit, opts: Requant(
         x, shift=s.in_type.frac_bits - s.out_type.frac_bits, rounding=s.out_type.rounding.name,
         overflow=s.out_type.overflow.name, **fit),
-    L.Relu: lambda s, x, fit, reuse, levels: ReLU(x, **fit),
-    L.PReLU: lambda s, x, fit, reuse, levels: PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit),
-    L.Clip: lambda s, x, fit, reuse, levels: Clip(x, lo=s.lo, hi=s.hi, **fit),
-    L.Lookup: lambda s, x, fit, reuse, levels: Lookup(x, s.table, **fit),
-    L.MaxWindows: lambda s, x, fit, reuse, levels: MaxWindows(x, s.windows, levels_per_stage=levels),
-    L.Select: lambda s, x, fit, reuse, levels: Select(x, s.indices, fill=s.fill),
-    L.Softmax: lambda s, x, fit, reuse, levels: _per_group(s, x, lambda lanes: Softmax(
+    L.Relu: lambda s, x, fit, opts: ReLU(x, **fit),
+    L.PReLU: lambda s, x, fit, opts: PReLU(x, slopes=s.slopes, slope_frac=s.slope_frac, **fit),
+    L.Clip: lambda s, x, fit, opts: Clip(x, lo=s.lo, hi=s.hi, **fit),
+    L.Lookup: lambda s, x, fit, opts: Lookup(x, s.table, **fit),
+    L.MaxWindows: lambda s, x, fit, opts: MaxWindows(x, s.windows, levels_per_stage=opts.levels),
+    L.Select: lambda s, x, fit, opts: Select(x, s.indices, fill=s.fill),
+    L.Softmax: lambda s, x, fit, opts: _per_group(s, x, lambda lanes: Softmax(
         lanes, exp=s.exp, reciprocal=s.reciprocal, log=s.log, z_shift=s.z_shift, log_shift=s.log_shift,
-        levels_per_stage=levels, **fit)),
-    L.ArgMax: lambda s, x, fit, reuse, levels: _per_group(s, x, lambda lanes: Argmax(
-        lanes, select_last=s.select_last, levels_per_stage=levels)),
-    L.Combine: lambda s, x, fit, reuse, levels: Binary(
+        levels_per_stage=opts.levels, **fit)),
+    L.ArgMax: lambda s, x, fit, opts: _per_group(s, x, lambda lanes: Argmax(
+        lanes, select_last=s.select_last, levels_per_stage=opts.levels)),
+    L.Combine: lambda s, x, fit, opts: Binary(
         x, _lanes(s.n_in, s.b_type), op=s.op, a_shift=s.a_shift, b_shift=s.b_shift, **fit),
-    L.Join: lambda s, x, fit, reuse, levels: Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)],
+    L.Join: lambda s, x, fit, opts: Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)],
                                                    shifts=s.shifts, **fit),
 }
 
 
-def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False) -> wiring.Component:
-    """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``)."""
+def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False,
+        clock_period: float | None = None) -> wiring.Component:
+    """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``); registers placed
+    for ``clock_period`` ns (see :class:`Pipelining`)."""
+    opts = Pipelining(reuse=reuse, clock_period=clock_period)
     if not L.is_chain(stages):
-        network = Network(stages, reuse=reuse)
+        network = Network(stages, opts)
         return AxiStream(network) if axi else network
-    parts = components(stages, reuse=reuse)
+    parts = components(stages, opts)
     if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
         parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
     chain = Chain(parts)
@@ -127,11 +152,11 @@ class Network(wiring.Component):
     ``i``/``o``; :attr:`latency` is that of the longest path.
     """
 
-    def __init__(self, stages: Sequence[L.Stage], *, reuse: int = 1, levels_per_stage: int = 2) -> None:
+    def __init__(self, stages: Sequence[L.Stage], opts: Pipelining = Pipelining()) -> None:
         self.stages = list(stages)
         self.units: list[wiring.Component] = []
         for s in self.stages:
-            parts = stage_parts(s, reuse=reuse, levels_per_stage=levels_per_stage)
+            parts = stage_parts(s, opts)
             self.units.append(parts[0] if len(parts) == 1 else Chain(parts))
         self.sources = [s.sources or (k - 1,) for k, s in enumerate(self.stages)]
         self.ready_at = [0] * len(self.stages)  # cycles from the input to each stage's output
