@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -225,7 +225,7 @@ class Dense(Component):
                 outputs.append(Const(o, self.out_lanes.shape))
                 continue
             v, shift, sign = o
-            y = value[v] << shift
+            y = _shifted(value[v], shift)
             outputs.append(pipe.reg(y if sign > 0 else -y, self.out_lanes.shape))
         m.d.comb += self.o.payload.eq(self.out_lanes.join(outputs))
         o_valid, i_ready = pipe.finish(self.o.ready)
@@ -235,23 +235,23 @@ class Dense(Component):
 
 def _adder_expr(add: cmvm.Adder, value: dict[int, Value]) -> Value:
     """One adder of the graph as an expression: a positive term first (one subtractor, no
-    negation); when the other term is shifted left by ``d``, the low ``d`` bits are the first
-    term's own and only the bits above them go through the carry chain."""
+    negation). A term shifted left has zeros in its low bits, which synthesis passes through
+    without a carry chain."""
     terms = [(add.a_sign, value[add.a], add.a_shift)]
     if add.b >= 0:
         terms.append((add.b_sign, value[add.b], add.b_shift))
     terms.sort(key=lambda t: -t[0])
     (s0, v0, sh0), rest = terms[0], terms[1:]
     const = Const(add.const, shape_for(add.const, add.const)) if add.const else None
-    if s0 > 0 and sh0 == 0 and len(rest) == 1 and 0 < rest[0][2] < len(v0) and const is None:
-        sign, v1, d = rest[0]
-        high = (v0 >> d) + v1 if sign > 0 else (v0 >> d) - v1
-        joined = Cat(v0[:d], high)
-        return joined.as_signed() if high.shape().signed else joined
-    expr = v0 << sh0 if s0 > 0 else -(v0 << sh0)
+    expr = _shifted(v0, sh0) if s0 > 0 else -_shifted(v0, sh0)
     for sign, v, sh in rest:
-        expr = expr + (v << sh) if sign > 0 else expr - (v << sh)
+        expr = expr + _shifted(v, sh) if sign > 0 else expr - _shifted(v, sh)
     return expr + const if const is not None else expr
+
+
+def _shifted(v: Value, shift: int) -> Value:
+    """``v << shift`` for a constant shift, as wiring (no shifter cell in the netlist)."""
+    return v.shift_left(shift) if shift else v
 
 
 class DenseReuse(Component):
