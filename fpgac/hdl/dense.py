@@ -32,12 +32,14 @@ CYCLE_COST = 0.01
 @dataclass(frozen=True)
 class Timing:
     """A delay model of a carry-chain adder, in ns: ``entry + per_bit * bits`` (the route to it,
-    its first cell and the ripple), and ``register``: clock to output plus setup. The defaults
-    are fitted to nextpnr-ecp5 on an LFE5U-85F (speed grade 6) for fpgac's Dense layers."""
+    its first cell, its sum out, and the ripple), and ``register``: clock to output plus setup.
+    The defaults are read off nextpnr-ecp5's critical paths of fpgac's Dense layers on an
+    LFE5U-85F: a route of 1.3 to 2 ns into each adder, 0.45 ns in and 0.44 ns out of its chain,
+    0.07 ns per two bits, and 0.52 ns clock to output."""
 
-    entry: float = 1.2
+    entry: float = 2.3
     per_bit: float = 0.035
-    register: float = 1.0
+    register: float = 0.6
 
     def adder(self, bits: int) -> float:
         return self.entry + self.per_bit * bits

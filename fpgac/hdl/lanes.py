@@ -163,13 +163,15 @@ class Lanes:
 
 
 class Pipeline:
-    """Stall-safe pipeline control: a valid bit per register stage, each stage loading when it may.
+    """Stall-safe pipeline control: a valid bit per register stage, one load enable for all.
 
-    Stage ``k`` loads (``en[k]``) when it is empty or the stage after it loads, the last stage
-    when it is empty or the consumer is ready. So a stall holds every full stage, a bubble is
-    squeezed out as soon as the stage behind it can move, and nothing is dropped or duplicated.
-    ``ready`` upstream is combinational in ``ready`` downstream (through the ``en`` chain); put a
-    :class:`~fpgac.hdl.StreamBuffer` between components where that path gets long.
+    Every stage loads (``en``) when the last one is empty or the consumer is ready; otherwise the
+    whole pipeline holds. Nothing is dropped or duplicated, a new vector enters every cycle while
+    the output moves, and the enable is one gate from the output's valid and ``ready`` (not a
+    chain through the stages: a chain of enables was the slowest path of a wide layer). A bubble
+    waits while the output is stalled. ``ready`` upstream is combinational in ``ready``
+    downstream; put a :class:`~fpgac.hdl.StreamBuffer` between components where that path gets
+    long.
 
     Usage: ``p = Pipeline(m, i.valid)``; per stage ``p.stage()`` then ``p.reg(expr)`` for each value
     the stage holds (a memory read port of the stage takes ``p.en`` as its enable); finally
@@ -214,11 +216,11 @@ class Pipeline:
         """Wire the enable chain; returns (valid out, ready in)."""
         if not self._ens:
             raise ValueError("a pipeline needs at least one stage")
-        nxt = ready
-        for en, valid in zip(reversed(self._ens), reversed(self._valids[1:])):
-            self._m.d.comb += en.eq(~valid | nxt)
-            nxt = en
-        return self._valids[-1], nxt
+        go = Signal(name=f"{self._name}_go")
+        self._m.d.comb += go.eq(~self._valids[-1] | ready)
+        for en in self._ens:
+            self._m.d.comb += en.eq(go)
+        return self._valids[-1], go
 
 
 class Component(wiring.Component):

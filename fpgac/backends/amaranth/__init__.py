@@ -52,14 +52,14 @@ VERIFY_OPTIONS = ("simulator",)
 
 
 #: the clock period the registers are placed for when none is given (ns)
-CLOCK_PERIOD = 5.0
+CLOCK_PERIOD = 7.0
 
 
 def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: float | None = None,
             **unknown: Any) -> dict[str, Any]:
     """The options as the design will use them, checked before any work: ``reuse`` (default 1,
     fully parallel), ``axi`` (AXI4-Stream port names, default off) and ``clock_period`` (ns, the
-    target the pipeline registers are placed for by a delay model; default 5)."""
+    target the pipeline registers are placed for by a delay model; default 7)."""
     if unknown:
         raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period")
     reuse = 1 if reuse is None else reuse
