@@ -420,6 +420,84 @@ def bench_mlp(prune: str | None, args, work: Path) -> list[dict]:
     return [row]
 
 
+def bench_mlp_logits(args, work: Path) -> list[dict]:
+    """The MLP up to its logits (the four Dense layers with their ReLUs and requantizations, not the
+    softmax, which da4ml does not build): fpgac's stages as the compiler builds them, and da4ml
+    tracing the same integer weights, biases, ReLUs and round-half-up saturating casts. Both are
+    checked bit for bit against fpgac's stage model on the test vectors, then synthesized alike."""
+    from amaranth.back import verilog
+    from da4ml.codegen.rtl.rtl_model import RTLModel
+    from da4ml.trace import FixedVariableArray, comb_trace
+
+    from fpgac import api
+    from fpgac.backends.amaranth.build import top as build_top
+    from fpgac.backends.amaranth.lower import Linear, Relu, Requant, lower
+
+    compiled = api.compile(REPO / "examples" / "mlp.onnx", bits=8, input_range=(-1, 1))
+    stages = lower(compiled.graph)
+    cut = max(k for k, st in enumerate(stages) if isinstance(st, Linear)) + 1
+    stages = stages[:cut]
+    t0, t_out = stages[0].in_type, stages[-1].out_type
+    rng = np.random.default_rng(args.seed)
+    x_int = rng.integers(t0.min_mantissa, t0.max_mantissa + 1, size=(200, stages[0].n_in))
+    want = x_int
+    for st in stages:
+        want = st.run([want])
+    label = "mlp up to the logits, 8 bits"
+    rows = []
+
+    # fpgac
+    t = time.monotonic()
+    design = build_top(stages, clock_period=args.clock_period)
+    path = work / "mlp_logits.v"
+    path.write_text(verilog.convert(design, name="mlp_logits", emit_src=False))
+    rows.append({"impl": f"{label}: fpgac", "latency": design.latency, "compile_seconds": time.monotonic() - t,
+                 "weights": sum(int(np.count_nonzero(st.matrix)) for st in stages if isinstance(st, Linear)),
+                 "files": [path], "top": "mlp_logits", "check": "bit-exact by construction (the stages' own model)"})
+
+    # da4ml: the same arithmetic on real values (mantissa * 2**-frac)
+    def kif(ty):
+        return int(ty.signed), ty.int_bits - int(ty.signed), ty.frac_bits
+
+    k, i, f = kif(t0)
+    x = FixedVariableArray.from_kif(np.full(stages[0].n_in, k), np.full(stages[0].n_in, i), np.full(stages[0].n_in, f))
+    y = x
+    for st in stages:
+        if isinstance(st, Linear):
+            f_w = st.out_type.frac_bits - st.in_type.frac_bits
+            y = y @ (st.matrix.astype(np.float64) * 2.0 ** -f_w) + st.bias.astype(np.float64) * 2.0 ** -st.out_type.frac_bits
+        elif isinstance(st, Relu):
+            y = y.relu()
+        elif isinstance(st, Requant):
+            k2, i2, f2 = kif(st.out_type)
+            y = y.quantize(k2, i2, f2, overflow_mode=st.out_type.overflow.name, round_mode=st.out_type.rounding.name)
+        else:
+            raise SystemExit(f"no da4ml form for stage {type(st).__name__}")
+    comb = comb_trace(x, y)
+    got = np.array([comb(list(v * 2.0 ** -t0.frac_bits)) for v in x_int], dtype=np.float64) * 2.0 ** t_out.frac_bits
+    exact = np.array_equal(np.round(got).astype(np.int64), want) and np.array_equal(got, np.round(got))
+    mism = int((np.round(got).astype(np.int64) != want).sum())
+    top = "da4ml_mlp_logits"
+    prj = work / top
+    model = RTLModel(comb, top, prj, latency_cutoff=args.da4ml_cutoff, print_latency=False)
+    model.write()
+    src = prj / "src"
+    files = [src / f"{top}.v"] + sorted(src.glob(f"{top}_stage*.v"))
+    used = "\n".join(p.read_text() for p in files)
+    files += [lib for lib in sorted((src / "static").glob("*.v")) if re.search(rf"\b{lib.stem}\b", used)]
+    n_stages = len(model._pipe.solutions) if model._pipe is not None else 0
+    rows.append({"impl": f"{label}: da4ml", "latency": n_stages + 1, "weights": rows[0]["weights"], "files": files,
+                 "top": top, "check": ("bit-exact with fpgac's stage model" if exact else
+                                       f"{mism} of {want.size} outputs differ from fpgac's stage model")})
+    log(f"{label}: da4ml {rows[-1]['check']} on {len(x_int)} vectors")
+    for row in rows:
+        log(f"{row['impl']}: yosys synth_ecp5 (limit {args.mlp_timeout / 60:g} min)")
+        tag = row["top"]
+        y = yosys(row.pop("files"), row.pop("top"), work, f"{tag}_ecp5", "synth_ecp5", args.mlp_timeout)
+        ecp5_row(row, y, work, tag, args.mlp_timeout if args.mlp_pnr else None, row["impl"])
+    return rows
+
+
 def ecp5_row(row: dict, y: dict, work: Path, tag: str, pnr_timeout: float | None, what: str) -> None:
     """Put one synth_ecp5 result (and, with ``pnr_timeout``, nextpnr's Fmax of it) into ``row``."""
     row["ecp5_seconds"] = y["seconds"]
@@ -480,19 +558,21 @@ def table(layer_rows: list[dict], mlp_rows: list[dict], xilinx: bool) -> str:
                 out.append(f"| {r['size']} | {r['impl']} | {_n(x['LUT'])} | {_n(x['CARRY4'])} | {_n(x['FF'])} | "
                            f"{_n(x['DSP48E1'])} | {_ratio(x['LUT'], bx.get('LUT'))} |")
     if mlp_rows:
-        out += ["", ("| network | non-zero weights | latency (cycles) | LUT4 | CCU2C | FF | MULT18X18D | DP16KD "
-                     "| LUT4-eq | LUT4-eq / first row | yosys time | Fmax (MHz) |"),
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        dense = mlp_rows[0]
+        out += ["", ("| network | check | non-zero weights | latency (cycles) | LUT4 | CCU2C | FF | MULT18X18D "
+                     "| DP16KD | LUT4-eq | LUT4-eq / fpgac's | yosys time | Fmax (MHz) | latency (ns) |"),
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in mlp_rows:
+            group = r["impl"].split(":")[0]
+            base = next((b for b in mlp_rows if b["impl"].split(":")[0] == group), r)
             if "ecp5_error" in r:
-                res = f"| {r['ecp5_error']} | | | | | | | {r['ecp5_seconds']:.0f} s | |"
+                res = f"| {r['ecp5_error']} | | | | | | | {r['ecp5_seconds']:.0f} s | | |"
             else:
                 fmax = f"{r['fmax']:.0f}" if r.get("fmax") else r.get("pnr_error", "not run")
+                ns = f"{1000 * r['latency'] / r['fmax']:.0f}" if r.get("fmax") else ""
                 res = (f"| {_n(r['LUT4'])} | {_n(r['CCU2C'])} | {_n(r['FF'])} | {_n(r['MULT18X18D'])} | "
-                       f"{_n(r['DP16KD'])} | {_n(r['LUT4eq'])} | {_ratio(r['LUT4eq'], dense.get('LUT4eq'))} |")
-                res += f" {r['ecp5_seconds']:.0f} s | {fmax} |"
-            out.append(f"| {r['impl']} | {_n(r['weights'])} | {_n(r['latency'])} {res}")
+                       f"{_n(r['DP16KD'])} | {_n(r['LUT4eq'])} | {_ratio(r['LUT4eq'], base.get('LUT4eq'))} |")
+                res += f" {r['ecp5_seconds']:.0f} s | {fmax} | {ns} |"
+            out.append(f"| {r['impl']} | {r.get('check', '')} | {_n(r['weights'])} | {_n(r['latency'])} {res}")
     return "\n".join(out)
 
 
@@ -546,6 +626,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-mlp", dest="mlp", action="store_false", help="skip the MLP")
     ap.add_argument("--no-prune", dest="prune", action="store_false", help="skip the pruned MLP")
     ap.add_argument("--mlp-pnr", action="store_true", help="also place and route the MLPs (slow)")
+    ap.add_argument("--no-da4ml-mlp", dest="da4ml_mlp", action="store_false",
+                    help="skip the MLP up to its logits, fpgac against da4ml")
     ap.add_argument("--synth-timeout", type=float, default=600, help="seconds per layer synthesis")
     ap.add_argument("--pnr-timeout", type=float, default=1200, help="seconds per place and route (default 20 min)")
     ap.add_argument("--mlp-timeout", type=float, default=1200, help="seconds per MLP synthesis (default 20 min)")
@@ -572,6 +654,8 @@ def main(argv: list[str] | None = None) -> None:
         layer_rows += bench_layer(n_in, n_out, args, work)
         print(table(layer_rows, [], args.xilinx), flush=True)
     if args.mlp:
+        if args.da4ml_mlp:
+            mlp_rows += bench_mlp_logits(args, work)
         mlp_rows += bench_mlp(None, args, work)
         if args.prune:
             mlp_rows += bench_mlp("magnitude:0.8", args, work)

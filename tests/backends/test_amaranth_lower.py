@@ -105,3 +105,21 @@ def test_softmax_along_an_axis_is_bit_exact(tmp_path, model) -> None:
     out = compiled.write(tmp_path / "softmax", "amaranth", vectors=100)
     report = api.verify(out, simulator="icarus")
     assert report.mismatched_bits == 0 and report.vectors == 100, report.lines()
+
+
+@pytest.mark.parametrize("out", ["ufixed<5,2,RND,SAT>", "ufixed<6,1,TRN,SAT>", "ufixed<4,5,RND_CONV,SAT>"])
+def test_relu_then_saturating_unsigned_cast_is_the_cast_alone(out) -> None:
+    # the equivalence the fusion rests on, over every mantissa of a signed 10-bit type
+    from fpgac.ir import parse_type
+    from fpgac.ir.fixed import requantize
+
+    t_in, t_relu, t_out = parse_type("fixed<10,4>"), parse_type("ufixed<9,3>"), parse_type(out)
+    x = np.arange(t_in.min_mantissa, t_in.max_mantissa + 1)
+    assert np.array_equal(requantize(np.maximum(x, 0), t_relu, t_out), requantize(x, t_in, t_out))
+
+
+def test_mlp_hidden_layers_fuse_relu_into_the_cast() -> None:
+    stages = lower(api.compile("examples/mlp.onnx", bits=8, input_range=(-1, 1)).graph)
+    kinds = [type(s).__name__ for s in stages]
+    assert kinds == ["Linear", "Requant"] * 3 + ["Linear", "Softmax", "Requant"]
+    assert all(s.in_type.signed and not s.out_type.signed for s in stages[1:7:2])
