@@ -205,6 +205,7 @@ def _readme(graph: Graph, facts: dict, inputs, outputs, names: dict, n: int) -> 
 | output type | `{outputs.type}` per lane, shape {list(outputs.shape)} flattened in C order |
 | latency | {facts['latency_cycles']} cycles from the input transfer to the output transfer, without stalls |
 | interval | {facts['interval_cycles']} cycle(s): a new vector every {facts['interval_cycles']} cycle(s) |
+| pipeline | registers placed for a {facts['clock_period_ns']:g} ns clock by fpgac's delay model of ECP5 carry chains (`--clock-period`); the clock reached is what place and route says |
 
 Packing: lane `k` is bits `[k*W, (k+1)*W)` of the data word (lane 0 in the low bits), two's
 complement when the type is signed; a lane holds the fixed-point mantissa (value = mantissa *
