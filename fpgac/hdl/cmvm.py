@@ -513,11 +513,21 @@ def _pick(nodes: list[_Node], live: list[int], area: bool, kraft: int, budget: i
     """The next two nodes to add (see :func:`_tree`)."""
     if area:
         small = sorted(live, key=lambda n: (nodes[n].top, nodes[n].depth, n))[:6]
+        best = None
         for i, a in enumerate(small):
             for b in small[i + 1:]:
-                da, db = nodes[a].depth, nodes[b].depth
-                if budget is None or kraft + (1 << (max(da, db) + 1)) - (1 << da) - (1 << db) <= budget:
-                    return a, b
+                na, nb = nodes[a], nodes[b]
+                after = kraft + (1 << (max(na.depth, nb.depth) + 1)) - (1 << na.depth) - (1 << nb.depth)
+                if budget is not None and after > budget:
+                    continue
+                # the smallest terms first; among pairs as small, one whose carry chain is an even
+                # number of bits (carry cells hold two: an odd chain leaves half a cell unused)
+                span = _width((na.range[0] + nb.range[0], na.range[1] + nb.range[1])) - max(na.shift, nb.shift)
+                key = (max(na.top, nb.top), span % 2, i)
+                if best is None or key < best[0]:
+                    best = (key, a, b)
+        if best is not None:
+            return best[1], best[2]
     a, b = sorted(live, key=lambda n: (nodes[n].depth, nodes[n].top, n))[:2]
     return a, b
 
