@@ -83,7 +83,6 @@ class Design:
     declared_latency: int | None = None
     nodsp: bool = True
     notes: list[str] = field(default_factory=list)
-    yosys_pre: list[str] = field(default_factory=list)   # yosys commands before synth_*
 
     @property
     def in_bits(self) -> int:
@@ -275,14 +274,13 @@ def wrapper(d: Design, work: Path) -> Path:
 
 
 def yosys(files: list[Path], top: str, work: Path, tag: str, synth: str, timeout: float,
-          keep: str | None = None, pre: list[str] = ()) -> dict:
+          keep: str | None = None) -> dict:
     """Run one synthesis; returns {'cells': {type: n} of ``keep`` (or the whole design), 'seconds', ...}."""
     # YoWASP's sandbox sees the working directory only: run there, with relative paths
     lines = [f"read_verilog -sv {Path(f).resolve().relative_to(work)}" for f in files]
     lines += [f"hierarchy -top {top}", "proc", "splitnets"]
     if keep:
         lines.append(f"setattr -mod -set keep_hierarchy 1 {keep}")
-    lines += list(pre)
     json_out = work / f"{tag}.json"
     lines.append(f"{synth} -top {top}" + (f" -json {json_out.name}" if synth.startswith("synth_ecp5") else ""))
     stat = work / f"{tag}.stat.json"
@@ -373,13 +371,13 @@ def bench_layer(n_in: int, n_out: int, args, work: Path) -> list[dict]:
         synth = "synth_ecp5" + (" -nodsp" if d.nodsp else "")
         log(f"{n_in}x{n_out} {d.impl}: yosys {synth} (in the place-and-route wrapper)")
         y = yosys(d.files + [wrapper(d, work)], "pnr_top", work, tag + "_ecp5", synth, args.synth_timeout,
-                  keep=d.top, pre=d.yosys_pre)
+                  keep=d.top)
         pnr = args.pnr and d.impl in ("fpgac", "da4ml")  # the naive rows are far behind: no Fmax for them
         ecp5_row(row, y, work, tag, args.pnr_timeout if pnr else None, f"{n_in}x{n_out} {d.impl}")
         if args.xilinx:
             synth = "synth_xilinx -family xc7" + (" -nodsp" if d.nodsp else "")
             log(f"{n_in}x{n_out} {d.impl}: yosys {synth}")
-            y = yosys(d.files, d.top, work, tag + "_xc7", synth, args.synth_timeout, pre=d.yosys_pre)
+            y = yosys(d.files, d.top, work, tag + "_xc7", synth, args.synth_timeout)
             if "error" in y:
                 row["xc7_error"] = y["error"]
                 log(f"  {y['error']}")
