@@ -20,10 +20,10 @@ from fpgac.hdl.dense import Dense, DenseReuse, Timing
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
-from fpgac.hdl.requant import Overflow, Requant, Rounding
+from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax
-from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Serialize, StreamBuffer
+from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Metered, Serialize, StreamBuffer
 
 __all__ = [
     "Abs",
@@ -44,6 +44,7 @@ __all__ = [
     "Lanes",
     "Lookup",
     "MaxWindows",
+    "Metered",
     "Overflow",
     "PReLU",
     "Pipeline",
@@ -52,6 +53,7 @@ __all__ = [
     "ProtocolError",
     "ReLU",
     "Requant",
+    "Requantize",
     "Rounding",
     "ScaleShift",
     "Select",

@@ -3,11 +3,13 @@
 Both compute ``y[j] = sum_i x[i] * weights[i, j] + bias[j]`` exactly, on integer mantissas:
 ``weights`` is ``[n_in, n_out]`` (the IR's orientation, ``y = x @ W``), ``bias`` is already
 aligned to the accumulator's fractional bits (``f_x + f_w``). The output lanes hold the exact
-accumulator; requantization is a separate :class:`~fpgac.hdl.Requant` after it.
+accumulator, or, given a :class:`~fpgac.hdl.requant.Requantize`, :class:`Dense` requantizes
+them before its output register (in the last adder stage when the delay model says it fits).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from fpgac.hdl import cmvm
 from fpgac.hdl.arith import Term, TermBuilder
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.requant import Requantize, Rounding
 
 __all__ = ["Dense", "DenseReuse", "Timing", "dense_bounds"]
 
@@ -110,7 +113,11 @@ class Dense(Component):
         Share subexpressions across outputs (default); off gives each output its own CSD tree.
     out_width, out_signed : optional
         Output lane format; by default the narrowest that holds the exact result. A given format
-        must hold the exact range (checked here).
+        must hold the exact range (checked here), or be ``requant``'s.
+    requant : Requantize, optional
+        Requantize every output before the output register: in the last adder stage when its
+        rounding adder and comparators fit there (by the delay model, or as a level each without
+        a ``clock_period``), else in one more stage. :attr:`acc_lanes` is the exact format.
 
     Ports
     -----
@@ -134,6 +141,7 @@ class Dense(Component):
         share: bool = True,
         out_width: int | None = None,
         out_signed: bool | None = None,
+        requant: Requantize | None = None,
     ) -> None:
         if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
             raise ValueError(f"Dense levels_per_stage must be a positive integer, not {levels_per_stage!r}")
@@ -147,43 +155,87 @@ class Dense(Component):
         self.in_lanes = x
         self.levels_per_stage = levels_per_stage
         self.clock_period = clock_period
-        self.bounds = dense_bounds(self.weights, self.bias, x)
-        self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
+        self.requant = requant
+        self.sum_bias = self.bias  # the constants the adder graph adds: the bias, and a rounding offset
+        if requant is not None and requant.rounding is Rounding.RND and requant.shift > 0:
+            # round half up = floor((v + 2^(shift-1)) >> shift): the offset joins the bias, no rounding adder
+            self.sum_bias = [b + (1 << (requant.shift - 1)) for b in self.bias]
+            requant = dataclasses.replace(requant, rounding=Rounding.TRN)
+        self._requant = requant  # what is left to do after the sums
+        self.bounds = dense_bounds(self.weights, self.sum_bias, x)
+        if requant is None:
+            self.acc_lanes = self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
+        else:
+            self.acc_lanes = _out_lanes(self.bounds, None, None, "Dense")
+            self.out_lanes = requant.lanes(n_out)
+            if (out_width, out_signed) not in ((None, None), (requant.width, requant.signed)):
+                raise ValueError(f"Dense output format ({out_width}, {out_signed}) is not its requantization's "
+                                 f"({requant.width}, {requant.signed})")
         ranges = [(x.min, x.max)] * x.count
         # the cheapest graph, unless a faster one costs at most CYCLE_COST more adder bits per cycle saved
         best = None
-        for g in cmvm.candidates(self.weights, self.bias, share=share, ranges=ranges):
-            stages = self._schedule(g, ranges)
-            cycles = max(stages, default=0) + 1
-            score = g.cost(ranges) * (1 + CYCLE_COST * cycles)
-            if best is None or score < best[0]:
-                best = (score, stages, cycles, g)
-        _, self.stage_of, self.latency, self.graph = best
+        tail = self._requant_delay()
+        for g in cmvm.candidates(self.weights, self.sum_bias, share=share, ranges=ranges):
+            # the requantization after the last adders, or room kept for it in their stage
+            for room in sorted({0.0, tail}):
+                stages, ready = self._schedule(g, ranges, room)
+                extra = self._requant_extra(g, stages, ready)
+                cycles = max(stages, default=0) + 1 + extra
+                score = (g.cost(ranges) * (1 + CYCLE_COST * cycles), extra)  # ties: no stage of its own
+                if best is None or score < best[0]:
+                    best = (score, stages, cycles, g, extra)
+        _, self.stage_of, self.latency, self.graph, self.requant_extra = best
         depths = self.graph.depths()
         self.depth = max([depths[o[0]] for o in self.graph.outputs if not isinstance(o, int)], default=0)
         negations = sum(1 for o in self.graph.outputs if not isinstance(o, int) and o[2] < 0)
         self.adders = self.graph.count + negations
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
 
-    def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]]) -> list[int]:
-        """The pipeline stage of every adder (0 for the first): every ``levels_per_stage`` adder
-        levels, or, with a ``clock_period``, where the delay model says the next adder would not
-        fit in the clock period any more (its operands then come from registers)."""
+    def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]],
+                  room: float = 0.0) -> tuple[list[int], list[float]]:
+        """The pipeline stage of every adder (0 for the first), and when its sum is ready in its
+        stage: every ``levels_per_stage`` adder levels (ready: its level in the stage), or, with a
+        ``clock_period``, where the delay model says the next adder would not fit in the clock
+        period any more (its operands then come from registers; ready: ns after the edge); an
+        adder that makes an output must leave ``room`` ns in its stage (for a requantization)."""
         if self.clock_period is None:
-            return [(d - 1) // self.levels_per_stage for d in graph.depths()[graph.n_in:]]
+            depths = graph.depths()[graph.n_in:]
+            return ([(d - 1) // self.levels_per_stage for d in depths],
+                    [float((d - 1) % self.levels_per_stage + 1) for d in depths])
         budget = self.clock_period - self.timing.register
+        outputs = {o[0] for o in graph.outputs if not isinstance(o, int)}
         stage = [0] * graph.n_in
         ready = [0.0] * graph.n_in  # ns after the stage's clock edge
-        for add, span in zip(graph.adders, graph.spans(ranges)):
+        for k, (add, span) in enumerate(zip(graph.adders, graph.spans(ranges))):
             delay = self.timing.adder(span)
             ops = [v for v in (add.a, add.b) if v >= 0]
             s = max(stage[v] for v in ops)
             t = max((ready[v] for v in ops if stage[v] == s), default=0.0) + delay
-            if t > budget and t > delay:  # does not fit after its operands: start the next stage
+            after = room if graph.n_in + k in outputs else 0.0
+            if t + after > budget and t > delay:  # does not fit after its operands: start the next stage
                 s, t = s + 1, delay
             stage.append(s)
             ready.append(t)
-        return stage[graph.n_in:]
+        return stage[graph.n_in:], ready[graph.n_in:]
+
+    def _requant_delay(self) -> float:
+        """The requantization's delay: in ns with a ``clock_period``, else in adder levels."""
+        chains = self._requant.carry_chains() if self._requant is not None else 0
+        if self.clock_period is None or not chains:
+            return float(chains)
+        return chains * self.timing.adder(self.acc_lanes.width)
+
+    def _requant_extra(self, graph: cmvm.AdderGraph, stages: list[int], ready: list[float]) -> int:
+        """1 if the requantization does not fit after the last stage's output adders, else 0."""
+        tail = self._requant_delay()
+        if not tail:
+            return 0
+        last = max(stages, default=0)
+        latest = max((ready[o[0] - graph.n_in] for o in graph.outputs
+                      if not isinstance(o, int) and o[0] >= graph.n_in and stages[o[0] - graph.n_in] == last),
+                     default=0.0)
+        limit = self.levels_per_stage if self.clock_period is None else self.clock_period - self.timing.register
+        return int(latest + tail > limit)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -191,7 +243,7 @@ class Dense(Component):
         n_in = graph.n_in
         bounds = graph.bounds([x.min] * n_in, [x.max] * n_in)
         stage_of = [0] * n_in + list(self.stage_of)
-        last = self.latency - 1  # the stage whose end is the output register
+        last = self.latency - 1 - self.requant_extra  # the last stage of adders
         needed = [-1] * len(bounds)  # the last stage that reads each variable
         for k, add in enumerate(graph.adders):
             for v in (add.a, add.b):
@@ -221,14 +273,22 @@ class Dense(Component):
                     value[v] = pipe.reg(value[v], shape_for(*bounds[v]), name=f"r{stage + 1}_{v}")
                 else:
                     del value[v]
-        outputs = []
+        outputs: list[Value] = []  # the exact results, a constant where an output is one
         for o in graph.outputs:
             if isinstance(o, int):
-                outputs.append(Const(o, self.out_lanes.shape))
-                continue
-            v, shift, sign = o
-            y = _shifted(value[v], shift)
-            outputs.append(pipe.reg(y if sign > 0 else -y, self.out_lanes.shape))
+                outputs.append(Const(o, self.out_lanes.shape if self.requant is None else shape_for(o, o)))
+            else:
+                v, shift, sign = o
+                y = _shifted(value[v], shift)
+                outputs.append(y if sign > 0 else -y)
+        constant = [isinstance(o, int) for o in graph.outputs]
+        if self.requant_extra:  # the requantization in a stage of its own
+            outputs = [y if c else pipe.reg(y, self.acc_lanes.shape, name=f"acc{j}")
+                       for j, (y, c) in enumerate(zip(outputs, constant))]
+            pipe.stage()
+        if self.requant is not None:
+            outputs = [self._requant.expr(m, y, *self.bounds[j]) for j, y in enumerate(outputs)]
+        outputs = [y if c else pipe.reg(y, self.out_lanes.shape) for y, c in zip(outputs, constant)]
         m.d.comb += self.o.payload.eq(self.out_lanes.join(outputs))
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]

@@ -205,9 +205,11 @@ class Pipeline:
         return len(self._ens)
 
     def reg(self, value: Value, shape: Shape | None = None, name: str | None = None) -> Signal:
-        """A register of the current stage loaded with ``value`` (``shape`` truncates when given)."""
+        """A register of the current stage loaded with ``value`` (``shape`` truncates when given).
+        Data registers have no reset (only the valid bits do): nothing reads them before a valid
+        one, and a reset net to every flip-flop of a wide layer is only fanout."""
         value = Value.cast(value)
-        r = Signal(shape if shape is not None else value.shape(), name=name)
+        r = Signal(shape if shape is not None else value.shape(), name=name, reset_less=True)
         with self._m.If(self.en):
             self._m.d.sync += r.eq(value)
         return r

@@ -9,6 +9,7 @@ its own enums (it imports nothing from the IR), and :meth:`Rounding.cast` takes 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream
@@ -16,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 
-__all__ = ["Overflow", "Requant", "Rounding", "requant_expr"]
+__all__ = ["Overflow", "Requant", "Requantize", "Rounding", "requant_expr"]
 
 
 class _Castable(enum.Enum):
@@ -113,6 +114,34 @@ def requant_expr(
     y = Signal(out.shape, name="rq_out")
     m.d.comb += y.eq(result)
     return y
+
+
+@dataclass(frozen=True)
+class Requantize:
+    """A requantization a component applies to its own results before its output register
+    (:class:`~fpgac.hdl.Dense` takes one): ``shift`` fractional bits dropped, rounded, then fit
+    to ``width``/``signed`` by ``overflow``, exactly as :class:`Requant` does."""
+
+    shift: int
+    width: int
+    signed: bool
+    rounding: object = Rounding.TRN
+    overflow: object = Overflow.WRAP
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rounding", Rounding.cast(self.rounding))
+        object.__setattr__(self, "overflow", Overflow.cast(self.overflow))
+
+    def lanes(self, count: int) -> Lanes:
+        return Lanes(count, self.width, self.signed)
+
+    def expr(self, m: Module, value: Value, lo: int, hi: int) -> Value:
+        """The requantized ``value`` (known to lie in ``[lo, hi]``), combinational."""
+        return requant_expr(m, value, lo, hi, self.shift, self.lanes(1), self.rounding, self.overflow)
+
+    def carry_chains(self) -> int:
+        """How many carry chains deep its logic is: the rounding adder, then the comparators."""
+        return int(self.shift > 0) + int(self.overflow is not Overflow.WRAP)
 
 
 def _rounded_max(hi: int, n: int) -> int:

@@ -1,5 +1,5 @@
 """Components that join, split and reduce streams: Binary (Add/Sub/Mul/Max/Min), Concat, Argmax,
-Fork, StreamBuffer, Chain, and the pixel-stream reshapers Collect and Serialize.
+Fork, StreamBuffer, Chain, Metered, and the pixel-stream reshapers Collect and Serialize.
 
 Joining several input streams: a word moves only when every input offers one; each input's
 ``ready`` is the component's ready and the other inputs' ``valid`` (allowed: ready may depend on
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.arith import stages_for, tree_depth, tree_reduce
@@ -26,6 +27,7 @@ __all__ = [
     "Collect",
     "Concat",
     "Fork",
+    "Metered",
     "Serialize",
     "StreamBuffer",
     "join_valid",
@@ -431,4 +433,49 @@ class Chain(Component):
         for a, b in zip(self.parts, self.parts[1:]):
             wiring.connect(m, a.o, b.i)
         wiring.connect(m, self.parts[-1].o, wiring.flipped(self.o))
+        return m
+
+
+class Metered(Component):
+    """Components that never stall, fed only as fast as a queue at the end can take their results.
+
+    The parts (one word a cycle each, :attr:`latency` cycles in all) run with their ``ready``
+    tied high: no load enable reaches their registers and no ``ready`` path runs through them.
+    Instead, a counter at the entrance counts the vectors inside (in the parts and in the output
+    queue) and accepts a new one only while that count is below the queue's depth,
+    ``latency + 1``, so a stalled consumer never makes a result be lost. The queue (a
+    :class:`~amaranth.lib.fifo.SyncFIFO`) is bypassed while it is empty and the consumer ready,
+    so it adds no cycle: latency is the parts' own, interval 1 at full rate. Ports ``i``, ``o``.
+    """
+
+    def __init__(self, parts: Sequence[wiring.Component]) -> None:
+        self.chain = Chain(parts)
+        self.parts = self.chain.parts
+        self.in_lanes, self.out_lanes = self.chain.in_lanes, self.chain.out_lanes
+        self.latency = self.chain.latency
+        self.interval = 1
+        self.depth = self.latency + 1
+        super().__init__({"i": In(stream.Signature(len(self.chain.i.payload))),
+                          "o": Out(stream.Signature(len(self.chain.o.payload)))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.chain = chain = self.chain
+        m.submodules.queue = queue = SyncFIFO(width=len(self.o.payload), depth=self.depth)
+        inside = Signal(range(self.depth + 1), name="inside")
+        take = self.i.valid & self.i.ready
+        give = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(inside != self.depth),
+            chain.i.payload.eq(self.i.payload),
+            chain.i.valid.eq(take),
+            chain.o.ready.eq(1),
+            # the queue's head first; a result straight through while the queue is empty
+            self.o.valid.eq(queue.r_rdy | chain.o.valid),
+            self.o.payload.eq(Mux(queue.r_rdy, queue.r_data, chain.o.payload)),
+            queue.r_en.eq(self.o.ready),
+            queue.w_data.eq(chain.o.payload),
+            queue.w_en.eq(chain.o.valid & (queue.r_rdy | ~self.o.ready)),
+        ]
+        m.d.sync += inside.eq(inside + take - give)
         return m

@@ -11,6 +11,9 @@ import pytest
 from amaranth.back import verilog
 
 from fpgac.hdl import Dense, DenseReuse, Lanes, csd, run_vectors
+from fpgac.hdl.requant import Requantize
+from fpgac.ir import FixedType, Overflow, Rounding
+from fpgac.ir.fixed import requantize
 
 
 def _case(seed: int, n_in: int, n_out: int, x: Lanes, wmax: int = 40, zeros: float = 0.3):
@@ -79,6 +82,35 @@ def test_dense_output_format_override_is_checked() -> None:
         Dense(np.array([[1], [1]]), x=x, out_width=4)
     with pytest.raises(ValueError, match=r"^Dense weights have 3 rows but the input has 2 lanes$"):
         Dense(np.ones((3, 1), int), x=x)
+
+
+@pytest.mark.parametrize(("levels", "clock_period"), [(1, None), (3, None), (2, 3.5), (2, 7.0), (2, 40.0)])
+@pytest.mark.parametrize(("rounding", "overflow"), [("RND_CONV", "SAT"), ("RND_CONV", "WRAP"), ("RND", "SAT")])
+def test_dense_with_its_requantization_matches_the_golden_model(levels, clock_period, rounding, overflow) -> None:
+    """The requantization inside the Dense (in its last adder stage, or one of its own) gives
+    what the golden model's requantize gives on the exact sums, never later than a Requant
+    component after the Dense would."""
+    x = Lanes(6, 6, True)
+    w, b, xs = _case(11, 6, 5, x, wmax=60)
+    w[:, 1] = 0  # an output that is its bias alone: a constant, requantized too
+    acc = FixedType(24, 12, True)  # 12 fractional bits (any type that holds the exact sums)
+    out = FixedType(7, 2, True, Rounding[rounding], Overflow[overflow])  # 5 fractional bits: 7 dropped, fit 7 bits
+    spec = Requantize(shift=7, width=7, signed=True, rounding=rounding, overflow=overflow)
+    dut = Dense(w, b, x=x, levels_per_stage=levels, clock_period=clock_period, requant=spec)
+    plain = Dense(w, b, x=x, levels_per_stage=levels, clock_period=clock_period)
+    plain._MustUse__silence = True  # built for its latency alone, never elaborated
+    assert dut.out_lanes == Lanes(5, 7, True)
+    if rounding == "RND":  # its offset of half an output LSB joins the bias: no rounding adder
+        assert dut.sum_bias == [int(v) + 64 for v in b]
+    assert dut.latency <= plain.latency + 1  # never slower than a Requant after it
+    if clock_period == 40.0:
+        assert dut.latency == 1  # everything in one stage at a slow clock
+    got, run = run_vectors(dut, xs, seed=3, valid_prob=0.8, ready_prob=0.6)
+    np.testing.assert_array_equal(got, requantize(xs @ w + b, acc, out))
+    got, run = run_vectors(dut, xs, valid_prob=1.0, ready_prob=1.0)
+    assert {o - i for i, o in zip(run.in_cycles["i"], run.out_cycles["o"])} == {dut.latency}
+    with pytest.raises(ValueError, match=r"^Dense output format \(8, True\) is not its requantization's \(7, True\)$"):
+        Dense(w, b, x=x, requant=spec, out_width=8, out_signed=True)
 
 
 @pytest.mark.parametrize("reuse", [1, 3, 7, 1000])

@@ -233,12 +233,10 @@ ECP5, in this folder (YoWASP sees only the working directory):
 ```
 
 It prints Yosys's `stat`: the cells of each pipeline stage and, under "design hierarchy", the
-total (LUT4 and CCU2C carry cells; a LUT4-equivalent count is LUT4 + 2 x CCU2C). `proc; splitnets`
-first avoids a Yosys crash on Amaranth's output (Yosys issue #4349). `-noflatten` synthesizes each
-stage on its own: flattened, ABC9 runs out of YoWASP's 4 GiB of WebAssembly memory on designs of
-tens of thousands of adders (the 16-64-32-32-5 MLP at 8 bits takes about 10 minutes this way). The
-`setattr` keeps each adder of the constant-multiplier trees (the wires fpgac names `sum*`) as its
-own carry chain. Without it, Yosys merges a pipeline stage's adders into one multi-operand sum
-that it builds from LUT full adders: on fpgac's benchmark layers that took 1.7 to 1.9 times
-the LUTs (`bench/README.md` in the fpgac repository), on the example QONNX MLP 1.4 times.
+total (LUT4 and CCU2C carry cells; a LUT4-equivalent count is LUT4 + 2 x CCU2C). `-noflatten`
+synthesizes each stage on its own: flattened, ABC9 runs out of YoWASP's 4 GiB of WebAssembly
+memory on designs of tens of thousands of adders. No extra command is needed to keep the adder
+graph: each adder of the constant-multiplier trees is a wire named `sum*` with the `keep`
+attribute (honoured by Yosys, Vivado and Quartus), so every synthesis tool builds it as its own
+carry chain instead of merging a stage's adders into one multi-operand sum of LUT full adders.
 """

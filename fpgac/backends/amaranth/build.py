@@ -2,8 +2,10 @@
 
 Each stage becomes one :mod:`fpgac.hdl` component whose output lanes are exactly the IR value's
 type (width and signedness), so every word between components holds the golden model's
-mantissas. A :class:`~fpgac.hdl.StreamBuffer` after each linear layer cuts the combinational
-``ready`` path between layers. ``stages.json`` + ``stages.npz`` keep the stages (plain numbers),
+mantissas. A chain of components that each take a word a cycle runs without stalls inside a
+:class:`~fpgac.hdl.Metered` (a counter at the entrance, a queue at the end: no load enables and
+no ``ready`` path through the layers); otherwise a :class:`~fpgac.hdl.StreamBuffer` after each
+linear layer cuts the combinational ``ready`` path between layers. ``stages.json`` + ``stages.npz`` keep the stages (plain numbers),
 so the design's ``design.py`` rebuilds the same Verilog without the model or the compiler's IR.
 """
 
@@ -33,9 +35,11 @@ from ...hdl import (
     Lanes,
     Lookup,
     MaxWindows,
+    Metered,
     PReLU,
     ReLU,
     Requant,
+    Requantize,
     Select,
     Softmax,
     StreamBuffer,
@@ -71,13 +75,38 @@ class Pipelining:
         return max(1, int((self.clock_period - timing.register) // timing.adder(16)))
 
 
-def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining()) -> list[wiring.Component]:
-    """One component per stage (and a buffer after each linear one), output lanes as the IR types."""
-    return [p for s in stages for p in stage_parts(s, opts)]
+def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
+               buffers: bool = True) -> list[wiring.Component]:
+    """One component per stage (and, with ``buffers``, a buffer after each linear one), output
+    lanes as the IR types; a fully parallel linear stage and the Requant after it are one
+    :class:`~fpgac.hdl.Dense` that requantizes before its output register."""
+    parts: list[wiring.Component] = []
+    k = 0
+    while k < len(stages):
+        s, after = stages[k], stages[k + 1] if k + 1 < len(stages) else None
+        if isinstance(s, L.Linear) and isinstance(after, L.Requant) and opts.reuse == 1:
+            part = _dense_requant(s, after, opts)
+            parts += [part, StreamBuffer(part.out_lanes.bits)] if buffers else [part]
+            k += 2
+        else:
+            parts += stage_parts(s, opts, buffer=buffers)
+            k += 1
+    return parts
 
 
-def stage_parts(s: L.Stage, opts: Pipelining = Pipelining()) -> list[wiring.Component]:
-    """The component of one stage (and a buffer after a linear one), output lanes as the IR types."""
+def _dense_requant(s: L.Linear, r: L.Requant, opts: Pipelining) -> Dense:
+    spec = Requantize(shift=r.in_type.frac_bits - r.out_type.frac_bits, width=r.out_type.width,
+                      signed=r.out_type.signed, rounding=r.out_type.rounding.name, overflow=r.out_type.overflow.name)
+    part = Dense(s.matrix, s.bias, x=_lanes(s.n_in, s.in_type), levels_per_stage=opts.levels_per_stage,
+                 clock_period=opts.clock_period, requant=spec)
+    if _lanes(s.n_out, s.out_type).width < part.acc_lanes.width or part.out_lanes != _lanes(r.n_out, r.out_type):
+        raise AssertionError(f"node {s.node!r}: lanes {part.acc_lanes}/{part.out_lanes} differ from the IR's")
+    return part
+
+
+def stage_parts(s: L.Stage, opts: Pipelining = Pipelining(), *, buffer: bool = True) -> list[wiring.Component]:
+    """The component of one stage (and, with ``buffer``, a :class:`~fpgac.hdl.StreamBuffer`
+    after a linear one to cut the ``ready`` path), output lanes as the IR types."""
     x, out = _lanes(s.n_in, s.in_type), _lanes(s.n_out, s.out_type)
     build = _COMPONENTS.get(type(s))
     if build is None:
@@ -85,7 +114,7 @@ def stage_parts(s: L.Stage, opts: Pipelining = Pipelining()) -> list[wiring.Comp
     part = build(s, x, dict(out_width=out.width, out_signed=out.signed), opts)
     if part.out_lanes != out:
         raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
-    return [part, StreamBuffer(out.bits)] if isinstance(s, L.Linear) else [part]
+    return [part, StreamBuffer(out.bits)] if buffer and isinstance(s, L.Linear) else [part]
 
 
 def _dense(s: L.Linear, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Component:
@@ -133,10 +162,13 @@ def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False,
     if not L.is_chain(stages):
         network = Network(stages, opts)
         return AxiStream(network) if axi else network
-    parts = components(stages, opts)
+    parts = components(stages, opts, buffers=False)
     if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
         parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
-    chain = Chain(parts)
+    if all(getattr(p, "interval", 1) == 1 for p in parts):
+        chain = Metered(parts)  # no stalls inside: no load enables, no ready path through the layers
+    else:
+        chain = Chain(components(stages, opts))
     chain.in_lanes = _lanes(stages[0].n_in, stages[0].in_type)
     chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
     chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
