@@ -18,7 +18,10 @@ from ..ir.fixed import to_float
 if TYPE_CHECKING:
     from .common import Port, Vectors
 
-__all__ = ["Distance", "Report", "compare", "distance", "mismatched_bits"]
+__all__ = ["Distance", "OutputCheck", "Report", "compare", "distance", "mismatched_bits"]
+
+#: how many mismatching vectors of an output a report keeps (index, produced and golden mantissas)
+KEEP_MISMATCHES = 3
 
 
 def mismatched_bits(produced: np.ndarray, golden: np.ndarray, t: FixedType) -> np.ndarray:
@@ -86,6 +89,27 @@ _MEASUREMENTS = {
 }
 
 
+@dataclass(frozen=True)
+class OutputCheck:
+    """One output's comparison: its mismatching bits and vectors, and the first few of those
+    (``(vector index, produced mantissas, golden mantissas)``, flattened in C order)."""
+
+    name: str
+    mismatched_bits: int
+    mismatched_vectors: int
+    first: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatched_bits == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "mismatching_bits": self.mismatched_bits,
+                "mismatching_vectors": self.mismatched_vectors,
+                "first_mismatches": [{"vector": k, "produced": list(got), "golden": list(want)}
+                                     for k, got, want in self.first]}
+
+
 @dataclass
 class Report:
     """What ``fpgac verify`` found: bit-exactness against the golden model, distance to float.
@@ -104,6 +128,7 @@ class Report:
     float: Distance
     unpruned: Distance | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    outputs: list[OutputCheck] = field(default_factory=list)  # per output, in the design's order
     seconds: float | None = None  # wall time of the whole verify
     date: str | None = None  # when it ran (ISO 8601, UTC)
 
@@ -159,6 +184,7 @@ class Report:
             "mismatching_vectors": self.mismatched_vectors,
             "first_mismatch": self.first_mismatch,
             "against_golden_model": "every output bit of every vector",
+            "outputs": [o.to_json() for o in self.outputs],
             "float": dataclasses.asdict(self.float),
             "unpruned_float": None if self.unpruned is None else dataclasses.asdict(self.unpruned),
             "measurements": self.extra,
@@ -209,11 +235,17 @@ def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Se
     (and with the unpruned float network, when the vectors hold its outputs)."""
     n = len(produced[0]) if produced else 0
     bad = np.zeros(n, dtype=np.int64)
-    values = []
+    values, checks = [], []
     for port, got, golden in zip(outputs, produced, vectors.golden):
         got = np.asarray(got, dtype=np.int64).reshape(n, *port.shape)
-        bad += mismatched_bits(got, golden[:n], port.type)
+        want = np.asarray(golden[:n], dtype=np.int64).reshape(got.shape)
+        bits = mismatched_bits(got, want, port.type)
+        bad += bits
         values.append(to_float(got, port.type))
+        wrong_here = np.flatnonzero(bits)
+        first = tuple((int(k), tuple(int(v) for v in got[k].ravel()), tuple(int(v) for v in want[k].ravel()))
+                      for k in wrong_here[:KEEP_MISMATCHES])
+        checks.append(OutputCheck(port.name, int(bits.sum()), len(wrong_here), first))
     wrong = np.flatnonzero(bad)
     unpruned = (distance("unpruned float", outputs, values, vectors.unpruned, vectors.in_range)
                 if vectors.unpruned is not None else None)
@@ -227,4 +259,5 @@ def compare(target: str, outputs: Sequence[Port], vectors: Vectors, produced: Se
         float=distance("float", outputs, values, vectors.reference, vectors.in_range),
         unpruned=unpruned,
         extra=dict(extra or {}),
+        outputs=checks,
     )

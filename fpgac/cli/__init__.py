@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ from .commands import cmd_compile, cmd_inspect, cmd_run, cmd_verify, range_
 __all__ = ["main"]
 
 EXIT_USER_ERROR = 2
-EXIT_INTERNAL_ERROR = 1
+EXIT_INTERNAL_ERROR = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +74,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "for amaranth, gcc for cpu. Prints the vectors run, the mismatching output bits against the "
         "golden model (must be 0), and the distance to the float network (and to the unpruned float "
         "network, for a pruned design) on the same vectors; saves the report in OUT/verify.json. "
-        "Exits 0 when every bit of every output matches, 1 when any differs (or no vector ran), 2 on bad input.",
+        "With --junit, also writes the result as JUnit XML for CI; with --against OLD_OUT, also checks "
+        "that no output moved from a baseline design. Exits 0 when every bit of every output matches "
+        "(and nothing moved), 1 when any differs (or no vector ran, or an output moved), 2 on bad input, "
+        "3 on an internal error.",
     )
     _add_common_options(verify)
     verify.add_argument("out", metavar="OUT", help="a directory written by 'fpgac compile'")
@@ -84,6 +88,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="keep the whole build (simulator or compiler files) in OUT/build, for debugging; by "
                         "default builds happen outside OUT (amaranth: the executable is cached in ~/.cache/fpgac, "
                         "see FPGAC_CACHE_DIR)")
+    verify.add_argument("--junit", metavar="FILE.xml",
+                        help="also write the result as JUnit XML: a test case per phase and per output, a failing "
+                        "output carrying its first mismatching vectors (written even when the build fails)")
+    verify.add_argument("--against", metavar="OLD_OUT",
+                        help="also run a baseline design's golden model (an earlier 'fpgac compile' output) on "
+                        "OUT's test inputs and fail if any output bit moved, listing the vectors that moved")
     verify.set_defaults(func=cmd_verify)
 
     inspect = commands.add_parser(
@@ -192,11 +202,26 @@ def _add_outputs_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: options whose value may start with a minus sign (argparse would take ``-1,1`` for an option)
+_SIGNED_VALUES = ("--input-range",)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--input-range -1,1`` as ``--input-range=-1,1``, so both spellings work."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1] in _SIGNED_VALUES and re.match(r"-[0-9.]", tok):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        argv = list(argv if argv is not None else sys.argv[1:])
+        argv = _join_negative_values(list(argv if argv is not None else sys.argv[1:]))
         args = parser.parse_args(argv)
         args.argv = argv
         level = logging.WARNING - 10 * args.verbose if not args.quiet else logging.ERROR

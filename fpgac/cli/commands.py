@@ -13,8 +13,10 @@ import numpy as np
 
 from fpgac import api, backends
 from fpgac import progress as fpgac_progress
-from fpgac.errors import UsageError
+from fpgac.errors import FpgacError, UsageError
 from fpgac.ir import Graph
+from fpgac.regress.baseline import against
+from fpgac.regress.junit import write_junit
 from fpgac.sim import run_fixed
 
 from .tables import print_design, print_label_accuracy, print_layers, print_pruning, print_quantization, print_search
@@ -78,15 +80,31 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     options = {"simulator": args.simulator} if args.simulator else {}
     backends.check_verify_options(args.out, options)  # before any build
+    if args.junit and not Path(args.junit).resolve().parent.is_dir():
+        raise UsageError(f"--junit {args.junit}: no such directory {Path(args.junit).resolve().parent}")
+    if args.against:
+        backends.read_manifest(Path(args.against))  # a compile output, before any build
     progress = None
     if fpgac_progress.enabled():
         def progress(done: int, total: int) -> None:
             fpgac_progress.counter("simulating under back-pressure", done, total)
-    report = api.verify(args.out, args.vectors, progress, keep_build=args.keep_build, **options)
+    design = Path(args.out).resolve().name
+    try:
+        report = api.verify(args.out, args.vectors, progress, keep_build=args.keep_build, **options)
+    except FpgacError as err:
+        if args.junit:
+            write_junit(args.junit, design, None, error=str(err))
+        raise
     print("\n".join(report.lines()))
+    moved = None
+    if args.against:
+        moved = against(args.out, args.against)
+        print("\n".join(moved.lines()))
+    if args.junit:
+        write_junit(args.junit, design, report, moved=moved)
     if not args.quiet:
-        print(f"saved {Path(args.out) / 'verify.json'}")
-    return 0 if report.ok else 1
+        print(f"saved {Path(args.out) / 'verify.json'}" + (f" and {args.junit}" if args.junit else ""))
+    return 0 if report.ok and (moved is None or moved.ok) else 1
 
 
 def check_files(args: argparse.Namespace) -> None:

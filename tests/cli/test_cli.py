@@ -77,6 +77,9 @@ def test_inspect_ir_and_dump(capsys) -> None:
     assert "ScaleShift" not in out  # folded into the convolutions
     code, out, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--ir", "--input-range=-1,1")
     assert out.startswith("graph cnn2d(%x: fixed<16,2,RND,SAT>[1,8,8]) -> (%y: ufixed<16,0,RND,SAT>[10]) {")
+    # the value as its own word, as users type it: a range starting with a minus sign still a value
+    code, spaced, _ = _run(capsys, "inspect", EXAMPLES / "cnn2d.onnx", "--ir", "--input-range", "-0.5,2")
+    assert code == 0 and spaced.startswith("graph cnn2d(%x: fixed<16,3,RND,SAT>[1,8,8])"), spaced[:120]
 
 
 def test_run_float_matches_onnxruntime(tmp_path: Path, capsys) -> None:
