@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["enable", "disable", "enabled", "step", "counter"]
+__all__ = ["enable", "disable", "enabled", "step", "counter", "status"]
 
 _stream: TextIO | None = None
 _tty = False
@@ -71,3 +71,15 @@ def counter(what: str, done: int, total: int) -> None:
               flush=True)
     elif done >= total:
         print(f"fpgac: {what}: {done}/{total}", file=stream, flush=True)
+
+
+def status(text: str, final: bool = False) -> None:
+    """A state of a long job that changes (``points: 3 done, 2 running, 0 failed of 8``): one
+    line rewritten in place on a terminal, a new line each time elsewhere (a CI log)."""
+    stream = _stream
+    if stream is None:
+        return
+    if _tty:
+        print(f"\rfpgac: {text}\033[K", end="\n" if final else "", file=stream, flush=True)
+    else:
+        print(f"fpgac: {text}", file=stream, flush=True)

@@ -16,7 +16,7 @@ from fpgac import __version__, api, backends
 from fpgac import progress as fpgac_progress
 from fpgac.errors import FpgacError, UsageError
 
-from .commands import cmd_compile, cmd_inspect, cmd_run, cmd_verify, range_
+from .commands import cmd_compile, cmd_inspect, cmd_run, cmd_sweep, cmd_verify, int_list, range_
 
 __all__ = ["main"]
 
@@ -137,6 +137,46 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_outputs_option(run)
     _add_quant_options(run)
     run.set_defaults(func=cmd_run)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="compile, verify and measure many design points (bits x pruning x reuse), on Dask",
+        description="Compile MODEL.onnx at every combination of --bits, --prune and --reuse for one "
+        "target, verify each design bit-exact on its testbench, and measure it: argmax agreement and "
+        "largest error against the float network, accuracy against labels (when --data has y), latency "
+        "and interval in cycles, non-zero weights, weight bits and bit-operations (weight x input bits "
+        "per kept multiply, counted from the graph). Points run as tasks on dask.distributed: a "
+        "LocalCluster on this machine by default, or an existing cluster with --scheduler. Results go to "
+        "SWEEP_DIR/results.json and results.csv, the Pareto front (accuracy vs bit-operations vs "
+        "latency) is printed and drawn in SWEEP_DIR/pareto.png. Each finished point is saved at once "
+        "(SWEEP_DIR/points/), keyed by a hash of the model, data, options and fpgac version: a rerun "
+        "computes only new points, and an interrupted sweep keeps what finished. A point that fails is "
+        "recorded with its error and the sweep goes on. Exits 0 when every point verified bit-exact, 1 "
+        "when any failed or mismatched, 2 on bad input.",
+    )
+    _add_common_options(sweep)
+    sweep.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    sweep.add_argument("--target", "-t", choices=sorted(backends.TARGETS), default="cpu",
+                       help="the target every point is built for (default cpu, the fastest to verify)")
+    sweep.add_argument("--output", "-o", required=True, metavar="SWEEP_DIR", help="where results and points go")
+    sweep.add_argument("--bits", type=int_list, default=[8], metavar="N[,N...]",
+                       help="weight and activation widths, e.g. 4,6,8,12 (default 8)")
+    sweep.add_argument("--prune", nargs="+", metavar="SPEC", default=None,
+                       help="pruning specs, one point each, as for compile --prune (e.g. magnitude:0.5 "
+                       "magnitude:global:0.8,refit); 'none' for the unpruned model (default: none only)")
+    sweep.add_argument("--reuse", type=int_list, default=[1], metavar="R[,R...]",
+                       help="reuse factors (xilinx, amaranth; default 1)")
+    sweep.add_argument("--data", metavar="X.npz",
+                       help="calibration data for every point (.npy/.npz); labels 'y' in the npz give accuracy")
+    sweep.add_argument("--input-range", metavar="LO,HI", type=range_,
+                       help="without --data: calibrate on 1,000 inputs uniform in [LO, HI] (default -1,1)")
+    sweep.add_argument("--vectors", type=int, default=200, metavar="N", help="test vectors per point (default 200)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run on an existing Dask cluster (start one with 'dask scheduler' and 'dask worker "
+                       "tcp://HOST:PORT'); default: a LocalCluster on this machine")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="LocalCluster worker processes (default: one per core, at most one per point)")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -19,7 +19,15 @@ from fpgac.regress.baseline import against
 from fpgac.regress.junit import write_junit
 from fpgac.sim import run_fixed
 
-from .tables import print_design, print_label_accuracy, print_layers, print_pruning, print_quantization, print_search
+from .tables import (
+    print_design,
+    print_label_accuracy,
+    print_layers,
+    print_pruning,
+    print_quantization,
+    print_search,
+    print_sweep,
+)
 
 #: target-specific compile options: option dest -> the targets it applies to
 TARGET_OPTIONS = {
@@ -124,6 +132,38 @@ def range_(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (two numbers, e.g. -1,1)") from None
     return lo, hi
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of integers (e.g. 4,6,8)") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} names no value")
+    return values
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fpgac.regress.sweep import sweep
+
+    prunes = [None if p.lower() == "none" else p for p in (args.prune or ["none"])]
+    if args.verbose < 2:  # Dask's own INFO lines (workers starting and closing) only with -vv
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def progress(done: int, running: int, failed: int, total: int) -> None:
+        fpgac_progress.status(f"points: {done} done ({failed} failed), {running} running, of {total}",
+                              final=done == total)
+
+    result = sweep(args.model, args.output, target=args.target, bits=args.bits, prunes=prunes, reuses=args.reuse,
+                   data=args.data, input_range=args.input_range, vectors=args.vectors, scheduler=args.scheduler,
+                   workers=args.workers, progress=progress)
+    print_sweep(result)
+    if not args.quiet:
+        print(f"computed {result.computed} points, {result.cached} from earlier runs; wrote "
+              f"{Path(args.output) / 'results.json'}, results.csv and pareto.png")
+    return 0 if all(r.get("status") == "ok" for r in result.results) else 1
 
 
 def compile(args: argparse.Namespace, dump=None) -> api.CompiledModel:

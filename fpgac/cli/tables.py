@@ -1,5 +1,5 @@
-"""The tables ``fpgac compile`` and ``fpgac inspect`` print: layers, pruning before and after,
-quantization types, the accuracy budget's widths, accuracy against labels."""
+"""The tables ``fpgac compile``, ``inspect`` and ``sweep`` print: layers, pruning before and after,
+quantization types, the accuracy budget's widths, accuracy against labels, the sweep's points."""
 
 from __future__ import annotations
 
@@ -115,3 +115,31 @@ def print_quantization(compiled: api.CompiledModel) -> None:
             f"{search.uniform_bits} bits, needs {search.uniform_total_bits:,} ({search.evaluations} candidates tried)"
         )
 
+
+
+def print_sweep(result) -> None:
+    """One row per point (its options, verification, figures), the Pareto front marked with *."""
+    def pct(v) -> str:
+        return "-" if v is None else f"{v:.2%}"
+
+    labels = any(r.get("label_accuracy") is not None for r in result.results)
+    head = ["", "bits", "prune", "reuse", "result", "vs float", "vs labels" if labels else "",
+            "bit-ops", "bit-ops/cycle", "latency", "interval"]
+    rows = []
+    for r in result.results:
+        status = {"ok": "bit-exact", "mismatch": f"{r.get('mismatching_bits')} bits differ"}.get(
+            r.get("status"), f"failed: {r.get('error')}")
+        rows.append(["*" if r.get("pareto") else "", str(r["bits"]), r.get("prune") or "none", str(r["reuse"]), status,
+                     pct(r.get("agreement_vs_float")), pct(r.get("label_accuracy")) if labels else "",
+                     "-" if r.get("bit_operations") is None else f"{r['bit_operations']:,}",
+                     "-" if r.get("bit_operations_per_cycle") is None else f"{r['bit_operations_per_cycle']:,.0f}",
+                     "-" if r.get("latency_cycles") is None else f"{r['latency_cycles']}",
+                     "-" if r.get("interval_cycles") is None else f"{r['interval_cycles']:g}"])
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    for line in [head, *rows]:
+        print("  ".join(x.ljust(w) if k < 5 else x.rjust(w) for k, (x, w) in enumerate(zip(line, widths))).rstrip())
+    print("* the Pareto front: no other bit-exact point is more accurate"
+          f"{' (vs labels)' if labels else ' (argmax agreement with float)'} with no more bit-operations "
+          "per cycle and no more latency; bit-operations are counted from the graph (weight x input bits "
+          "per kept multiply), per cycle divided by the interval: an estimate of the arithmetic hardware, "
+          "not a synthesis; latency and interval are measured in simulation (cycles)")
