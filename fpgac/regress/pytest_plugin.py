@@ -234,7 +234,11 @@ class ManifestItem(pytest.Item):
         if scheduler:
             from distributed import Client
 
-            with Client(scheduler, timeout="10s") as client:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError) as err:
+                raise RegressionFailure(f"--fpgac-scheduler {scheduler}: cannot reach it ({err})") from None
+            with client:
                 result = client.submit(run_manifest_target, self.manifest, self.target, str(out), pure=False).result()
         else:
             result = run_manifest_target(self.manifest, self.target, str(out))

@@ -77,7 +77,8 @@ def _free_port() -> int:
 
 
 def test_sweep_on_a_scheduler_and_worker_started_apart(tmp_path: Path, capsys) -> None:
-    """The same 4 points on `dask scheduler` + `dask worker` processes: identical figures."""
+    """The same 4 points on `dask scheduler` + `dask worker` processes and on a 2-worker
+    LocalCluster: identical figures."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -102,7 +103,7 @@ def test_sweep_on_a_scheduler_and_worker_started_apart(tmp_path: Path, capsys) -
             time.sleep(0.5)
         code, out, err = _sweep(capsys, tmp_path / "remote", "--scheduler", address)
         assert code == 0, err
-        code, _, err = _sweep(capsys, tmp_path / "local", "--workers", "1")
+        code, _, err = _sweep(capsys, tmp_path / "local", "--workers", "2")
         assert code == 0, err
         assert _measured(tmp_path / "remote") == _measured(tmp_path / "local")
     finally:

@@ -92,3 +92,15 @@ def test_manifest_items_on_a_dask_scheduler(pytester) -> None:
         result.assert_outcomes(passed=1)
         ran = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
         assert "run_manifest_target" in ran  # the work went to the cluster
+
+
+def test_an_unreachable_scheduler_is_one_line(pytester) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pytester.makefile(".fpgac.toml", good=GOOD)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--fpgac-scheduler", f"tcp://127.0.0.1:{port}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*--fpgac-scheduler tcp://127.0.0.1:{port}: cannot reach it*"])
