@@ -16,7 +16,7 @@ from fpgac import __version__, api, backends
 from fpgac import progress as fpgac_progress
 from fpgac.errors import FpgacError, UsageError
 
-from .commands import cmd_compile, cmd_inspect, cmd_run, cmd_sweep, cmd_verify, int_list, range_
+from .commands import cmd_compile, cmd_inspect, cmd_report, cmd_run, cmd_sweep, cmd_verify, int_list, range_
 
 __all__ = ["main"]
 
@@ -61,6 +61,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="output directory (replaced if it is an earlier fpgac output)")
     compile_.add_argument("--vectors", type=int, default=1000, metavar="N",
                           help="test vectors to store for verify (default 1000)")
+    compile_.add_argument("--report", action="store_true",
+                          help="then write the design-review report into OUT/report (as 'fpgac report OUT', defaults)")
     _add_outputs_option(compile_)
     _add_quant_options(compile_)
     _add_target_options(compile_)
@@ -137,6 +139,45 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_outputs_option(run)
     _add_quant_options(run)
     run.set_defaults(func=cmd_run)
+
+    report = commands.add_parser(
+        "report",
+        help="the design-review report: resources, latency, clock, accuracy, per layer (json, md, html)",
+        description="Write the design-review report of OUT (written by 'fpgac compile') into REPORT_DIR "
+        "(default OUT/report): report.json (schema fpgac-report-1), report.md and a self-contained "
+        "report.html, with figures. Per layer: op, shapes, the fixed-point types of input, weights, bias, "
+        "accumulator and output, parameters, non-zeros, multiplies and bit-operations, and for FPGA targets "
+        "LUT, FF, DSP, BRAM, latency and interval; for the design the clock reached and the latency in ns. "
+        "amaranth: resources measured by synthesizing the Verilog with yosys (per layer from the hierarchy), "
+        "the clock by nextpnr-ecp5 place and route; xilinx: an estimate, said as one, from fpgac's own RTL "
+        "of the same graph synthesized with yosys synth_xilinx (--vitis-report puts Vitis's own figures "
+        "beside it); cpu: the kernel's size and speed on this machine. Then accuracy against float, the "
+        "unpruned float network and labels, error histograms and calibration statistics per layer. With "
+        "--baseline, exits 1 when a figure got worse than its tolerance; 2 on bad input.",
+    )
+    _add_common_options(report)
+    report.add_argument("out", metavar="OUT", help="a directory written by 'fpgac compile'")
+    report.add_argument("--output", "-o", metavar="REPORT_DIR", help="where the report goes (default OUT/report)")
+    report.add_argument("--data", metavar="X.npz",
+                        help="inputs for accuracy and calibration statistics (labels 'y' in the npz give accuracy)")
+    report.add_argument("--labels", metavar="Y.npy", help="integer labels of the rows of --data")
+    report.add_argument("--family", choices=("ecp5", "xc7", "xcu", "xcup"),
+                        help="the FPGA family yosys synthesizes for (default: ecp5 for amaranth, the --part's for xilinx)")
+    report.add_argument("--device", default="LFE5U-85F", help="ECP5 device for place and route (default LFE5U-85F)")
+    report.add_argument("--package", default="CABGA381", help="its package (default CABGA381)")
+    report.add_argument("--no-pnr", action="store_true", help="skip place and route (no clock figure)")
+    report.add_argument("--pnr-timeout", type=float, default=300.0, metavar="S",
+                        help="give up place and route after S seconds (default 300; the clock is then not measured)")
+    report.add_argument("--jobs", "-j", type=int, metavar="N",
+                        help="yosys processes at once (default: one per core); with more than one, each layer's "
+                        "modules are synthesized on their own, which can differ from one whole-design run by a few "
+                        "LUTs; -j 1 runs the design README's command exactly")
+    report.add_argument("--vitis-report", metavar="DIR", help="xilinx: a Vitis HLS run's folder (its csynth.xml)")
+    report.add_argument("--baseline", metavar="OLD/report.json", help="compare with an earlier report")
+    report.add_argument("--tolerance", metavar="SPEC",
+                        help="with --baseline: NAME=VALUE[%%],... over luts=10%%,ffs=10%%,dsps=10%%,brams=10%%,"
+                        "latency=2%%,clock=1%%,accuracy=0 (accuracy in percentage points)")
+    report.set_defaults(func=cmd_report)
 
     sweep = commands.add_parser(
         "sweep",

@@ -82,6 +82,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
         labels = api.read_labels(args.calibration) if args.calibration else None
         if labels is not None:
             print_label_accuracy(compiled, args.calibration, labels)
+    if args.report:
+        from fpgac.report import write_report
+
+        folder, _ = write_report(out, step=fpgac_progress.step,
+                                 data=args.calibration if args.calibration and str(args.calibration).endswith(".npz")
+                                 else None)
+        if not args.quiet:
+            print(f"wrote the report {folder / 'report.html'} (and report.json, report.md)")
     return 0
 
 
@@ -132,6 +140,45 @@ def range_(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (two numbers, e.g. -1,1)") from None
     return lo, hi
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fpgac.report import write_report
+    from fpgac.report.baseline import compare, load, parse_tolerances
+
+    backends.read_manifest(Path(args.out))  # an fpgac output, before any work
+    tolerances = parse_tolerances(args.tolerance)
+    if args.tolerance and not args.baseline:
+        raise UsageError("--tolerance needs --baseline OLD/report.json")
+    baseline = load(args.baseline) if args.baseline else None
+    for flag, path in (("--data", args.data), ("--labels", args.labels)):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{flag} {path}: no such file")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.pnr_timeout <= 0:
+        raise UsageError(f"--pnr-timeout must be a positive number of seconds, not {args.pnr_timeout:g}")
+    folder, report = write_report(args.out, args.output, vitis_report=args.vitis_report, step=fpgac_progress.step,
+                                  data=args.data, labels=args.labels, family=args.family, device=args.device,
+                                  package=args.package, pnr=not args.no_pnr, pnr_timeout=args.pnr_timeout,
+                                  jobs=args.jobs)
+    total = (report.get("hardware") or {}).get("total", {})
+    if not args.quiet:
+        summary = ", ".join(f"{label} {total[key]:,}" for key, label in
+                            (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("brams", "BRAMs"),
+                             ("latency_cycles", "latency (cycles)")) if total.get(key) is not None)
+        if total.get("clock_mhz"):
+            summary += f", clock {total['clock_mhz']:.1f} MHz ({total['latency_ns']} ns)"
+        print(f"{report['design']['name']} ({report['design']['target']}): {summary or 'no hardware figures'}")
+        for key, text in report["sources"].items():
+            print(f"  {key}: {text}")
+        print(f"wrote {folder / 'report.json'}, report.md, report.html")
+    if baseline is None:
+        return 0
+    lines, worse = compare(report, baseline, tolerances)
+    print(f"against {args.baseline}:")
+    print("\n".join(f"  {line}" for line in lines))
+    return 1 if worse else 0
 
 
 def int_list(text: str) -> list[int]:

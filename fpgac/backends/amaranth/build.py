@@ -86,6 +86,7 @@ def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
         s, after = stages[k], stages[k + 1] if k + 1 < len(stages) else None
         if isinstance(s, L.Linear) and isinstance(after, L.Requant) and opts.reuse == 1:
             part = _dense_requant(s, after, opts)
+            part.nodes = [s.node, after.node]
             parts += [part, StreamBuffer(part.out_lanes.bits)] if buffers else [part]
             k += 2
         else:
@@ -112,6 +113,7 @@ def stage_parts(s: L.Stage, opts: Pipelining = Pipelining(), *, buffer: bool = T
     if build is None:
         raise TypeError(f"no component for stage {type(s).__name__}")
     part = build(s, x, dict(out_width=out.width, out_signed=out.signed), opts)
+    part.nodes = [s.node]  # the IR nodes it implements (for the report's rows)
     if part.out_lanes != out:
         raise AssertionError(f"node {s.node!r}: component lanes {part.out_lanes} differ from the IR's {out}")
     return [part, StreamBuffer(out.bits)] if buffer and isinstance(s, L.Linear) else [part]
@@ -332,3 +334,28 @@ def load_stages(folder: Path) -> list[L.Stage]:
                 entry["types"] = [parse_type(t) for t in entry["types"]]
             stages.append(cls(**entry))
     return stages
+
+
+def units(design: wiring.Component, name: str) -> list[tuple[str, list[str], wiring.Component]]:
+    """The components of a built design as ``(Verilog module name, IR nodes, component)``, in
+    order: the module names Amaranth gives them (``name.chain.part0`` ...), for reading a
+    synthesis tool's per-module figures. Buffers, forks and queues are not listed (they are
+    the design's handshake, not any layer's)."""
+    found: list[tuple[str, list[str], wiring.Component]] = []
+
+    def walk(c: wiring.Component, path: str) -> None:
+        if isinstance(c, AxiStream):
+            walk(c.inner, f"{path}.inner")
+        elif isinstance(c, Metered):
+            walk(c.chain, f"{path}.chain")
+        elif isinstance(c, Network):
+            for k, unit in enumerate(c.units):
+                walk(unit, f"{path}.stage{k}")
+        elif isinstance(c, Chain) and not hasattr(c, "nodes"):
+            for k, part in enumerate(c.parts):
+                walk(part, f"{path}.part{k}")
+        elif getattr(c, "nodes", None):
+            found.append((path, list(c.nodes), c))
+
+    walk(design, name)
+    return found

