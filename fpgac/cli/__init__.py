@@ -212,6 +212,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--input-range", metavar="LO,HI", type=range_,
                        help="without --data: calibrate on 1,000 inputs uniform in [LO, HI] (default -1,1)")
     sweep.add_argument("--vectors", type=int, default=200, metavar="N", help="test vectors per point (default 200)")
+    sweep.add_argument("--synth", action="store_true",
+                       help="amaranth, xilinx: also synthesize each point with yosys (the report's figures: LUTs, "
+                       "FFs, DSPs, BRAMs; xilinx: estimated from fpgac's own RTL) and rank by LUTs")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster (start one with 'dask scheduler' and 'dask worker "
                        "tcp://HOST:PORT'); default: a LocalCluster on this machine")

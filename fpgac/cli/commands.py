@@ -204,7 +204,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                               final=done == total)
 
     result = sweep(args.model, args.output, target=args.target, bits=args.bits, prunes=prunes, reuses=args.reuse,
-                   data=args.data, input_range=args.input_range, vectors=args.vectors, scheduler=args.scheduler,
+                   data=args.data, input_range=args.input_range, vectors=args.vectors, synth=args.synth,
+                   scheduler=args.scheduler,
                    workers=args.workers, progress=progress)
     print_sweep(result)
     if not args.quiet:

@@ -123,8 +123,9 @@ def print_sweep(result) -> None:
         return "-" if v is None else f"{v:.2%}"
 
     labels = any(r.get("label_accuracy") is not None for r in result.results)
+    synth = any(r.get("luts") is not None for r in result.results)
     head = ["", "bits", "prune", "reuse", "result", "vs float", "vs labels" if labels else "",
-            "bit-ops", "bit-ops/cycle", "latency", "interval"]
+            "bit-ops", "bit-ops/cycle", "latency", "interval"] + (["LUT", "FF", "DSP", "BRAM"] if synth else [])
     rows = []
     for r in result.results:
         status = {"ok": "bit-exact", "mismatch": f"{r.get('mismatching_bits')} bits differ"}.get(
@@ -134,12 +135,15 @@ def print_sweep(result) -> None:
                      "-" if r.get("bit_operations") is None else f"{r['bit_operations']:,}",
                      "-" if r.get("bit_operations_per_cycle") is None else f"{r['bit_operations_per_cycle']:,.0f}",
                      "-" if r.get("latency_cycles") is None else f"{r['latency_cycles']}",
-                     "-" if r.get("interval_cycles") is None else f"{r['interval_cycles']:g}"])
+                     "-" if r.get("interval_cycles") is None else f"{r['interval_cycles']:g}"]
+                    + ([("-" if r.get(k) is None else f"{r[k]:,g}") for k in ("luts", "ffs", "dsps", "brams")]
+                       if synth else []))
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     for line in [head, *rows]:
         print("  ".join(x.ljust(w) if k < 5 else x.rjust(w) for k, (x, w) in enumerate(zip(line, widths))).rstrip())
+    hardware = "LUTs (yosys, --synth)" if synth else "bit-operations per cycle"
     print("* the Pareto front: no other bit-exact point is more accurate"
-          f"{' (vs labels)' if labels else ' (argmax agreement with float)'} with no more bit-operations "
-          "per cycle and no more latency; bit-operations are counted from the graph (weight x input bits "
+          f"{' (vs labels)' if labels else ' (argmax agreement with float)'} with no more {hardware} "
+          "and no more latency; bit-operations are counted from the graph (weight x input bits "
           "per kept multiply), per cycle divided by the interval: an estimate of the arithmetic hardware, "
           "not a synthesis; latency and interval are measured in simulation (cycles)")

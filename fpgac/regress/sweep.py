@@ -46,7 +46,7 @@ __all__ = ["Point", "SweepResult", "pareto_front", "plan", "run_point", "sweep"]
 #: the figures of a point that do not depend on where or when it ran (compared across runs)
 MEASURED = ("status", "mismatching_bits", "vectors", "agreement_vs_float", "max_error_vs_float",
             "label_accuracy", "latency_cycles", "interval_cycles", "nonzero_weights", "weight_bits",
-            "bit_operations", "bit_operations_per_cycle", "error")
+            "bit_operations", "bit_operations_per_cycle", "luts", "ffs", "dsps", "brams", "error")
 CSV_COLUMNS = ("key", "target", "bits", "prune", "reuse", *MEASURED, "seconds", "worker")
 
 
@@ -158,8 +158,20 @@ def run_point(point: Point, model: bytes, model_name: str, data: bytes | None, c
             "bit_operations_per_cycle": round(_bit_operations(compiled.graph) / max(1.0, float(
                 extra.get("interval_cycles") or 1.0)), 1),
             "error": None,
-            "seconds": round(time.perf_counter() - start, 2),
         })
+        if common.get("synth") and point.target in ("amaranth", "xilinx"):
+            # the report's figures: yosys on the design (amaranth: measured; xilinx: fpgac's own RTL, estimated)
+            from ..report.collect import collect
+
+            try:
+                figures = collect(out, pnr=False, jobs=1)
+            except FpgacError as err:
+                return {**result, "status": "failed", "error": f"synthesis: {err}",
+                        "seconds": round(time.perf_counter() - start, 2)}
+            total = figures["hardware"]["total"]
+            result.update({k: total.get(k) for k in ("luts", "ffs", "dsps", "brams")})
+            result["resources_source"] = figures["sources"]["resources"]
+        result["seconds"] = round(time.perf_counter() - start, 2)
     return result
 
 
@@ -189,16 +201,22 @@ class SweepResult:
         return [{k: r.get(k) for k in ("target", "bits", "prune", "reuse", *MEASURED)} for r in self.results]
 
 
+def _hardware(r: dict[str, Any]) -> float:
+    """A point's hardware: its LUTs when synthesized (``--synth``), else bit-operations per cycle."""
+    return float(r["luts"] if r.get("luts") is not None else r.get("bit_operations_per_cycle") or 0)
+
+
 def pareto_front(results: Sequence[dict[str, Any]]) -> list[int]:
     """The points (indices) no other verified point beats in accuracy, hardware and latency at
-    once: accuracy against labels when known, else argmax agreement with float; hardware as
-    bit-operations per cycle (a design that takes a vector every I cycles shares its arithmetic
-    over I: an estimate from the graph and the measured interval); latency in cycles."""
+    once: accuracy against labels when known, else argmax agreement with float; hardware as the
+    LUTs yosys counted (``--synth``), else bit-operations per cycle (a design that takes a vector
+    every I cycles shares its arithmetic over I: an estimate from the graph and the measured
+    interval); latency in cycles."""
     def objectives(r: dict[str, Any]) -> tuple[float, float, float]:
         acc = r.get("label_accuracy")
         acc = r.get("agreement_vs_float") if acc is None else acc
         lat = r.get("latency_cycles")
-        return (-(acc or 0.0), float(r.get("bit_operations_per_cycle") or 0), float(lat) if lat is not None else 0.0)
+        return (-(acc or 0.0), _hardware(r), float(lat) if lat is not None else 0.0)
 
     ok = [i for i, r in enumerate(results) if r.get("status") == "ok"]
     front = []
@@ -244,6 +262,7 @@ def sweep(
     data: str | os.PathLike | None = None,
     input_range: tuple[float, float] | None = None,
     vectors: int = 200,
+    synth: bool = False,
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int, int, int], None] | None = None,
@@ -262,7 +281,9 @@ def sweep(
         raise UsageError(f"--workers must be at least 1, not {workers}")
     model_bytes = model.read_bytes()
     data_bytes = Path(data).read_bytes() if data is not None else None
-    common = {"vectors": vectors, "input_range": list(input_range) if input_range else None}
+    common = {"vectors": vectors, "input_range": list(input_range) if input_range else None, "synth": synth}
+    if synth and target == "cpu":
+        raise UsageError("--synth applies to --target amaranth or xilinx, not cpu")
     graph = api.load(model)  # a model that cannot load fails here, once, not in every task
     if data is not None:
         api.read_input(data, graph)  # so does data of the wrong shape
@@ -346,12 +367,13 @@ def _plot(path: Path, results: Sequence[dict[str, Any]], front: Sequence[int]) -
     if ok:
         labels = any(r.get("label_accuracy") is not None for r in ok)
         acc = [r.get("label_accuracy") if labels else r.get("agreement_vs_float") for r in ok]
-        ops = [r.get("bit_operations_per_cycle") or 0 for r in ok]
+        synthesized = all(r.get("luts") is not None for r in ok)
+        ops = [_hardware(r) for r in ok]
         lat = [r.get("latency_cycles") if r.get("latency_cycles") is not None else 0 for r in ok]
         points = ax.scatter(ops, acc, c=lat, cmap="viridis", s=40, zorder=2)
         fig.colorbar(points, ax=ax, label="latency (cycles, measured in simulation)")
-        chosen = sorted((results[i] for i in front), key=lambda r: r.get("bit_operations_per_cycle") or 0)
-        ax.plot([r.get("bit_operations_per_cycle") or 0 for r in chosen],
+        chosen = sorted((results[i] for i in front), key=_hardware)
+        ax.plot([_hardware(r) for r in chosen],
                 [r.get("label_accuracy") if labels else r.get("agreement_vs_float") for r in chosen],
                 color="tab:red", lw=1, zorder=1, label="Pareto front")
         for r, x, y in zip(ok, ops, acc):
@@ -359,7 +381,8 @@ def _plot(path: Path, results: Sequence[dict[str, Any]], front: Sequence[int]) -
                         xytext=(3, 3), textcoords="offset points")
         ax.set_ylabel("accuracy vs labels" if labels else "argmax agreement with the float network")
         ax.legend(loc="lower right")
-    ax.set_xlabel("bit-operations per cycle (weight x input bits per kept multiply / interval; estimated)")
+        ax.set_xlabel("LUTs (yosys)" if synthesized else
+                      "bit-operations per cycle (weight x input bits per kept multiply / interval; estimated)")
     ax.set_title("fpgac sweep")
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")

@@ -13,7 +13,12 @@ __all__ = ["draw"]
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from ..errors import UsageError
+
+        raise UsageError("the report's figures need matplotlib: pip install 'fpgac[report]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

