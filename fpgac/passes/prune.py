@@ -39,6 +39,14 @@ weights of every Dense and Conv layer (biases are kept; QONNX fixed-point weight
     so that its outputs match the unpruned network's (:mod:`fpgac.passes.refit`; ``D`` is the
     damping, default 0.01). Put it after the pruning steps and before ``binary``/``ternary``.
     It needs calibration inputs (``compile`` passes its own).
+``distill`` / ``distill:EPOCHS`` / ``distill:epochs=E:t=T:alpha=A:lr=L:batch=B:patience=P:mix=M:seed=S``
+    train the surviving weights and biases of the whole pruned network, end to end, to match the
+    unpruned float network on the calibration data (and its labels ``y``, when the calibration
+    file has them) (:mod:`fpgac.passes.distill`: knowledge distillation with temperature ``T``,
+    default 2; ``alpha`` the labels' weight, default 0.5; at most ``E`` epochs, default 100,
+    stopping early; ``M`` mixup blends of two rows per row, labelled by the teacher, default 1;
+    seeded). Pruned weights stay zero. Put it after the pruning steps. It needs
+    calibration inputs and the ``train`` extra (JAX, optax).
 ``none``
     nothing (in a per-layer override: leave this layer out of the model-wide spec).
 
@@ -54,6 +62,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -123,18 +132,18 @@ def _smallest(magnitude: np.ndarray, fraction: float) -> np.ndarray:
 
 # -- the spec -------------------------------------------------------------------------------------
 
-_KINDS = "magnitude, threshold, structured, dead, clip, binary, ternary, refit or none"
+_KINDS = "magnitude, threshold, structured, dead, clip, binary, ternary, refit, distill or none"
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 
 def parse_prune(spec: str | Sequence[str], *, layers: frozenset[str] | None = None,
                 exclude: frozenset[str] = frozenset(), reference: Graph | None = None,
-                inputs: Mapping[str, np.ndarray] | None = None) -> list[Pass]:
+                inputs: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None) -> list[Pass]:
     """The passes a spec names, each acting on ``layers`` (None: all) but not on ``exclude``.
 
     ``refit`` needs the unpruned ``reference`` graph and calibration ``inputs``.
     """
-    context = {"reference": reference, "inputs": inputs}
+    context = {"reference": reference, "inputs": inputs, "labels": labels}
     passes: list[Pass] = []
     for step in _steps(spec):
         passes += _parse_step(step, {"layers": layers, "exclude": exclude}, context)
@@ -142,11 +151,12 @@ def parse_prune(spec: str | Sequence[str], *, layers: frozenset[str] | None = No
 
 
 def prune_passes(spec: str | Sequence[str] | None, layer_specs: Mapping[str, str] | None = None, *,
-                 reference: Graph | None = None, inputs: Mapping[str, np.ndarray] | None = None) -> list[Pass]:
+                 reference: Graph | None = None, inputs: Mapping[str, np.ndarray] | None = None,
+                 labels: np.ndarray | None = None) -> list[Pass]:
     """The pruning pipeline: the model-wide ``spec`` on every layer not in ``layer_specs``, then
     each overridden layer's own steps, then dead-unit elimination if any step was structured."""
     layer_specs = dict(layer_specs or {})
-    context = {"reference": reference, "inputs": inputs}
+    context = {"reference": reference, "inputs": inputs, "labels": labels}
     passes = parse_prune(spec or "none", exclude=frozenset(layer_specs), **context)
     for name, text in layer_specs.items():
         steps = parse_prune(text, layers=frozenset({name}), **context)
@@ -162,6 +172,10 @@ def _check_order(spec: str | Sequence[str] | None, passes: list[Pass]) -> None:
     binarized = False
     for p in passes:
         binarized |= isinstance(p, Binarize)
+        if type(p).__name__ == "Distill" and binarized:
+            text = spec if isinstance(spec, str) else ",".join(spec or [])
+            raise UsageError(f"prune spec {text!r}: put distill before binary/ternary "
+                             "(training would lose their levels)")
         if isinstance(p, Refit) and binarized:
             text = spec if isinstance(spec, str) else ",".join(spec or [])
             raise UsageError(f"prune spec {text!r}: put refit before binary/ternary "
@@ -184,8 +198,8 @@ def _parse_step(step: str, where: dict, context: dict) -> list[Pass]:
     parse = _STEPS.get(kind)
     if parse is None:
         raise UsageError(f"prune spec {step!r}: unknown kind {kind!r} (expected {_KINDS})")
-    if kind == "refit":
-        return [_refit(step, args, where, context)]
+    if kind in ("refit", "distill"):
+        return [parse(step, args, where, context)]
     result = parse(step, args, where)
     return result if isinstance(result, list) else [result]
 
@@ -286,6 +300,33 @@ def _refit(step: str, args: list[str], where: dict, context: dict) -> Pass:
     return Refit(context["reference"], context["inputs"], **options, **where)
 
 
+_DISTILL_KEYS = {"epochs": int, "t": float, "temperature": float, "alpha": float, "lr": float, "batch": int,
+                 "patience": int, "seed": int, "mix": int}
+
+
+def _distill(step: str, args: list[str], where: dict, context: dict) -> Pass:
+    """``distill``, ``distill:EPOCHS``, or named keys: ``distill:epochs=60:t=2:alpha=0.5:lr=0.002``."""
+    from fpgac.passes.distill import Distill
+
+    options: dict[str, Any] = {}
+    for k, arg in enumerate(args):
+        key, sep, value = arg.partition("=")
+        if not sep and k == 0:
+            key, value = "epochs", arg
+        kind = _DISTILL_KEYS.get(key)
+        if kind is None:
+            raise UsageError(f"prune spec {step!r}: unknown distill option {key!r} (expected EPOCHS or "
+                             f"{', '.join(k + '=' for k in _DISTILL_KEYS)})")
+        try:
+            options["temperature" if key == "t" else key] = kind(value)
+        except ValueError:
+            raise UsageError(f"prune spec {step!r}: {key}={value!r} is not a number") from None
+    if context["reference"] is None or context["inputs"] is None:
+        raise UsageError(f"prune spec {step!r}: distill needs calibration inputs (compile with calibration data, "
+                         "or give api.prune its calibration)")
+    return Distill(context["reference"], context["inputs"], context.get("labels"), **options, **where)
+
+
 def _none(step: str, args: list[str], where: dict) -> list[Pass]:
     _shape(step, args, "'none' with no arguments", (0,))
     return []
@@ -300,5 +341,6 @@ _STEPS = {
     "binary": _binary,
     "ternary": _ternary,
     "refit": _refit,
+    "distill": _distill,
     "none": _none,
 }
