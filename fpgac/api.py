@@ -31,7 +31,8 @@ from fpgac.ir import verify as verify_graph
 from fpgac.layers import LayerRow, layer_table
 from fpgac.passes import FoldBatchNorm, FuseBias, FuseSoftsign, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
-from fpgac.passes.prune import prune_passes
+from fpgac.passes.distill import Distill, qat_types
+from fpgac.passes.prune import distill_options, prune_passes
 from fpgac.passes.quantize import QuantConfig, Quantize, QuantRecord
 from fpgac.provenance import arrays_digest, describe_file
 from fpgac.search import SearchResult, search_widths, total_bits
@@ -185,6 +186,7 @@ def compile(
     accuracy_budget: float | None = None,
     table_size: int | None = None,
     prune: str | Sequence[str] | None = None,
+    distill: str | bool | None = None,
     outputs: Sequence[str] | None = None,
     dump: Callable[[str, Graph], None] | None = None,
 ) -> CompiledModel:
@@ -198,11 +200,15 @@ def compile(
     argmax agrees with float on at least ``1 - E`` of the calibration data. ``prune``: a pruning
     spec (``"magnitude:0.8"``, see ``prune``) run on the float graph (with the calibration data,
     for ``refit``) before calibration, so the float graph the result keeps is the pruned one.
+    ``distill`` (True, or options as in a ``distill`` step: ``"epochs=50:t=2"``): after a first
+    quantization, train the float weights from the unpruned network through the fixed-point
+    rounding of the types chosen (quantization-aware, straight-through), then calibrate and
+    quantize again; a ``distill`` step in ``prune`` does this too, after its float training.
     """
     given = {k: v for k, v in dict(calibration=None if calibration is None or not isinstance(calibration, (str, os.PathLike))
                                    else str(calibration), input_range=input_range, bits=bits, precision=precision,
                                    accuracy_budget=accuracy_budget, table_size=table_size, prune=prune,
-                                   outputs=outputs).items() if v is not None}
+                                   distill=distill, outputs=outputs).items() if v is not None}
     if isinstance(given.get("precision"), (FixedType, os.PathLike)):
         given["precision"] = str(given["precision"])
     if isinstance(precision, Mapping):
@@ -237,7 +243,8 @@ def compile(
         lo, hi = input_range or DEFAULT_INPUT_RANGE
         cal = sample_input_range(float_graph, lo, hi)
         sources["calibration"] = {"uniform": [lo, hi], "rows": _rows(cal), "seed": 0}
-    prune_record = _prune(float_graph, prune, precision, dump, cal)
+    labels = read_labels(calibration) if isinstance(calibration, (str, os.PathLike)) else None
+    prune_record = _prune(float_graph, prune, precision, dump, cal, labels)
     unpruned_graph = graph if prune_record else None
     with progress.step(f"calibrating on {_rows(cal):,} samples"):
         Calibrate(cal).run(float_graph)
@@ -249,18 +256,46 @@ def compile(
     graph = copy.deepcopy(float_graph)
     quantize = Quantize(config)
     PassManager([quantize], verify_each=True, dump=dump).run(graph)
+    qat = _qat_options(distill, prune_record)
+    if qat is not None:  # train through the chosen types, then quantize what was trained
+        teacher = unpruned_graph if unpruned_graph is not None else copy.deepcopy(float_graph)
+        step = Distill(teacher, cal, labels, types=qat_types(graph), **qat)
+        with progress.step("distilling through the fixed-point types (quantization-aware)"):
+            PassManager([step], verify_each=True, dump=dump).run(float_graph)
+        qat = {**qat, "record": dict(step.record)}
+        if unpruned_graph is None:
+            unpruned_graph = teacher  # the network before training: what test vectors compare with too
+        Calibrate(cal).run(float_graph)
+        graph = copy.deepcopy(float_graph)
+        quantize = Quantize(config)
+        PassManager([quantize], verify_each=True, dump=dump).run(graph)
     user_cal = cal if calibration is not None else None
     resolved = {
         "bits": bits,
         "precision": precision_record(precision),
         "table_size": config.table_size,
         "prune": prune_record,
+        "distill": qat,
         "accuracy_budget": None if search is None else search.to_json(),
         "calibration": {k: v for k, v in sources["calibration"].items() if k != "absolute"},
         "outputs": [v.name for v in graph.outputs],
     }
     return CompiledModel(float_graph, graph, config, list(quantize.records), search, user_cal, unpruned_graph,
                          {"given": given, "resolved": resolved}, sources)
+
+
+def _qat_options(distill: str | bool | None, prune_record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The options of the quantization-aware distillation, or None when there is none: from
+    ``distill`` (True or an options string), else from a ``distill`` step of the model's spec."""
+    if distill is not None and distill is not False:
+        text = "" if distill is True else str(distill)
+        return distill_options(f"distill:{text}", [a for a in text.split(":") if a])
+    spec = (prune_record or {}).get("model") or ""
+    for step in str(spec).split(","):
+        kind, *args = [part.strip().lower() for part in step.split(":")]
+        if kind == "distill":
+            return distill_options(step, args)
+    return None
 
 
 def _rows(inputs: Mapping[str, np.ndarray]) -> int:
@@ -297,17 +332,21 @@ def prune(
 
 
 def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph], None] | None,
-           calibration: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
+           calibration: Mapping[str, np.ndarray] | None, labels: np.ndarray | None = None) -> dict[str, Any] | None:
     """Run the pruning steps; what ran (the model-wide spec and each layer's), or None if nothing."""
     model_spec, layer_specs = prune_specs(precision, graph)
     spec = spec if spec else model_spec
     if not spec and not layer_specs:
         return None
-    passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration)
+    passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration, labels=labels)
     text = spec if isinstance(spec, str) or spec is None else ",".join(spec)
     with progress.step(f"pruning ({text or 'per-layer specs'})"):
         PassManager(passes, verify_each=True, dump=dump).run(graph)
-    return {"model": text, "layers": dict(layer_specs)}
+    record = {"model": text, "layers": dict(layer_specs)}
+    distilled = [dict(p.record) for p in passes if isinstance(p, Distill) and p.record]
+    if distilled:
+        record["distilled"] = distilled
+    return record
 
 
 def verify(out: str | os.PathLike, vectors: int | None = None,

@@ -249,8 +249,13 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "run in order, separated by commas or given as repeated --prune: magnitude:F "
                        "(per layer, F like 0.8 or 80%%), magnitude:global:F, threshold:T, structured[:l1|:l2]:F "
                        "(whole neurons/channels), dead, refit (least squares on the calibration data), "
-                       "clip:T, clip[:global]:std:K, binary[:channel], ternary[:channel][:D]; per-layer "
-                       "\"Prune\" in the --precision JSON (see README)")
+                       "distill[:EPOCHS|:key=value...] (train the survivors from the unpruned network; needs "
+                       "the train extra), clip:T, clip[:global]:std:K, binary[:channel], ternary[:channel][:D]; "
+                       "per-layer \"Prune\" in the --precision JSON (see README)")
+    group.add_argument("--distill", nargs="?", const=True, metavar="OPTIONS",
+                       help="quantization-aware distillation: after quantizing, train the weights from the float "
+                       "(unpruned) network through the chosen fixed-point types, then quantize again; OPTIONS as "
+                       "a distill step's (epochs=E:t=T:alpha=A:lr=L:mix=M:seed=S); needs the train extra")
 
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:

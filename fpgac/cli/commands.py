@@ -21,6 +21,7 @@ from fpgac.sim import run_fixed
 
 from .tables import (
     print_design,
+    print_distillation,
     print_label_accuracy,
     print_layers,
     print_pruning,
@@ -82,6 +83,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         labels = api.read_labels(args.calibration) if args.calibration else None
         if labels is not None:
             print_label_accuracy(compiled, args.calibration, labels)
+        print_distillation(compiled)
     if args.report:
         from fpgac.report import write_report
 
@@ -224,6 +226,7 @@ def compile(args: argparse.Namespace, dump=None) -> api.CompiledModel:
         accuracy_budget=args.accuracy_budget,
         table_size=args.table_size,
         prune=args.prune,
+        distill=getattr(args, "distill", None),
         outputs=outputs(args),
         dump=dump,
     )

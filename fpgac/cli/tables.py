@@ -147,3 +147,24 @@ def print_sweep(result) -> None:
           "and no more latency; bit-operations are counted from the graph (weight x input bits "
           "per kept multiply), per cycle divided by the interval: an estimate of the arithmetic hardware, "
           "not a synthesis; latency and interval are measured in simulation (cycles)")
+
+
+def print_distillation(compiled) -> None:
+    """Before and after each distillation, on the rows it held out: agreement with the teacher
+    (the unpruned float network) and accuracy against the labels."""
+    resolved = compiled.options["resolved"]
+    runs = [("float training", r) for r in (resolved.get("prune") or {}).get("distilled", [])]
+    if (resolved.get("distill") or {}).get("record"):
+        runs.append(("through the fixed-point types", resolved["distill"]["record"]))
+    for what, r in runs:
+        parts = []
+        before, after = r.get("before", {}), r.get("after", {})
+        if "agreement_with_teacher" in after:
+            parts.append(f"agreement with the teacher {before['agreement_with_teacher']:.2%} -> "
+                         f"{after['agreement_with_teacher']:.2%}")
+        if "accuracy_vs_labels" in after:
+            parts.append(f"accuracy vs labels {before['accuracy_vs_labels']:.2%} -> {after['accuracy_vs_labels']:.2%}")
+        parts.append(f"teacher loss {r['held_out_loss_before']:.4g} -> {r['held_out_loss_after']:.4g}")
+        print(f"  {'distilled':<18} {what}: on the {r['held_out']} held-out calibration rows, {', '.join(parts)} "
+              f"({r['epochs']} epochs, {r['seconds']:.1f} s; "
+              f"{'through the types, as the hardware computes' if r.get('quantization_aware') else 'the float network'})")

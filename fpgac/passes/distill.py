@@ -33,7 +33,7 @@ from fpgac.ir import FixedType, Graph, Op
 from fpgac.ir.semantics import evaluate_float
 from fpgac.passes.layer_weights import set_const
 
-__all__ = ["Distill", "MIN_ROWS"]
+__all__ = ["Distill", "MIN_ROWS", "qat_types"]
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,21 @@ class Distill:
                 ys = jnp.concatenate([ys, -jnp.ones(k, dtype=ys.dtype)])
             return xs, ts, ys
 
-        xv, tv, _ = pick(val)
+        xv, tv, yv = pick(val)
+
+        def scores(p) -> dict[str, float]:
+            """On the held-out rows: argmax agreement with the teacher, accuracy against labels."""
+            if not soft:
+                return {}
+            s = np.asarray(student(jax.tree_util.tree_map(lambda a, m: a * m, p, masks), xv)[0]).argmax(axis=-1)
+            out = {"agreement_with_teacher": float(np.mean(s == tv[0].argmax(axis=-1)))}
+            if yv is not None:
+                out["accuracy_vs_labels"] = float(np.mean(s == np.asarray(yv)))
+            return out
+
         best, best_params, waited = float(teacher_loss(params, xv, tv)), params, 0
-        self.record.update({"held_out_loss_before": best, "rows": rows, "held_out": held})
+        self.record.update({"held_out_loss_before": best, "rows": rows, "held_out": held,
+                            "before": scores(params), "quantization_aware": bool(self.types)})
         start = time.perf_counter()
         epoch = 0
         for epoch in range(1, self.epochs + 1):
@@ -178,7 +190,8 @@ class Distill:
             progress.counter("distilling (epochs)", epoch, self.epochs)
             if waited >= self.patience:
                 break
-        self.record.update({"held_out_loss_after": best, "epochs": epoch, "seconds": round(time.perf_counter() - start, 2)})
+        self.record.update({"held_out_loss_after": best, "after": scores(best_params), "epochs": epoch,
+                            "seconds": round(time.perf_counter() - start, 2)})
         log.info("distill: held-out teacher loss %.4g -> %.4g in %d epochs (%.1f s)", self.record["held_out_loss_before"],
                  best, epoch, self.record["seconds"])
         nodes = {n.name: n for n in graph.nodes}
@@ -187,3 +200,19 @@ class Distill:
             set_const(graph, nodes[name], 1, w)
             set_const(graph, nodes[name], 2, np.asarray(p["b"], dtype=np.float64), sparse=False)
         return True
+
+
+def qat_types(quantized: Graph) -> dict[str, FixedType]:
+    """What quantization-aware training rounds, by the float graph's value names: the inputs, the
+    weights and biases, and each value a Quant node narrows (to the Quant's type)."""
+    types: dict[str, FixedType] = {}
+    for v in quantized.inputs:
+        if isinstance(v.type.dtype, FixedType):
+            types[v.name] = v.type.dtype
+    for node in quantized.nodes:
+        if node.op is Op.QUANT and isinstance(node.output.type.dtype, FixedType):
+            types[node.inputs[0].name] = node.output.type.dtype
+        for v in node.inputs[1:3] if node.op in (Op.DENSE, Op.CONV) else ():
+            if v is not None and v.is_const and isinstance(v.type.dtype, FixedType):
+                types[v.name] = v.type.dtype
+    return types

@@ -175,7 +175,8 @@ def parameters(graph: Graph, layers: frozenset[str] | None = None) -> dict[str, 
 def forward(graph: Graph, types: Mapping[str, FixedType] | None = None, *,
             stop_at: str | None = None) -> Callable[[dict, list], list]:
     """``f(params, inputs) -> outputs`` of ``graph`` (the value ``stop_at`` instead of the
-    outputs when given: the logits under a final softmax). ``types``: quantize those values."""
+    outputs when given: the logits under a final softmax). ``types``: quantize those values
+    (inputs, results, and the trained weights and biases by their constants' names)."""
     node = unsupported(graph)
     if node is not None:
         raise UsageError(f"distill: node {node.name!r} ({node.op.value}) is not in the training graph yet "
@@ -198,7 +199,8 @@ def forward(graph: Graph, types: Mapping[str, FixedType] | None = None, *,
                 if v is None:
                     args.append(None)
                 elif trained is not None and i in (1, 2):
-                    args.append(trained["w"] if i == 1 else trained["b"])
+                    a = trained["w"] if i == 1 else trained["b"]
+                    args.append(_quantize(a, types[v.name]) if types and v.name in types else a)
                 elif v.is_const:
                     args.append(consts[id(v)] if i in const_inputs else consts[id(v)][None])
                 else:

@@ -75,7 +75,7 @@ from fpgac.passes.manager import Pass
 from fpgac.passes.prune_structured import DeadUnits, Norm, StructuredPrune
 from fpgac.passes.refit import Refit
 
-__all__ = ["MagnitudePrune", "Scope", "parse_prune", "prune_passes"]
+__all__ = ["MagnitudePrune", "Scope", "distill_options", "parse_prune", "prune_passes"]
 
 
 @dataclass(frozen=True)
@@ -304,10 +304,8 @@ _DISTILL_KEYS = {"epochs": int, "t": float, "temperature": float, "alpha": float
                  "patience": int, "seed": int, "mix": int}
 
 
-def _distill(step: str, args: list[str], where: dict, context: dict) -> Pass:
-    """``distill``, ``distill:EPOCHS``, or named keys: ``distill:epochs=60:t=2:alpha=0.5:lr=0.002``."""
-    from fpgac.passes.distill import Distill
-
+def distill_options(step: str, args: Sequence[str]) -> dict[str, Any]:
+    """The options of a ``distill`` step (``step`` for messages): ``EPOCHS`` first, or ``key=value``."""
     options: dict[str, Any] = {}
     for k, arg in enumerate(args):
         key, sep, value = arg.partition("=")
@@ -321,6 +319,14 @@ def _distill(step: str, args: list[str], where: dict, context: dict) -> Pass:
             options["temperature" if key == "t" else key] = kind(value)
         except ValueError:
             raise UsageError(f"prune spec {step!r}: {key}={value!r} is not a number") from None
+    return options
+
+
+def _distill(step: str, args: list[str], where: dict, context: dict) -> Pass:
+    """``distill``, ``distill:EPOCHS``, or named keys: ``distill:epochs=60:t=2:alpha=0.5:lr=0.002``."""
+    from fpgac.passes.distill import Distill
+
+    options = distill_options(step, args)
     if context["reference"] is None or context["inputs"] is None:
         raise UsageError(f"prune spec {step!r}: distill needs calibration inputs (compile with calibration data, "
                          "or give api.prune its calibration)")
