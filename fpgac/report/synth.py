@@ -157,8 +157,10 @@ def synthesize(verilog: Path, top: str, family: str = "ecp5", *, parts: Sequence
         return f"read_verilog {verilog.name}; {box}{step}; tee -q -o stat.json stat -json"
 
     jobs = max(1, jobs or os.cpu_count() or 1)
+    present = {m.lstrip("\\") for m in re.findall(r"^module\s+([^\s(]+)", verilog.read_text(), re.M)}
+    parts = [p for p in parts if p in present]  # a part that is only wiring has no module of its own
     if jobs == 1:
-        parts = ()  # one run of the whole design: exactly the design README's synthesis
+        parts = []  # one run of the whole design: exactly the design README's synthesis
     runs = [script(p) for p in parts] + [script(top, parts)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         done = list(pool.map(lambda text: _yosys_run(verilog, text, ["stat.json"], timeout), runs))

@@ -191,3 +191,15 @@ def test_bad_input(amaranth_design: Path, tmp_path: Path, capsys) -> None:
     assert error(amaranth_design, "--tolerance", "speed=3").startswith("--tolerance 'speed=3': give NAME=VALUE[%]")
     assert error(amaranth_design, "--no-pnr", "--labels", tmp_path / "short.npz") == \
         "--labels needs --data X.npz: the inputs the labels belong to"
+
+
+def test_a_part_without_a_module_of_its_own(amaranth_design: Path) -> None:
+    """A component that is only wiring (a Flatten's Select) has no Verilog module: the per-part
+    synthesis skips it instead of failing, and the totals do not change."""
+    from fpgac.report.synth import synthesize
+
+    facts = json.loads((amaranth_design / "fpgac.json").read_text())["design"]
+    verilog, top = amaranth_design / facts["verilog"], facts["toplevel"]
+    whole = synthesize(verilog, top, jobs=1)
+    split = synthesize(verilog, top, parts=[f"{top}.chain.part0", f"{top}.chain.part99"], jobs=2)
+    assert split.total.luts == whole.total.luts and split.total.ffs == whole.total.ffs
