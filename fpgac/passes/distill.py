@@ -46,12 +46,12 @@ class Distill:
     reference: Graph = field(compare=False, repr=False)
     inputs: Mapping[str, np.ndarray] = field(compare=False, repr=False)
     labels: np.ndarray | None = field(default=None, compare=False, repr=False)
-    epochs: int = 100
+    epochs: int = 200
     temperature: float = 2.0
     alpha: float = 0.5
     lr: float = 2e-3
     batch: int = 64
-    patience: int = 10
+    patience: int = 20
     mix: int = 1
     seed: int = 0
     types: Mapping[str, FixedType] | None = field(default=None, compare=False, repr=False)

@@ -51,11 +51,11 @@ def test_pruned_weights_stay_zero_and_a_seed_repeats(digits) -> None:
     cal, _, _ = digits
     pruned = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8, prune="magnitude:global:0.8"))
     first = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=20"))
+                                 prune="magnitude:global:0.8,distill:epochs=5"))
     again = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=20"))
+                                 prune="magnitude:global:0.8,distill:epochs=5"))
     other = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=20:seed=7"))
+                                 prune="magnitude:global:0.8,distill:epochs=5:seed=7"))
     for name, w in pruned.items():
         assert np.all(first[name][w == 0] == 0), name  # a pruned weight never comes back
         assert np.any(first[name][w != 0] != w[w != 0]), name  # the survivors were trained
