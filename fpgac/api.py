@@ -244,6 +244,16 @@ def compile(
         cal = sample_input_range(float_graph, lo, hi)
         sources["calibration"] = {"uniform": [lo, hi], "rows": _rows(cal), "seed": 0}
     labels = read_labels(calibration) if isinstance(calibration, (str, os.PathLike)) else None
+    wants_distill = bool(distill) or any(step.split(":")[0].strip().lower() == "distill"
+                                         for text in ([prune] if isinstance(prune, str) else prune or [])
+                                         for step in str(text).split(","))
+    if wants_distill:  # checked before any training
+        if calibration is None:
+            raise UsageError("distill trains on calibration data: give --calibration X.npz (the inputs, and the "
+                             "labels y if there are any)")
+        if labels is not None and len(np.asarray(labels).reshape(-1)) != _rows(cal):
+            raise UsageError(f"{calibration}: {len(np.asarray(labels).reshape(-1))} labels y for {_rows(cal)} input "
+                             "rows")
     prune_record = _prune(float_graph, prune, precision, dump, cal, labels)
     unpruned_graph = graph if prune_record else None
     with progress.step(f"calibrating on {_rows(cal):,} samples"):

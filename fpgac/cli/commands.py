@@ -279,6 +279,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print_pruning(args, api.load(args.model, outputs=outputs(args)), compiled.float_graph if compiled is not None else graph)
     if compiled is not None:
         print_quantization(compiled)
+        print_distillation(compiled)
     return 0
 
 

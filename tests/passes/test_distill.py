@@ -90,6 +90,15 @@ def test_bad_specs_and_too_few_rows(digits, tmp_path: Path) -> None:
         api.compile(EXAMPLES / "digits.onnx", calibration=cal, prune="magnitude:0.5,distill:epochs=x")
     with pytest.raises(UsageError, match=r"put distill before binary/ternary"):
         api.compile(EXAMPLES / "digits.onnx", calibration=cal, prune="binary,distill")
+    with pytest.raises(UsageError, match=r"^distill trains on calibration data: give --calibration X.npz"):
+        api.compile(EXAMPLES / "digits.onnx", input_range=(0, 1), prune="magnitude:0.5,distill")
+    with pytest.raises(UsageError, match=r"^distill trains on calibration data"):
+        api.compile(EXAMPLES / "digits.onnx", input_range=(0, 1), distill=True)
+    wrong = tmp_path / "wrong.npz"
+    with np.load(cal) as d:
+        np.savez(wrong, x=d["x"], y=d["y"][:-1])
+    with pytest.raises(UsageError, match=r"299 labels y for 300 input rows$"):
+        api.compile(EXAMPLES / "digits.onnx", calibration=wrong, distill=True)
     few = tmp_path / "few.npz"
     with np.load(cal) as d:
         np.savez(few, x=d["x"][:20])
@@ -113,3 +122,13 @@ def test_quantization_aware_distillation_at_4_bits(digits, tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert "distilled          through the fixed-point types: on the 30 held-out calibration rows" in out
     assert main(["verify", str(tmp_path / "c"), "-q"]) == 0
+
+
+def test_without_the_train_extra(digits, monkeypatch) -> None:
+    import sys
+
+    cal, _, _ = digits
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if JAX were not installed
+    monkeypatch.delitem(sys.modules, "fpgac.passes.jax_graph", raising=False)
+    with pytest.raises(UsageError, match=r"pip install 'fpgac\[train\]'"):
+        api.compile(EXAMPLES / "digits.onnx", calibration=cal, prune="magnitude:0.5,distill")
