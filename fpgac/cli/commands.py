@@ -162,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--pnr-timeout must be a positive number of seconds, not {args.pnr_timeout:g}")
     folder, report = write_report(args.out, args.output, vitis_report=args.vitis_report, step=fpgac_progress.step,
                                   data=args.data, labels=args.labels, family=args.family, device=args.device,
-                                  package=args.package, pnr=not args.no_pnr, pnr_timeout=args.pnr_timeout,
+                                  package=args.package, pnr=args.pnr, pnr_timeout=args.pnr_timeout,
                                   jobs=args.jobs)
     total = (report.get("hardware") or {}).get("total", {})
     if not args.quiet:

@@ -29,6 +29,8 @@ from .synth import ECP5_CAPACITY, Resources, nextpnr, pnr_netlist, synthesize, x
 __all__ = ["SCHEMA", "collect"]
 
 SCHEMA = "fpgac-report-1"
+#: above this many LUT4-equivalents, place and route runs only when asked for (--pnr)
+AUTO_PNR_LUTS = 20_000
 WEIGHTED = (Op.DENSE, Op.CONV, Op.LSTM, Op.GRU)
 BINS = 21
 
@@ -164,7 +166,7 @@ def _xilinx_estimate_verilog(graph, manifest: dict[str, Any], folder: Path) -> t
 
 def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Path | None = None,
             family: str | None = None, device: str = "LFE5U-85F", package: str = "CABGA381",
-            pnr: bool = True, pnr_timeout: float = 300.0, synth_timeout: float | None = 1800.0,
+            pnr: bool | None = None, pnr_timeout: float = 300.0, synth_timeout: float | None = 1800.0,
             jobs: int | None = None, step: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Gather the report of the design in ``out``. ``step(text)`` is a context manager per slow step."""
     import contextlib
@@ -273,9 +275,14 @@ def _labels(data, labels, x_data) -> np.ndarray | None:
 
 def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report, verilog, synth_timeout
            ) -> dict[str, Any]:
-    if family != "ecp5" or not pnr:
+    if family != "ecp5" or pnr is False:
         report["sources"]["clock"] = "not measured: " + ("no place and route (--no-pnr)" if family == "ecp5" else
                                                          "nextpnr places ECP5 devices only")
+        return {"clock_mhz": None, "latency_ns": None}
+    if pnr is None and synthesis.total.luts > AUTO_PNR_LUTS:
+        report["sources"]["clock"] = (f"not measured: place and route is left out by default above {AUTO_PNR_LUTS:,} "
+                                      f"LUT4-eq (this design: {synthesis.total.luts:,}; it takes from many minutes "
+                                      "to hours here); --pnr runs it")
         return {"clock_mhz": None, "latency_ns": None}
     size = device.upper().split("-")[1][:2]
     cap = ECP5_CAPACITY.get(size)

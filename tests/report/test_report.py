@@ -203,3 +203,15 @@ def test_a_part_without_a_module_of_its_own(amaranth_design: Path) -> None:
     whole = synthesize(verilog, top, jobs=1)
     split = synthesize(verilog, top, parts=[f"{top}.chain.part0", f"{top}.chain.part99"], jobs=2)
     assert split.total.luts == whole.total.luts and split.total.ffs == whole.total.ffs
+
+
+@pytest.mark.requires("nextpnr")
+def test_clock_from_place_and_route(amaranth_design: Path, tmp_path: Path, capsys) -> None:
+    code, out, err = _fpgac(capsys, "report", amaranth_design, "-o", tmp_path / "r", "--pnr-timeout", "300")
+    assert code == 0, err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    total = report["hardware"]["total"]
+    assert report["sources"]["clock"].startswith("measured: nextpnr-ecp5 --85k --package CABGA381"), report["sources"]
+    assert total["clock_mhz"] > 20
+    assert total["latency_ns"] == round(total["latency_cycles"] * 1000.0 / total["clock_mhz"], 1)
+    assert report["placement"]["TRELLIS_FF"]["used"] >= total["ffs"]  # the design's, and the wrapper's few
