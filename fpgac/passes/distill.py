@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fpgac import progress
+from fpgac.progress import counter
 from fpgac.errors import UsageError
 from fpgac.ir import FixedType, Graph, Op
 from fpgac.ir.semantics import evaluate_float
@@ -187,7 +187,7 @@ class Distill:
                 best, best_params, waited = now, params, 0
             else:
                 waited += 1
-            progress.counter("distilling (epochs)", epoch, self.epochs)
+            counter("distilling (epochs)", epoch, self.epochs)
             if waited >= self.patience:
                 break
         self.record.update({"held_out_loss_after": best, "after": scores(best_params), "epochs": epoch,

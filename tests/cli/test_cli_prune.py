@@ -82,7 +82,7 @@ def test_per_layer_prune_in_the_precision_config(capsys, tmp_path: Path) -> None
 @pytest.mark.parametrize("spec, message", [
     ("magnitude:2", "prune spec 'magnitude:2': the fraction must be in [0, 1) (0.8 or 80%), not 2"),
     ("sparse:0.5", "prune spec 'sparse:0.5': unknown kind 'sparse' (expected magnitude, threshold, structured, "
-                   "dead, clip, binary, ternary, refit or none)"),
+                   "dead, clip, binary, ternary, refit, distill or none)"),
     ("ternary:channel:x", "prune spec 'ternary:channel:x': 'x' is not a number (expected D, the zero threshold as "
                           "a multiple of mean |w|)"),
 ])

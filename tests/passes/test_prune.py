@@ -209,7 +209,7 @@ def test_pipeline_overrides_layers_and_ends_with_dead_units_after_structured() -
                   "with F a fraction such as 0.8"),
     ("magnitude:all:0.5", "prune spec 'magnitude:all:0.5': scope 'all' is not 'layer' or 'global'"),
     ("prune:0.5", "prune spec 'prune:0.5': unknown kind 'prune' (expected magnitude, threshold, structured, dead, "
-                  "clip, binary, ternary, refit or none)"),
+                  "clip, binary, ternary, refit, distill or none)"),
     ("structured:l3:0.5", "prune spec 'structured:l3:0.5': norm 'l3' is not 'l1' or 'l2'"),
     ("threshold:-1", "prune spec 'threshold:-1': the threshold must be non-negative, not -1"),
     ("clip:0", "prune spec 'clip:0': the limit T must be positive, not 0"),
