@@ -123,3 +123,23 @@ def test_mlp_hidden_layers_fuse_relu_into_the_cast() -> None:
     kinds = [type(s).__name__ for s in stages]
     assert kinds == ["Linear", "Requant"] * 3 + ["Linear", "Softmax", "Requant"]
     assert all(s.in_type.signed and not s.out_type.signed for s in stages[1:7:2])
+
+
+@pytest.mark.parametrize("reuse", [1, 3])
+def test_the_top_builds_each_component_once(reuse: int) -> None:
+    """Every component built for the design is in it (a component built and dropped would be
+    one Amaranth warns about at exit, as once for designs with --reuse)."""
+    import gc
+    import warnings
+
+    from amaranth.back import verilog
+    from amaranth.hdl import UnusedElaboratable
+
+    from fpgac.backends.amaranth.build import top
+
+    stages = lower(api.compile("examples/qmlp.onnx", input_range=(-1, 1)).graph)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        verilog.convert(top(stages, reuse=reuse, clock_period=7.0), name="t", emit_src=False)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, UnusedElaboratable)]

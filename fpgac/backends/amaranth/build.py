@@ -164,13 +164,14 @@ def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False,
     if not L.is_chain(stages):
         network = Network(stages, opts)
         return AxiStream(network) if axi else network
-    parts = components(stages, opts, buffers=False)
+    metered = opts.reuse == 1  # every component then takes a word a cycle and can run without stalls
+    parts = components(stages, opts, buffers=not metered)
     if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
         parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
-    if all(getattr(p, "interval", 1) == 1 for p in parts):
-        chain = Metered(parts)  # no stalls inside: no load enables, no ready path through the layers
-    else:
-        chain = Chain(components(stages, opts))
+    if metered and any(getattr(p, "interval", 1) != 1 for p in parts):
+        raise AssertionError("a fully parallel design holds a component that does not take a word a cycle")
+    # no stalls inside: no load enables, no ready path through the layers; else buffers between them
+    chain = Metered(parts) if metered else Chain(parts)
     chain.in_lanes = _lanes(stages[0].n_in, stages[0].in_type)
     chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
     chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
