@@ -27,6 +27,8 @@ from onnx import TensorProto, helper, numpy_helper
 from fpgac import api
 
 REPO = Path(__file__).resolve().parents[1]
+#: the sparsities of gradual pruning, each followed by refit or distillation
+GRADUAL = (0.5, 0.7, 0.8, 0.85, 0.9)
 
 
 def _data() -> tuple[np.ndarray, ...]:
@@ -152,10 +154,9 @@ def main() -> None:
                       dict(bits=8, prune="magnitude:global:0.8,distill")),
                      ("90% global magnitude, 8 bits", dict(bits=8, prune="magnitude:global:0.9,refit"),
                       dict(bits=8, prune="magnitude:global:0.9,distill")),
-                     ("90% gradually (50%, 75%, 90%, distilled after each)",
-                      dict(bits=8, prune="magnitude:global:0.5,refit,magnitude:global:0.75,refit,magnitude:global:0.9,refit"),
-                      dict(bits=8, prune="magnitude:global:0.5,distill,magnitude:global:0.75,distill,"
-                                         "magnitude:global:0.9,distill")),
+                     ("90% gradually (50, 70, 80, 85, 90%, refit or distilled after each)",
+                      dict(bits=8, prune=",".join(f"magnitude:global:{f},refit" for f in GRADUAL)),
+                      dict(bits=8, prune=",".join(f"magnitude:global:{f},distill" for f in GRADUAL))),
                      ("4-bit weights and activations", dict(bits=4), dict(bits=4, distill=True))]
             for case, base, trained in cases:
                 def accuracy(options) -> float:

@@ -46,13 +46,13 @@ class Distill:
     reference: Graph = field(compare=False, repr=False)
     inputs: Mapping[str, np.ndarray] = field(compare=False, repr=False)
     labels: np.ndarray | None = field(default=None, compare=False, repr=False)
-    epochs: int = 200
+    epochs: int = 400
     temperature: float = 2.0
     alpha: float = 0.5
     lr: float = 2e-3
     batch: int = 64
-    patience: int = 20
-    mix: int = 1
+    patience: int = 40
+    mix: int = 4
     seed: int = 0
     types: Mapping[str, FixedType] | None = field(default=None, compare=False, repr=False)
     layers: frozenset[str] | None = None

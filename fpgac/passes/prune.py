@@ -43,8 +43,9 @@ weights of every Dense and Conv layer (biases are kept; QONNX fixed-point weight
     train the surviving weights and biases of the whole pruned network, end to end, to match the
     unpruned float network on the calibration data (and its labels ``y``, when the calibration
     file has them) (:mod:`fpgac.passes.distill`: knowledge distillation with temperature ``T``,
-    default 2; ``alpha`` the labels' weight, default 0.5; at most ``E`` epochs, default 200,
-    stopping early; ``M`` mixup blends of two rows per row, labelled by the teacher, default 1;
+    default 2; ``alpha`` the labels' weight, default 0.5; at most ``E`` epochs, default 400,
+    stopping early (patience 40); ``M`` mixup blends of two rows per row, labelled by the teacher,
+    default 4;
     seeded). Pruned weights stay zero. Put it after the pruning steps. It needs
     calibration inputs and the ``train`` extra (JAX, optax).
 ``none``

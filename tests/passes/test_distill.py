@@ -51,11 +51,11 @@ def test_pruned_weights_stay_zero_and_a_seed_repeats(digits) -> None:
     cal, _, _ = digits
     pruned = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8, prune="magnitude:global:0.8"))
     first = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=5"))
+                                 prune="magnitude:global:0.8,distill:epochs=5:mix=1"))
     again = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=5"))
+                                 prune="magnitude:global:0.8,distill:epochs=5:mix=1"))
     other = _weights(api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                                 prune="magnitude:global:0.8,distill:epochs=5:seed=7"))
+                                 prune="magnitude:global:0.8,distill:epochs=5:mix=1:seed=7"))
     for name, w in pruned.items():
         assert np.all(first[name][w == 0] == 0), name  # a pruned weight never comes back
         assert np.any(first[name][w != 0] != w[w != 0]), name  # the survivors were trained
@@ -70,14 +70,15 @@ def test_distill_beats_refit_on_held_out_labels(digits) -> None:
         compiled = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8, prune=spec)
         return float(np.mean(compiled.predict(x).argmax(axis=1) == y))
 
-    refit, distill = accuracy("magnitude:global:0.9,refit"), accuracy("magnitude:global:0.9,distill")
+    refit = accuracy("magnitude:global:0.9,refit")
+    distill = accuracy("magnitude:global:0.9,distill:epochs=150:patience=15:mix=1")
     assert distill > refit + 0.03, (distill, refit)
 
 
 def test_a_distilled_design_is_bit_exact(digits, tmp_path: Path) -> None:
     cal, _, _ = digits
     compiled = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
-                           prune="magnitude:global:0.8,distill:epochs=10")
+                           prune="magnitude:global:0.8,distill:epochs=10:mix=1")
     report = api.verify(compiled.write(tmp_path / "c", "cpu", vectors=100))
     assert report.ok and report.mismatched_bits == 0
 
@@ -113,7 +114,7 @@ def test_quantization_aware_distillation_at_4_bits(digits, tmp_path: Path, capsy
 
     cal, x, y = digits
     plain = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=4)
-    trained = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=4, distill=True)
+    trained = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=4, distill="epochs=150:patience=15:mix=1")
     accuracy = lambda c: float(np.mean(c.predict(x).argmax(axis=1) == y))  # noqa: E731
     assert accuracy(trained) > accuracy(plain), (accuracy(trained), accuracy(plain))
     assert trained.options["resolved"]["distill"]["record"]["quantization_aware"] is True
@@ -139,7 +140,8 @@ def test_a_smaller_student_after_structured_pruning(digits) -> None:
     network classifies the held-out rows better than refit makes it."""
     cal, x, y = digits
     refit = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8, prune="structured:0.75,refit")
-    distilled = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8, prune="structured:0.75,distill")
+    distilled = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
+                            prune="structured:0.75,distill:epochs=150:patience=15:mix=1")
     assert [n.inputs[1].type.shape for n in distilled.graph.nodes if n.op is Op.DENSE] == [(64, 8), (8, 10)]
     accuracy = lambda c: float(np.mean(c.predict(x).argmax(axis=1) == y))  # noqa: E731
     assert accuracy(distilled) > accuracy(refit) + 0.03, (accuracy(distilled), accuracy(refit))
