@@ -7,7 +7,7 @@ the teacher's (the unpruned float graph's) soft targets, the teacher's logits at
 by ``T**2``), its outputs by mean squared error otherwise; with labels (``y`` in the calibration
 file), a cross-entropy on them as well, weighted by ``alpha``. Pruned weights stay exactly zero
 (the weights are masked in every step); only the surviving weights and the biases of Dense and
-Conv layers move. Adam (optax) on mini-batches, a seeded shuffle, 10% of the rows held out: the
+Conv layers (and the W, R and B of LSTM and GRU layers) move. Adam (optax) on mini-batches, a seeded shuffle, 10% of the rows held out: the
 weights kept are those of the epoch whose held-out teacher loss was lowest, and training stops
 when it has not improved for ``patience`` epochs. With ``types`` (value name -> FixedType, from
 a quantization of the same graph) every value is rounded to its type on the way forward with a
@@ -99,7 +99,9 @@ class Distill:
         params = {k: v for k, v in params.items() if k not in self.exclude}
         if not params:
             return False
-        masks = {k: {"w": (p["w"] != 0).astype(np.float32), "b": np.ones_like(p["b"])} for k, p in params.items()}
+        # a weight that is zero (pruned) stays zero; biases are free
+        masks = {k: {name: (a != 0).astype(np.float32) if name != "b" else np.ones_like(a) for name, a in p.items()}
+                 for k, p in params.items()}
         t, alpha = self.temperature, self.alpha if labels is not None else 0.0
 
         def loss(p, xs, ts, ys):
@@ -196,9 +198,11 @@ class Distill:
                  best, epoch, self.record["seconds"])
         nodes = {n.name: n for n in graph.nodes}
         for name, p in best_params.items():
-            w = np.asarray(p["w"], dtype=np.float64) * masks[name]["w"]
-            set_const(graph, nodes[name], 1, w)
-            set_const(graph, nodes[name], 2, np.asarray(p["b"], dtype=np.float64), sparse=False)
+            node = nodes[name]
+            for index, key in jax_graph.TRAINED[node.op].items():
+                if key in p:
+                    value = np.asarray(p[key], dtype=np.float64) * masks[name][key]
+                    set_const(graph, node, index, value, sparse=key != "b")
         return True
 
 
@@ -212,7 +216,7 @@ def qat_types(quantized: Graph) -> dict[str, FixedType]:
     for node in quantized.nodes:
         if node.op is Op.QUANT and isinstance(node.output.type.dtype, FixedType):
             types[node.inputs[0].name] = node.output.type.dtype
-        for v in node.inputs[1:3] if node.op in (Op.DENSE, Op.CONV) else ():
+        for v in node.inputs[1:4] if node.op in (Op.DENSE, Op.CONV, Op.LSTM, Op.GRU) else ():
             if v is not None and v.is_const and isinstance(v.type.dtype, FixedType):
                 types[v.name] = v.type.dtype
     return types

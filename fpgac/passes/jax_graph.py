@@ -34,8 +34,9 @@ except ImportError as err:  # pragma: no cover - the extra is missing
 
 __all__ = ["TRAINED", "forward", "parameters", "unsupported"]
 
-#: ops whose weight (input 1) and bias (input 2) are trained
-TRAINED = (Op.DENSE, Op.CONV)
+#: ops whose constants are trained: input index -> parameter name
+TRAINED = {Op.DENSE: {1: "w", 2: "b"}, Op.CONV: {1: "w", 2: "b"},
+           Op.LSTM: {1: "w", 2: "r", 3: "b"}, Op.GRU: {1: "w", 2: "r", 3: "b"}}
 
 
 def _act(kind: Act, x, a: Mapping[str, Any]):
@@ -80,6 +81,52 @@ def _pool(node: Node, x):
         return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads, window_dilation=dil)[cut]
     sums = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads, window_dilation=dil)[cut]
     return sums / np.maximum(g.counts(node.attrs["count_include_pad"]), 1.0)
+
+
+def _state(args: list, index: int, batch: int, hidden: int):
+    state = args[index] if len(args) > index else None
+    return jnp.broadcast_to(jnp.zeros(hidden) if state is None else state, (batch, hidden))
+
+
+def _lstm(node: Node, args: list) -> list:
+    """ONNX LSTM, forward, gates i, o, f, c (as the float reference)."""
+    x, w, r = args[0], args[1], args[2]
+    hidden = node.attrs["hidden_size"]
+    bias = args[3] if len(args) > 3 else None
+    gx = x @ w.T
+    if bias is not None:
+        gx = gx + bias[: 4 * hidden] + bias[4 * hidden:]
+    h, c = _state(args, 4, x.shape[0], hidden), _state(args, 5, x.shape[0], hidden)
+    ys = []
+    for t in range(x.shape[1]):
+        i, o, f, g = jnp.split(gx[:, t] + h @ r.T, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        ys.append(h)
+    return [jnp.stack(ys, axis=1), h, c]
+
+
+def _gru(node: Node, args: list) -> list:
+    """ONNX GRU, forward, gates z, r, h; ``linear_before_reset`` as the float reference."""
+    x, w, r = args[0], args[1], args[2]
+    hidden = node.attrs["hidden_size"]
+    bias = args[3] if len(args) > 3 and args[3] is not None else jnp.zeros(6 * hidden)
+    wb, rb = bias[: 3 * hidden], bias[3 * hidden:]
+    r_h = r[2 * hidden:]
+    gx = x @ w.T + wb
+    h = _state(args, 4, x.shape[0], hidden)
+    ys = []
+    for t in range(x.shape[1]):
+        xz, xr, xh = jnp.split(gx[:, t], 3, axis=-1)
+        hz, hr, hh = jnp.split(h @ r.T + rb, 3, axis=-1)
+        z, reset = jax.nn.sigmoid(xz + hz), jax.nn.sigmoid(xr + hr)
+        if node.attrs["linear_before_reset"]:
+            n = jnp.tanh(xh + reset * hh)
+        else:
+            n = jnp.tanh(xh + (reset * h) @ r_h.T + rb[2 * hidden:])
+        h = (1.0 - z) * n + z * h
+        ys.append(h)
+    return [jnp.stack(ys, axis=1), h]
 
 
 def _quantize(x, t: FixedType):
@@ -137,16 +184,25 @@ def _eval(node: Node, args: list):
     if op is Op.QUANT:
         t = node.output.type.dtype
         return _quantize(x, t) if isinstance(t, FixedType) else x
+    if op is Op.ARGMAX:  # a label: no gradient, the index as a float (as the float reference)
+        axis = a["axis"] + 1
+        if a.get("select_last"):
+            last = x.shape[axis] - 1 - jnp.argmax(jnp.flip(x, axis=axis), axis=axis)
+            idx = last
+        else:
+            idx = jnp.argmax(x, axis=axis)
+        idx = lax.stop_gradient(idx.astype(x.dtype))
+        return jnp.expand_dims(idx, axis) if a.get("keepdims", True) else idx
     raise AssertionError(op)
 
 
 SUPPORTED = frozenset({Op.DENSE, Op.CONV, Op.SCALE_SHIFT, Op.ACTIVATION, Op.POOL, Op.GLOBAL_POOL, Op.SOFTMAX,
                        Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.RESHAPE, Op.TRANSPOSE, Op.CONCAT,
-                       Op.PAD, Op.SLICE, Op.QUANT})
+                       Op.PAD, Op.SLICE, Op.QUANT, Op.LSTM, Op.GRU, Op.ARGMAX})
 
 
 def unsupported(graph: Graph) -> Node | None:
-    """The first node the training graph cannot express (LSTM, GRU, ArgMax, Lookup), or None."""
+    """The first node the training graph cannot express (a Lookup table: quantized graphs only), or None."""
     return next((n for n in graph.nodes if n.op not in SUPPORTED), None)
 
 
@@ -157,18 +213,27 @@ def _const(value) -> np.ndarray:
 
 
 def parameters(graph: Graph, layers: frozenset[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """The trained parameters: per Dense/Conv node (of ``layers``, None: all), ``w`` and ``b``
-    (a missing bias starts at zero: it is trained too)."""
+    """The trained parameters: per Dense/Conv node (of ``layers``, None: all) ``w`` and ``b``, per
+    LSTM/GRU node ``w``, ``r`` and ``b`` (a missing bias starts at zero: it is trained too)."""
     params = {}
     for node in graph.nodes:
-        if node.op not in TRAINED or (layers is not None and node.name not in layers):
+        names = TRAINED.get(node.op)
+        if names is None or (layers is not None and node.name not in layers):
             continue
         w = node.inputs[1]
         if w is None or not w.is_const or isinstance(w.type.dtype, FixedType):
             continue  # a QONNX fixed-point weight is the exporter's: left alone
-        b = node.input(2)
-        units = w.type.shape[1] if node.op is Op.DENSE else w.type.shape[0]
-        params[node.name] = {"w": _const(w), "b": _const(b) if b is not None else np.zeros(units, np.float32)}
+        entry = {}
+        for index, name in names.items():
+            v = node.input(index)
+            if v is not None and v.is_const:
+                entry[name] = _const(v)
+            elif name == "b":
+                units = {Op.DENSE: lambda: w.type.shape[1], Op.CONV: lambda: w.type.shape[0],
+                         Op.LSTM: lambda: 8 * node.attrs["hidden_size"],
+                         Op.GRU: lambda: 6 * node.attrs["hidden_size"]}[node.op]()
+                entry[name] = np.zeros(units, np.float32)
+        params[node.name] = entry
     return params
 
 
@@ -195,25 +260,30 @@ def forward(graph: Graph, types: Mapping[str, FixedType] | None = None, *,
             const_inputs = OP_SPECS[node.op].const_inputs
             args = []
             trained = params.get(node.name)
+            slots = TRAINED.get(node.op, {}) if trained is not None else {}
             for i, v in enumerate(node.inputs):
                 if v is None:
                     args.append(None)
-                elif trained is not None and i in (1, 2):
-                    a = trained["w"] if i == 1 else trained["b"]
+                elif i in slots:
+                    a = trained[slots[i]]
                     args.append(_quantize(a, types[v.name]) if types and v.name in types else a)
                 elif v.is_const:
                     args.append(consts[id(v)] if i in const_inputs else consts[id(v)][None])
                 else:
                     args.append(env[id(v)])
-            if trained is not None and node.input(2) is None:
-                args += [None] * (3 - len(args))
-                args[2] = trained["b"]
-            y = _eval(node, args)
-            out = node.output
-            if types and out.name in types and node.op is not Op.QUANT:
-                y = _quantize(y, types[out.name])
-            env[id(out)] = y
-            names[out.name] = y
+            for i, name in slots.items():  # a trained bias the node did not have
+                if node.input(i) is None and name in trained:
+                    args += [None] * (i + 1 - len(args))
+                    args[i] = trained[name]
+            if node.op in (Op.LSTM, Op.GRU):
+                ys = (_lstm if node.op is Op.LSTM else _gru)(node, args)
+            else:
+                ys = [_eval(node, args)]
+            for out, y in zip(node.outputs, ys):
+                if types and out.name in types and node.op is not Op.QUANT:
+                    y = _quantize(y, types[out.name])
+                env[id(out)] = y
+                names[out.name] = y
         return [names[n] if n in names else env[id(next(v for v in inputs if v.name == n))] for n in wanted]
 
     return run

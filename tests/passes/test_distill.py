@@ -35,7 +35,7 @@ def _weights(compiled) -> dict[str, np.ndarray]:
             if n.op is Op.DENSE}
 
 
-@pytest.mark.parametrize("name", ["mlp", "digits", "cnn1d", "cnn2d"])
+@pytest.mark.parametrize("name", ["mlp", "digits", "cnn1d", "cnn2d", "lstm", "gru"])
 def test_the_training_graph_is_the_float_reference(name: str) -> None:
     from fpgac.passes.jax_graph import forward, parameters
 
@@ -75,12 +75,17 @@ def test_distill_beats_refit_on_held_out_labels(digits) -> None:
     assert distill > refit + 0.03, (distill, refit)
 
 
-def test_a_distilled_design_is_bit_exact(digits, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [
+    "cpu",
+    pytest.param("xilinx", marks=pytest.mark.requires("g++")),
+    pytest.param("amaranth", marks=pytest.mark.requires("verilator")),
+])
+def test_a_distilled_design_is_bit_exact(digits, tmp_path: Path, target: str) -> None:
     cal, _, _ = digits
     compiled = api.compile(EXAMPLES / "digits.onnx", calibration=cal, bits=8,
                            prune="magnitude:global:0.8,distill:epochs=10:mix=1")
-    report = api.verify(compiled.write(tmp_path / "c", "cpu", vectors=100))
-    assert report.ok and report.mismatched_bits == 0
+    report = api.verify(compiled.write(tmp_path / "c", target, vectors=100))
+    assert report.ok and report.mismatched_bits == 0 and report.vectors == 100
 
 
 def test_bad_specs_and_too_few_rows(digits, tmp_path: Path) -> None:
@@ -145,3 +150,23 @@ def test_a_smaller_student_after_structured_pruning(digits) -> None:
     assert [n.inputs[1].type.shape for n in distilled.graph.nodes if n.op is Op.DENSE] == [(64, 8), (8, 10)]
     accuracy = lambda c: float(np.mean(c.predict(x).argmax(axis=1) == y))  # noqa: E731
     assert accuracy(distilled) > accuracy(refit) + 0.03, (accuracy(distilled), accuracy(refit))
+
+
+def test_recurrent_layers_are_trained_too(tmp_path: Path) -> None:
+    """--distill on the LSTM example: its W, R and B move with the Dense after it, the design is
+    bit-exact on the cpu target."""
+    graph = api.load(EXAMPLES / "lstm.onnx")
+    (x,) = graph.inputs
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "cal.npz", x=rng.uniform(-1, 1, size=(200, *x.type.shape)).astype(np.float32))
+    before = {n.name: [np.asarray(v.data) for v in n.inputs[1:4] if v is not None]
+              for n in graph.nodes if n.op is Op.LSTM}
+    compiled = api.compile(EXAMPLES / "lstm.onnx", calibration=tmp_path / "cal.npz", bits=8,
+                           distill="epochs=30:mix=1")
+    after = {n.name: [np.asarray(v.data) for v in n.inputs[1:4] if v is not None]
+             for n in compiled.float_graph.nodes if n.op is Op.LSTM}
+    assert after.keys() == before.keys()
+    for name in before:
+        assert all(a.shape == b.shape and np.any(a != b) for a, b in zip(after[name], before[name])), name
+    report = api.verify(compiled.write(tmp_path / "c", "cpu", vectors=50))
+    assert report.ok
