@@ -269,6 +269,12 @@ def sweep(
 ) -> SweepResult:
     """Run every point not already in ``out_dir``; write ``results.json``, ``results.csv``,
     ``pareto.png``. ``progress(done, running, failed, total)`` follows the points."""
+    for module in ("distributed", "matplotlib"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UsageError(f"fpgac sweep needs {'dask.distributed' if module == 'distributed' else module}: "
+                             "pip install 'fpgac[sweep]'") from None
     points = plan(target, bits, prunes, reuses)
     model = Path(model)
     if not model.is_file():

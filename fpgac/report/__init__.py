@@ -78,9 +78,12 @@ def write_report(out: str | Path, folder: str | Path | None = None, *, vitis_rep
     from ..inputs import read_input
     from .plots import draw
 
+    from .plots import _pyplot
+
     out = Path(out)
     folder = Path(folder) if folder is not None else out / "report"
     vitis = read_vitis_report(vitis_report) if vitis_report is not None else None  # before any work
+    _pyplot()  # the figures' library, before any synthesis
     report = collect(out, step=step, **options)
     if vitis is not None:
         report["vitis"] = vitis

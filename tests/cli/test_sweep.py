@@ -148,3 +148,12 @@ def test_sweep_with_synthesis(tmp_path: Path, capsys) -> None:
     assert "LUT" in out.splitlines()[0] and "no more LUTs (yosys, --synth)" in out
     assert _error(capsys, "sweep", qmlp, "--target", "cpu", "--synth", "-o", tmp_path / "t") == \
         "--synth applies to --target amaranth or xilinx, not cpu"
+
+
+def test_without_the_sweep_extra(tmp_path: Path, capsys, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask.distributed were not installed
+    assert _error(capsys, "sweep", MLP, "-o", tmp_path / "s") == \
+        "fpgac sweep needs dask.distributed: pip install 'fpgac[sweep]'"
+    assert not (tmp_path / "s").exists()
