@@ -31,7 +31,7 @@ from fpgac.ir import verify as verify_graph
 from fpgac.layers import LayerRow, layer_table
 from fpgac.passes import FoldBatchNorm, FuseBias, FuseSoftsign, Pass, PassManager, SimplifyReshapes
 from fpgac.passes.calibrate import DEFAULT_INPUT_RANGE, Calibrate, sample_input_range
-from fpgac.passes.distill import Distill, qat_types
+from fpgac.passes.distill import Distill, check_data, qat_types
 from fpgac.passes.prune import distill_options, prune_passes
 from fpgac.passes.quantize import QuantConfig, Quantize, QuantRecord
 from fpgac.provenance import arrays_digest, describe_file
@@ -227,6 +227,7 @@ def compile(
     config = quant_config(precision, bits, table_size, graph)
     if accuracy_budget is not None and config.precision is not None:
         raise UsageError("--accuracy-budget chooses widths itself: it cannot be combined with one fixed --precision type")
+    qat_given = _distill_options(distill)
     float_graph = copy.deepcopy(graph)
     if calibration is not None:
         if isinstance(calibration, (str, os.PathLike)):
@@ -244,17 +245,12 @@ def compile(
         cal = sample_input_range(float_graph, lo, hi)
         sources["calibration"] = {"uniform": [lo, hi], "rows": _rows(cal), "seed": 0}
     labels = read_labels(calibration) if isinstance(calibration, (str, os.PathLike)) else None
-    wants_distill = bool(distill) or any(step.split(":")[0].strip().lower() == "distill"
-                                         for text in ([prune] if isinstance(prune, str) else prune or [])
-                                         for step in str(text).split(","))
-    if wants_distill:  # checked before any training
+    if qat_given is not None:  # checked before any work; a distill step of --prune checks its own
         if calibration is None:
             raise UsageError("distill trains on calibration data: give --calibration X.npz (the inputs, and the "
                              "labels y if there are any)")
-        if labels is not None and len(np.asarray(labels).reshape(-1)) != _rows(cal):
-            raise UsageError(f"{calibration}: {len(np.asarray(labels).reshape(-1))} labels y for {_rows(cal)} input "
-                             "rows")
-    prune_record = _prune(float_graph, prune, precision, dump, cal, labels)
+        check_data(cal, labels)
+    prune_record = _prune(float_graph, prune, precision, dump, cal, labels, calibrated=calibration is not None)
     unpruned_graph = graph if prune_record else None
     with progress.step(f"calibrating on {_rows(cal):,} samples"):
         Calibrate(cal).run(float_graph)
@@ -266,7 +262,7 @@ def compile(
     graph = copy.deepcopy(float_graph)
     quantize = Quantize(config)
     PassManager([quantize], verify_each=True, dump=dump).run(graph)
-    qat = _qat_options(distill, prune_record)
+    qat = qat_given if qat_given is not None else (prune_record or {}).get("qat")
     if qat is not None:  # train through the chosen types, then quantize what was trained
         teacher = unpruned_graph if unpruned_graph is not None else copy.deepcopy(float_graph)
         step = Distill(teacher, cal, labels, types=qat_types(graph), **qat)
@@ -294,18 +290,12 @@ def compile(
                          {"given": given, "resolved": resolved}, sources)
 
 
-def _qat_options(distill: str | bool | None, prune_record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The options of the quantization-aware distillation, or None when there is none: from
-    ``distill`` (True or an options string), else from a ``distill`` step of the model's spec."""
-    if distill is not None and distill is not False:
-        text = "" if distill is True else str(distill)
-        return distill_options(f"distill:{text}", [a for a in text.split(":") if a])
-    spec = (prune_record or {}).get("model") or ""
-    for step in str(spec).split(","):
-        kind, *args = [part.strip().lower() for part in step.split(":")]
-        if kind == "distill":
-            return distill_options(step, args)
-    return None
+def _distill_options(distill: str | bool | None) -> dict[str, Any] | None:
+    """``compile(distill=...)`` as training options (True: the defaults), or None."""
+    if distill is None or distill is False:
+        return None
+    text = "" if distill is True else str(distill)
+    return distill_options(f"distill:{text}", [a for a in text.split(":") if a])
 
 
 def _rows(inputs: Mapping[str, np.ndarray]) -> int:
@@ -342,20 +332,25 @@ def prune(
 
 
 def _prune(graph: Graph, spec: Any, precision: Any, dump: Callable[[str, Graph], None] | None,
-           calibration: Mapping[str, np.ndarray] | None, labels: np.ndarray | None = None) -> dict[str, Any] | None:
+           calibration: Mapping[str, np.ndarray] | None, labels: np.ndarray | None = None, *,
+           calibrated: bool = True) -> dict[str, Any] | None:
     """Run the pruning steps; what ran (the model-wide spec and each layer's), or None if nothing."""
     model_spec, layer_specs = prune_specs(precision, graph)
     spec = spec if spec else model_spec
     if not spec and not layer_specs:
         return None
-    passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration, labels=labels)
+    passes = prune_passes(spec, layer_specs, reference=copy.deepcopy(graph), inputs=calibration, labels=labels,
+                          calibrated=calibrated)
     text = spec if isinstance(spec, str) or spec is None else ",".join(spec)
     with progress.step(f"pruning ({text or 'per-layer specs'})"):
         PassManager(passes, verify_each=True, dump=dump).run(graph)
     record = {"model": text, "layers": dict(layer_specs)}
-    distilled = [dict(p.record) for p in passes if isinstance(p, Distill) and p.record]
-    if distilled:
-        record["distilled"] = distilled
+    distills = [p for p in passes if isinstance(p, Distill)]
+    if any(p.record for p in distills):
+        record["distilled"] = [dict(p.record) for p in distills if p.record]
+    model_wide = [p for p in distills if p.layers is None]
+    if model_wide:  # then trained again through the fixed-point types, with the same options
+        record["qat"] = model_wide[-1].options
     return record
 
 

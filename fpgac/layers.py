@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fpgac.ir import Graph, Node, Op
+from fpgac.ir import FixedType, Graph, Node, Op
 
 __all__ = ["LayerRow", "layer_table"]
 
@@ -19,7 +19,9 @@ class LayerRow:
     ``nonzeros`` counts the non-zero parameters; ``multiplies`` is what a fully unrolled design
     needs per inference: non-zero weights times the output positions each is used at (Dense:
     the leading axes; Conv: the output pixels; LSTM/GRU: the time steps), one per non-zero scale
-    of a ScaleShift or constant Mul. A zero weight costs nothing.
+    of a ScaleShift or constant Mul. A zero weight costs nothing. ``bit_operations`` weighs each
+    multiply of a Dense, Conv, LSTM or GRU by its operands' widths (weight bits times input bits,
+    quantized graphs; 0 otherwise): a measure of the multiplier hardware a design needs.
     """
 
     name: str
@@ -30,6 +32,7 @@ class LayerRow:
     output_type: str = ""
     nonzeros: int = 0
     multiplies: int = 0
+    bit_operations: int = 0
 
 
 def _multiplies(node: Node) -> int:
@@ -58,7 +61,16 @@ def layer_table(graph: Graph) -> list[LayerRow]:
         params = sum(v.type.size for v in consts)
         weight = str(consts[0].type.dtype) if consts else ""
         nonzeros = sum(int(np.count_nonzero(v.data)) for v in consts)
+        multiplies = _multiplies(node)
         rows.append(LayerRow(node.name, op, node.output.type.shape, params, weight, str(node.output.type.dtype),
-                             nonzeros, _multiplies(node)))
+                             nonzeros, multiplies, multiplies * _operand_bits(node)))
     return rows
+
+
+def _operand_bits(node: Node) -> int:
+    """Weight bits times input bits of a weighted layer's multiplies (0 unless both are fixed-point)."""
+    if node.op not in (Op.DENSE, Op.CONV, Op.LSTM, Op.GRU) or node.inputs[1] is None:
+        return 0
+    x, w = node.inputs[0].type.dtype, node.inputs[1].type.dtype
+    return x.width * w.width if isinstance(x, FixedType) and isinstance(w, FixedType) else 0
 

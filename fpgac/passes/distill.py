@@ -33,7 +33,19 @@ from fpgac.ir import FixedType, Graph, Op
 from fpgac.ir.semantics import evaluate_float
 from fpgac.passes.layer_weights import set_const
 
-__all__ = ["Distill", "MIN_ROWS", "qat_types"]
+__all__ = ["Distill", "MIN_ROWS", "check_data", "qat_types"]
+
+#: the training options of a Distill (what a spec's ``distill:key=value`` sets)
+OPTIONS = ("epochs", "temperature", "alpha", "lr", "batch", "patience", "mix", "seed")
+
+
+def check_data(inputs: Mapping[str, np.ndarray], labels: np.ndarray | None) -> None:
+    """Enough rows to train on, and as many labels as rows: refused before any work."""
+    rows = min((len(a) for a in inputs.values() if np.ndim(a)), default=0)
+    if rows < MIN_ROWS:
+        raise UsageError(f"distill needs at least {MIN_ROWS} calibration rows to train on, got {rows}")
+    if labels is not None and len(np.asarray(labels).reshape(-1)) != rows:
+        raise UsageError(f"distill: {len(np.asarray(labels).reshape(-1))} labels y for {rows} calibration rows")
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,12 @@ class Distill:
             if not ok:
                 raise UsageError(f"distill {name} must be {'in [0, 1]' if name == 'alpha' else 'positive'}, "
                                  f"not {value!r}")
+        check_data(self.inputs, self.labels)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The training options, as a spec would give them."""
+        return {name: getattr(self, name) for name in OPTIONS}
 
     def run(self, graph: Graph) -> bool:
         from fpgac.passes import jax_graph
@@ -80,11 +98,7 @@ class Distill:
         names = [v.name for v in graph.inputs]
         arrays = [np.asarray(self.inputs[n], dtype=np.float32) for n in names]
         rows = len(arrays[0])
-        if rows < MIN_ROWS:
-            raise UsageError(f"distill needs at least {MIN_ROWS} calibration rows to train on, got {rows}")
         labels = None if self.labels is None else np.asarray(self.labels).reshape(-1)
-        if labels is not None and len(labels) != rows:
-            raise UsageError(f"distill: {len(labels)} labels for {rows} calibration rows")
         # the teacher: the unpruned float network's logits (under a final softmax) or outputs
         last = self.reference.nodes[-1]
         soft = last.op is Op.SOFTMAX and not last.attrs["log"] and len(self.reference.outputs) == 1

@@ -139,12 +139,14 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 def parse_prune(spec: str | Sequence[str], *, layers: frozenset[str] | None = None,
                 exclude: frozenset[str] = frozenset(), reference: Graph | None = None,
-                inputs: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None) -> list[Pass]:
+                inputs: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None,
+                calibrated: bool = True) -> list[Pass]:
     """The passes a spec names, each acting on ``layers`` (None: all) but not on ``exclude``.
 
-    ``refit`` needs the unpruned ``reference`` graph and calibration ``inputs``.
+    ``refit`` needs the unpruned ``reference`` graph and calibration ``inputs``; ``distill`` also
+    ``calibrated`` ones (real data, not samples of an input range), and takes their ``labels``.
     """
-    context = {"reference": reference, "inputs": inputs, "labels": labels}
+    context = {"reference": reference, "inputs": inputs, "labels": labels, "calibrated": calibrated}
     passes: list[Pass] = []
     for step in _steps(spec):
         passes += _parse_step(step, {"layers": layers, "exclude": exclude}, context)
@@ -153,11 +155,11 @@ def parse_prune(spec: str | Sequence[str], *, layers: frozenset[str] | None = No
 
 def prune_passes(spec: str | Sequence[str] | None, layer_specs: Mapping[str, str] | None = None, *,
                  reference: Graph | None = None, inputs: Mapping[str, np.ndarray] | None = None,
-                 labels: np.ndarray | None = None) -> list[Pass]:
+                 labels: np.ndarray | None = None, calibrated: bool = True) -> list[Pass]:
     """The pruning pipeline: the model-wide ``spec`` on every layer not in ``layer_specs``, then
     each overridden layer's own steps, then dead-unit elimination if any step was structured."""
     layer_specs = dict(layer_specs or {})
-    context = {"reference": reference, "inputs": inputs, "labels": labels}
+    context = {"reference": reference, "inputs": inputs, "labels": labels, "calibrated": calibrated}
     passes = parse_prune(spec or "none", exclude=frozenset(layer_specs), **context)
     for name, text in layer_specs.items():
         steps = parse_prune(text, layers=frozenset({name}), **context)
@@ -328,9 +330,9 @@ def _distill(step: str, args: list[str], where: dict, context: dict) -> Pass:
     from fpgac.passes.distill import Distill
 
     options = distill_options(step, args)
-    if context["reference"] is None or context["inputs"] is None:
-        raise UsageError(f"prune spec {step!r}: distill needs calibration inputs (compile with calibration data, "
-                         "or give api.prune its calibration)")
+    if context["reference"] is None or context["inputs"] is None or not context.get("calibrated", True):
+        raise UsageError("distill trains on calibration data: give --calibration X.npz (the inputs, and the labels y "
+                         "if there are any)")
     return Distill(context["reference"], context["inputs"], context.get("labels"), **options, **where)
 
 

@@ -19,10 +19,11 @@ from ..backends import load_design
 from ..backends.common import VECTORS, load_vectors, read_manifest
 from ..backends.verification import mismatched_bits
 from ..errors import UsageError
+from ..ir import FixedType
 from ..ir.fixed import to_float
 from ..sim import run_fixed
 
-__all__ = ["Moved", "against"]
+__all__ = ["Moved", "against", "compare_output"]
 
 #: how many moved vectors are listed per output
 SHOW = 5
@@ -54,6 +55,24 @@ class Moved:
         return lines + [f"against baseline  {verdict}"]
 
 
+def compare_output(new_type: FixedType, old_type: FixedType, now: np.ndarray, was: np.ndarray
+                   ) -> tuple[list[int], str | None, list[str]]:
+    """One output's mantissas now and in a baseline (batch first): the vectors that moved (every
+    bit compared, or the values when the type changed, then said in the note) and the first few."""
+    n = len(now)
+    now = np.asarray(now, dtype=np.int64).reshape(n, -1)
+    was = np.asarray(was, dtype=np.int64).reshape(n, -1)
+    note, fmt = None, "mantissas"
+    if new_type == old_type:
+        rows = np.flatnonzero(mismatched_bits(now, was, new_type))
+    else:
+        note = f"type {old_type} -> {new_type}"
+        now, was, fmt = to_float(now, new_type), to_float(was, old_type), "values"
+        rows = np.flatnonzero((now != was).any(axis=1))
+    examples = [f"vector {k}: {fmt} {now[k].tolist()}, baseline {was[k].tolist()}" for k in rows[:SHOW]]
+    return [int(k) for k in rows], note, examples
+
+
 def against(out: str | os.PathLike, baseline: str | os.PathLike) -> Moved:
     """Compare the golden outputs of ``out`` with those of the design in ``baseline`` on ``out``'s inputs."""
     out, baseline = Path(out), Path(baseline)
@@ -69,17 +88,8 @@ def against(out: str | os.PathLike, baseline: str | os.PathLike) -> Moved:
     then = run_fixed(graph, vectors.inputs, mantissas=True)
     moved = Moved(vectors.n)
     for port, old_port, now, was in zip(new["outputs"], old["outputs"], vectors.golden, then):
-        now = np.asarray(now, dtype=np.int64).reshape(vectors.n, -1)
-        was = np.asarray(was, dtype=np.int64).reshape(vectors.n, -1)
-        if port.type == old_port.type:
-            rows = np.flatnonzero(mismatched_bits(now, was, port.type))
-            fmt = "mantissas"
-        else:
-            moved.notes[port.name] = f"type {old_port.type} -> {port.type}"
-            now_v, was_v = to_float(now, port.type), to_float(was, old_port.type)
-            rows = np.flatnonzero((now_v != was_v).any(axis=1))
-            now, was, fmt = now_v, was_v, "values"
-        moved.outputs[port.name] = [int(k) for k in rows]
-        moved.examples[port.name] = [f"vector {k}: {fmt} {now[k].tolist()}, baseline {was[k].tolist()}"
-                                     for k in rows[:SHOW]]
+        rows, note, examples = compare_output(port.type, old_port.type, now, was)
+        if note:
+            moved.notes[port.name] = note
+        moved.outputs[port.name], moved.examples[port.name] = rows, examples
     return moved

@@ -54,7 +54,6 @@ MANIFEST_KEYS = {"model", "targets", "vectors", "options", "target_options", "to
 OPTION_KEYS = {"bits", "precision", "prune", "calibration", "input_range", "table_size", "accuracy_budget"}
 TARGET_OPTION_KEYS = {"reuse", "clock_period", "io", "part", "axi"}
 TOLERANCE_KEYS = {"agreement", "max_error", "latency"}
-SHOW = 5  # moved vectors listed per output
 
 
 class ManifestError(Exception):
@@ -279,9 +278,9 @@ class ManifestItem(pytest.Item):
             return [f"no baseline {self.baseline}: run pytest with --fpgac-update-baseline to store one"]
         from .. import api
         from ..backends.common import read_manifest
-        from ..backends.verification import mismatched_bits
         from ..ir import parse_type
         from ..sim import run_fixed
+        from .baseline import compare_output
 
         with np.load(self.baseline) as data:
             inputs = [data[k] for k in sorted((k for k in data.files if k.startswith("in")), key=lambda k: int(k[2:]))]
@@ -292,17 +291,12 @@ class ManifestItem(pytest.Item):
         problems = []
         for port, new, old in zip(ports, now, golden):
             old_type = parse_type(types.get(port.name, str(port.type)))
-            n = len(old)
-            if old_type != port.type:
-                problems.append(f"output {port.name}: type {old_type} -> {port.type} (the baseline's)")
-                continue
-            new_m = np.asarray(new, dtype=np.int64)
-            moved = np.flatnonzero(mismatched_bits(new_m.reshape(n, -1), np.asarray(old).reshape(n, -1), port.type))
-            if len(moved):
-                lines = [f"output {port.name}: {len(moved)} of {n} vectors moved from the baseline"]
-                lines += [f"  vector {k}: {new_m.reshape(n, -1)[k].tolist()}, baseline "
-                          f"{np.asarray(old).reshape(n, -1)[k].tolist()}" for k in moved[:SHOW]]
-                problems.append("\n".join(lines))
+            rows, note, examples = compare_output(port.type, old_type, new, old)
+            if note:  # a changed type fails whatever the values: the baseline is another design
+                problems.append(f"output {port.name}: {note} since the baseline")
+            elif rows:
+                problems.append("\n".join([f"output {port.name}: {len(rows)} of {len(old)} vectors moved from the "
+                                            "baseline"] + [f"  {line}" for line in examples]))
         return problems
 
     def repr_failure(self, excinfo, style=None):

@@ -98,15 +98,7 @@ def point_key(point: Point, model_digest: str, data_digest: str | None, common: 
 
 def _bit_operations(graph) -> int:
     """Weight bits times input bits, summed over every kept multiply of a fully unrolled design."""
-    rows = {r.name: r for r in layer_table(graph)}
-    total = 0
-    for node in graph.nodes:
-        if node.op not in (Op.DENSE, Op.CONV, Op.LSTM, Op.GRU) or node.name not in rows:
-            continue
-        x, w = node.inputs[0].type.dtype, node.inputs[1].type.dtype
-        if hasattr(x, "width") and hasattr(w, "width"):
-            total += rows[node.name].multiplies * w.width * x.width
-    return total
+    return sum(row.bit_operations for row in layer_table(graph))
 
 
 def run_point(point: Point, model: bytes, model_name: str, data: bytes | None, common: dict[str, Any],
@@ -142,6 +134,7 @@ def run_point(point: Point, model: bytes, model_name: str, data: bytes | None, c
         weights = [v for n in compiled.graph.nodes for v in n.inputs[1:2]
                    if n.op in (Op.DENSE, Op.CONV, Op.LSTM, Op.GRU) and v is not None and v.is_const]
         extra = report.extra
+        bit_operations = _bit_operations(compiled.graph)
         result.update({
             "status": "ok" if report.ok else "mismatch",
             "mismatching_bits": report.mismatched_bits,
@@ -153,10 +146,9 @@ def run_point(point: Point, model: bytes, model_name: str, data: bytes | None, c
             "interval_cycles": extra.get("interval_cycles", extra.get("interval")),
             "nonzero_weights": int(sum(np.count_nonzero(v.data) for v in weights)),
             "weight_bits": int(sum(np.count_nonzero(v.data) * v.type.dtype.width for v in weights)),
-            "bit_operations": _bit_operations(compiled.graph),
+            "bit_operations": bit_operations,
             # the arithmetic hardware, estimated: a design that takes a vector every I cycles shares it over I
-            "bit_operations_per_cycle": round(_bit_operations(compiled.graph) / max(1.0, float(
-                extra.get("interval_cycles") or 1.0)), 1),
+            "bit_operations_per_cycle": round(bit_operations / max(1.0, float(extra.get("interval_cycles") or 1.0)), 1),
             "error": None,
         })
         if common.get("synth") and point.target in ("amaranth", "xilinx"):

@@ -22,15 +22,14 @@ from .render import markdown, page
 __all__ = ["SCHEMA", "collect", "read_vitis_report", "write_report"]
 
 
-def _activations(graph, inputs) -> dict[str, np.ndarray]:
-    """Every non-constant value of the golden model on ``inputs``, as values (for the profile)."""
+def _activations(graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The golden model's mantissas of every node's result, as values (for the profile)."""
     from ..ir import FixedType
     from ..ir.fixed import to_float
-    from ..ir.semantics.interpret import evaluate_fixed
 
-    types = {v.name: v.type.dtype for n in graph.nodes for v in [n.output]}
+    types = {n.output.name: n.output.type.dtype for n in graph.nodes}
     out = {}
-    for name, m in evaluate_fixed(graph, inputs).items():
+    for name, m in values.items():
         t = types.get(name)
         if isinstance(t, FixedType):
             out[name] = to_float(np.asarray(m), t)
@@ -76,6 +75,7 @@ def write_report(out: str | Path, folder: str | Path | None = None, *, vitis_rep
     from .. import api
     from ..backends.common import VECTORS, load_vectors
     from ..inputs import read_input
+    from ..ir.semantics.interpret import evaluate_fixed
     from .plots import draw
 
     from .plots import _pyplot
@@ -84,18 +84,19 @@ def write_report(out: str | Path, folder: str | Path | None = None, *, vitis_rep
     folder = Path(folder) if folder is not None else out / "report"
     vitis = read_vitis_report(vitis_report) if vitis_report is not None else None  # before any work
     _pyplot()  # the figures' library, before any synthesis
-    report = collect(out, step=step, **options)
-    if vitis is not None:
-        report["vitis"] = vitis
-        report["sources"]["vitis"] = f"measured by Vitis HLS: {vitis['file']}"
     graph = api.load_design(out)
     data = options.get("data")
     inputs = read_input(data, graph) if data is not None else load_vectors(out / VECTORS).inputs
+    values = evaluate_fixed(graph, inputs)  # once, for the calibration statistics and the activation plots
+    report = collect(out, step=step, graph=graph, values=values, **options)
+    if vitis is not None:
+        report["vitis"] = vitis
+        report["sources"]["vitis"] = f"measured by Vitis HLS: {vitis['file']}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        figures = draw(tmp, report, graph, _activations(graph, inputs))
+        figures = draw(tmp, report, graph, _activations(graph, values))
         report["figures"] = figures
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
         (tmp / "report.md").write_text(markdown(report, figures))

@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..inputs import read_input
 from ..ir import FixedType, Op
 from ..ir.fixed import to_float
+from ..ir.semantics.interpret import evaluate_fixed
 from ..layers import layer_table
 from ..sim import run_fixed
 from .synth import ECP5_CAPACITY, Resources, nextpnr, pnr_netlist, synthesize, xilinx_family
@@ -54,7 +55,6 @@ def _layers(graph) -> list[dict[str, Any]]:
         consts = [v for v in node.inputs[1:] if v is not None and v.is_const]
         weight = consts[0] if consts and node.op in WEIGHTED else None
         bias = consts[1] if len(consts) > 1 and node.op in WEIGHTED else None
-        x, w = _dtype(data_in), _dtype(weight)
         multiplies = row.multiplies if row else 0
         out.append({
             "name": node.name,
@@ -67,7 +67,7 @@ def _layers(graph) -> list[dict[str, Any]]:
             "params": row.params if row else 0,
             "nonzeros": row.nonzeros if row else 0,
             "multiplies": multiplies,
-            "bit_operations": multiplies * w.width * x.width if (w and x) else 0,
+            "bit_operations": row.bit_operations if row else 0,
             "hardware": None,
         })
     return out
@@ -167,8 +167,11 @@ def _xilinx_estimate_verilog(graph, manifest: dict[str, Any], folder: Path) -> t
 def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Path | None = None,
             family: str | None = None, device: str = "LFE5U-85F", package: str = "CABGA381",
             pnr: bool | None = None, pnr_timeout: float = 300.0, synth_timeout: float | None = 1800.0,
-            jobs: int | None = None, step: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    """Gather the report of the design in ``out``. ``step(text)`` is a context manager per slow step."""
+            jobs: int | None = None, step: Callable[[str], Any] | None = None, graph=None,
+            values: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Gather the report of the design in ``out``. ``step(text)`` is a context manager per slow step;
+    ``graph`` (the design's, loaded) and ``values`` (the golden model's mantissas of every value on
+    the report's inputs) when the caller has them already."""
     import contextlib
 
     step = step or (lambda text: contextlib.nullcontext())
@@ -177,7 +180,7 @@ def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Pa
     target = manifest["target"]
     if labels is not None and data is None:
         raise UsageError("--labels needs --data X.npz: the inputs the labels belong to")
-    graph = api.load_design(out)
+    graph = graph if graph is not None else api.load_design(out)
     x_data = read_input(data, graph) if data is not None else None
     y = _labels(data, labels, x_data)
     layers = _layers(graph)
@@ -252,8 +255,9 @@ def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Pa
     report["totals"] = {k: sum(r[k] for r in layers) for k in ("params", "nonzeros", "multiplies", "bit_operations")}
     with step("accuracy and calibration statistics"):
         report["accuracy"] = _accuracy(out, manifest, graph, x_data, y)
-        report["calibration"] = _calibration(graph, x_data if x_data is not None else
-                                             load_vectors(out / VECTORS).inputs)
+        if values is None:
+            values = evaluate_fixed(graph, x_data if x_data is not None else load_vectors(out / VECTORS).inputs)
+        report["calibration"] = _calibration(graph, values)
     return report
 
 
@@ -356,18 +360,15 @@ def _float_model(manifest):
     path, digest = model.get("absolute") or model.get("path"), model.get("sha256")
     if not path or not Path(path).is_file() or not digest:
         return None
-    if "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest() != digest and \
-            hashlib.sha256(Path(path).read_bytes()).hexdigest() != digest:
+    found = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if digest not in (found, f"sha256:{found}"):
         return None
     return api.load(path)
 
 
-def _calibration(graph, inputs) -> list[dict[str, Any]]:
+def _calibration(graph, values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per value: the range calibration saw, its type's range, and (at saturating casts) how many
-    values of these inputs fell outside the cast's type and were saturated."""
-    from ..ir.semantics.interpret import evaluate_fixed
-
-    values = evaluate_fixed(graph, inputs)
+    of the golden model's ``values`` fell outside the cast's type and were saturated."""
     rows = []
     for node in graph.nodes:
         v = node.output

@@ -122,12 +122,17 @@ def test_fork_gives_every_consumer_every_word() -> None:
     assert run.words == {"o0": words, "o1": words, "o2": words}
 
 
+def _relu_dense_requant(x: Lanes) -> tuple[ReLU, Dense, Requant]:
+    """ReLU, a 3x2 Dense and a rounding, saturating Requant: the parts the chain tests join."""
+    relu = ReLU(x)
+    dense = Dense(np.array([[1, -2], [3, 0], [0, 5]]), np.array([4, -4]), x=relu.out_lanes)
+    return relu, dense, Requant(dense.out_lanes, shift=1, out_width=4, out_signed=True, rounding="RND", overflow="SAT")
+
+
 def test_chain_of_fork_free_components() -> None:
     """Requant after Dense after ReLU, as one component: the parts' latencies add up."""
     x = Lanes(3, 5, True)
-    relu = ReLU(x)
-    dense = Dense(np.array([[1, -2], [3, 0], [0, 5]]), np.array([4, -4]), x=relu.out_lanes)
-    requant = Requant(dense.out_lanes, shift=1, out_width=4, out_signed=True, rounding="RND", overflow="SAT")
+    relu, dense, requant = _relu_dense_requant(x)
     chain = Chain([relu, dense, requant])
     assert chain.latency == relu.latency + dense.latency + requant.latency
     assert (chain.in_lanes, chain.out_lanes) == (x, requant.out_lanes)
@@ -141,10 +146,7 @@ def test_chain_of_fork_free_components() -> None:
 def test_metered_chain_loses_nothing_and_keeps_full_rate(ready_prob: float) -> None:
     """The same chain without stalls inside, fed by the entrance counter: bit-exact under any
     back-pressure, no cycle added, one word a cycle when the consumer is always ready."""
-    x = Lanes(3, 5, True)
-    relu = ReLU(x)
-    dense = Dense(np.array([[1, -2], [3, 0], [0, 5]]), np.array([4, -4]), x=relu.out_lanes)
-    requant = Requant(dense.out_lanes, shift=1, out_width=4, out_signed=True, rounding="RND", overflow="SAT")
+    relu, dense, requant = _relu_dense_requant(Lanes(3, 5, True))
     metered = Metered([relu, dense, requant])
     assert metered.latency == relu.latency + dense.latency + requant.latency
     rows = np.random.default_rng(3).integers(-16, 16, size=(60, 3))

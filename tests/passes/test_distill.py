@@ -103,8 +103,11 @@ def test_bad_specs_and_too_few_rows(digits, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.npz"
     with np.load(cal) as d:
         np.savez(wrong, x=d["x"], y=d["y"][:-1])
-    with pytest.raises(UsageError, match=r"299 labels y for 300 input rows$"):
-        api.compile(EXAMPLES / "digits.onnx", calibration=wrong, distill=True)
+    for options in (dict(distill=True), dict(prune="magnitude:0.5,distill")):
+        with pytest.raises(UsageError, match=r"^distill: 299 labels y for 300 calibration rows$"):
+            api.compile(EXAMPLES / "digits.onnx", calibration=wrong, **options)
+    with pytest.raises(UsageError, match=r"^prune spec 'distill:mix=x': mix='x' is not a number$"):
+        api.compile(EXAMPLES / "digits.onnx", calibration=cal, distill="mix=x")
     few = tmp_path / "few.npz"
     with np.load(cal) as d:
         np.savez(few, x=d["x"][:20])

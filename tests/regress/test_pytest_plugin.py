@@ -87,8 +87,9 @@ def test_manifest_items_on_a_dask_scheduler(pytester) -> None:
     pytester.makefile(".fpgac.toml", good=GOOD)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        result = pytester.runpytest("-p", "no:cacheprovider", "--fpgac-update-baseline",
-                                    "--fpgac-scheduler", cluster.scheduler_address)
+        # a fresh process, as a CI job runs it: the plugin comes from its entry point there
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fpgac-update-baseline",
+                                               "--fpgac-scheduler", cluster.scheduler_address)
         result.assert_outcomes(passed=1)
         ran = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
         assert "run_manifest_target" in ran  # the work went to the cluster
@@ -101,6 +102,6 @@ def test_an_unreachable_scheduler_is_one_line(pytester) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     pytester.makefile(".fpgac.toml", good=GOOD)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--fpgac-scheduler", f"tcp://127.0.0.1:{port}")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fpgac-scheduler", f"tcp://127.0.0.1:{port}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*--fpgac-scheduler tcp://127.0.0.1:{port}: cannot reach it*"])
