@@ -183,19 +183,30 @@ _PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?([\w$\\]+)\s*;", re
 
 def pnr_netlist(verilog: Path, top: str, timeout: float | None = None) -> Path:
     """A netlist for place and route: the design inside a wrapper that needs four pins (a wide
-    design has more port bits than the package has pins): its input word shifted in a bit a
-    cycle, its output word loaded into a register and shifted out, valid and ready held high."""
+    design has more port bits than the package has pins): its input words (one per stream)
+    shifted in a bit a cycle, its output words loaded into a register and shifted out, valid and
+    ready held high."""
     text = verilog.read_text()
     header = re.search(rf"^module {re.escape(top)}\(.*?^endmodule", text, re.M | re.S)
     if header is None:
         raise UsageError(f"{verilog}: no module {top}")
     ports = {name: (kind, int(msb) + 1 if msb else 1) for kind, msb, name in _PORT.findall(header.group(0))}
-    data_in = next(n for n in ("i__payload", "s_axis_tdata") if n in ports)
-    data_out = next(n for n in ("o__payload", "m_axis_tdata") if n in ports)
-    wi, wo = ports[data_in][1], ports[data_out][1]
-    conns = [f".{data_in}(x)", f".{data_out}(y)", ".clk(clk)", ".rst(rst)"]
+    data = [n for n in ports if n.endswith(("__payload", "_tdata"))]
+    data_in = [n for n in data if ports[n][0] == "input"]
+    data_out = [n for n in data if ports[n][0] == "output"]
+    if not data_in or not data_out:
+        raise UsageError(f"{verilog}: module {top} has no stream ports (i__payload/o__payload or AXI4-Stream tdata)")
+    wi, wo = sum(ports[n][1] for n in data_in), sum(ports[n][1] for n in data_out)
+    conns, at = [".clk(clk)", ".rst(rst)"], 0
+    for n in data_in:  # every input word a slice of the shift register, every output word of y
+        conns.append(f".{n}(x[{at + ports[n][1] - 1}:{at}])")
+        at += ports[n][1]
+    at = 0
+    for n in data_out:
+        conns.append(f".{n}(y[{at + ports[n][1] - 1}:{at}])")
+        at += ports[n][1]
     for name, (kind, _) in ports.items():
-        if name in (data_in, data_out, "clk", "rst"):
+        if name in data or name in ("clk", "rst"):
             continue
         conns.append(f".{name}(1'b1)" if kind == "input" else f".{name}()")
     wrapper = f"""

@@ -3,12 +3,13 @@
 The IR is lowered to lane-level stages (:mod:`.lower`), each stage becomes a :mod:`fpgac.hdl`
 component (:mod:`.build`), and the chain is converted with ``amaranth.back.verilog``. The design
 is fully parallel: one input word carries the whole input tensor, one output word the whole
-output, and a new vector can enter every cycle (every ``reuse`` cycles or so with ``--reuse``).
+output (a stream per graph input and output when there are several), and a new vector can enter every cycle (every ``reuse`` cycles or so with ``--reuse``).
 
 An output directory holds::
 
     <top>.v            the Verilog (module <top>: clk, rst, i__payload/i__valid/i__ready,
-                       o__payload/o__valid/o__ready; s_axis_t*/m_axis_t* with axi)
+                       o__payload/o__valid/o__ready; s_axis_t*/m_axis_t* with axi; with several
+                       inputs or outputs one stream each, i_<name>__* and o_<name>__*)
     design.py          rebuilds <top>.v from stages.json/stages.npz with fpgac.hdl
     stages.json/.npz   the lane-level stages (weights, tables, windows) as plain numbers
     tb/                the cocotb testbench (test_design.py), its vectors and expected outputs,
@@ -77,34 +78,46 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     reuse, axi, period = resolved["reuse"], resolved["axi"], resolved["clock_period"]
     with progress.step("lowering to lane-level stages"):
         stages = lower(graph)
+    inputs, outputs = ports(graph)
+    names = ([p.name for p in inputs], [p.name for p in outputs])
     with progress.step("elaborating the Amaranth design and converting it to Verilog"):
-        design = top(stages, reuse=reuse, axi=axi, clock_period=period)
+        design = top(stages, reuse=reuse, axi=axi, clock_period=period, names=names)
         name = _module_name(graph)
         save_stages(stages, out)
         (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
-    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period))
+    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period,
+                                                     names=repr(names)))
 
-    (inputs,), (outputs,) = ports(graph)
     tb = out / "tb"
     tb.mkdir()
     shutil.copy(testbench.__file__, tb / "test_design.py")
     n = vectors.n
-    np.save(tb / "inputs.npy", vectors.input_mantissas[0].reshape(n, 1, inputs.size))
-    np.save(tb / "expected.npy", vectors.golden[0].reshape(n, 1, outputs.size))
-    names = (dict(i_data="s_axis_tdata", i_valid="s_axis_tvalid", i_ready="s_axis_tready",
-                  o_data="m_axis_tdata", o_valid="m_axis_tvalid", o_ready="m_axis_tready") if axi else
-             dict(i_data="i__payload", i_valid="i__valid", i_ready="i__ready",
-                  o_data="o__payload", o_valid="o__valid", o_ready="o__ready"))
-    config = {"ports": {"clk": "clk", "rst": "rst", **names},
-              "in_width": inputs.type.width, "in_lanes": inputs.size,
-              "out_width": outputs.type.width, "out_lanes": outputs.size, "out_signed": outputs.type.signed,
-              "out_beats": 1, "p_valid": 0.7, "p_ready": 0.7}
+    single = len(inputs) == 1 and len(outputs) == 1
+    config: dict[str, Any] = {"clk": "clk", "rst": "rst", "inputs": [], "outputs": [], "p_valid": 0.7, "p_ready": 0.7}
+    for kind, found, arrays in (("inputs", zip(inputs, design.in_ports), vectors.input_mantissas),
+                                ("outputs", zip(outputs, design.out_ports), vectors.golden)):
+        for k, (port, (member, lanes)) in enumerate(found):
+            file = (("inputs" if kind == "inputs" else "expected") + ("" if single else f"_{k}")) + ".npy"
+            np.save(tb / file, arrays[k].reshape(n, 1, port.size))
+            names_ = _port_names(member, axi)
+            config[kind].append({"name": port.name, **names_, "width": port.type.width, "lanes": port.size,
+                                 "signed": port.type.signed, "beats": 1,
+                                 ("file" if kind == "inputs" else "expected"): file})
     (tb / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     (tb / "Makefile").write_text(_MAKEFILE.format(name=name))
     facts = {"toplevel": name, "verilog": f"{name}.v", "latency_cycles": design.latency,
-             "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period}
-    (out / "README.md").write_text(_readme(graph, facts, inputs, outputs, config["ports"], n))
+             "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period,
+             "ports": {"inputs": [p["data"] for p in config["inputs"]], "outputs": [p["data"] for p in config["outputs"]]}}
+    (out / "README.md").write_text(_readme(graph, facts, list(zip(inputs, config["inputs"])),
+                                           list(zip(outputs, config["outputs"])), n))
     return {"design": facts}
+
+
+def _port_names(member: str, axi: bool) -> dict[str, str]:
+    """The Verilog names of a stream port's data, valid and ready."""
+    if axi:
+        return {"data": f"{member}_tdata", "valid": f"{member}_tvalid", "ready": f"{member}_tready"}
+    return {"data": f"{member}__payload", "valid": f"{member}__valid", "ready": f"{member}__ready"}
 
 
 def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, build_dir: Path,
@@ -121,32 +134,40 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], build_dir,
                                      simulator=simulator, vectors=n, progress=progress,
                                      cache=not build_dir.is_relative_to(out))
-    (port,) = manifest["outputs"]
-    stalled = outputs["stalled"].reshape(n, *port.shape)
-    full = outputs["full_rate"].reshape(n, *port.shape)
-    golden = vectors.golden[0][:n]
-    full_wrong = (full != golden).reshape(n, -1).any(axis=1)
-    # a vector counts as wrong if either run got it wrong: report the wrong run's words
-    produced = np.where(full_wrong.reshape(n, *(1,) * len(port.shape)), full, stalled)
+    produced, wrong_full = [], 0
+    full_wrong = np.zeros(n, dtype=bool)
+    fulls, stalls = [], []
+    for k, port in enumerate(manifest["outputs"]):
+        stalled = outputs["stalled"][k].reshape(n, *port.shape)
+        full = outputs["full_rate"][k].reshape(n, *port.shape)
+        full_wrong |= (full != vectors.golden[k][:n]).reshape(n, -1).any(axis=1)
+        fulls.append(full)
+        stalls.append(stalled)
+    wrong_full = int(full_wrong.sum())
+    for full, stalled in zip(fulls, stalls):
+        # a vector counts as wrong if either run got it wrong: report the wrong run's words
+        produced.append(np.where(full_wrong.reshape(n, *(1,) * (full.ndim - 1)), full, stalled))
     extra = {
         "simulator": simulator,
         "simulator_version": simulator_version(simulator),
         "latency_cycles": results["latency_cycles"],
         "declared_latency_cycles": facts["latency_cycles"],
         "interval_cycles": results["interval_cycles"],
-        "runs": f"every vector twice: at full rate ({int(full_wrong.sum())} wrong) and under random "
-                "back-pressure (valid and ready 70%)",
+        "runs": f"every vector twice: at full rate ({wrong_full} wrong) and under random "
+                "back-pressure (valid and ready 70%, each stream on its own)",
         "build_seconds": results["build_seconds"],
         "build_cache": results["build_cache"],
     }
-    return [produced], extra
+    return produced, extra
 
 
-def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False, clock_period: float = CLOCK_PERIOD) -> Path:
-    """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls)."""
+def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False, clock_period: float = CLOCK_PERIOD,
+            names: tuple[list[str], list[str]] | None = None) -> Path:
+    """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls); ``names``
+    are the graph's input and output names (the ports of a design with several)."""
     stages = load_stages(folder)
     path = folder / f"{name}.v"
-    design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period)
+    design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period, names=names)
     path.write_text(verilog.convert(design, name=name, emit_src=False))
     return path
 
@@ -163,7 +184,8 @@ from pathlib import Path
 from fpgac.backends.amaranth import rebuild
 
 if __name__ == "__main__":
-    print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}, clock_period={clock_period}))
+    print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}, clock_period={clock_period},
+                  names={names}))
 '''
 
 _MAKEFILE = """# cocotb's own flow, for those who run it without fpgac: make SIM=icarus (or verilator)
@@ -191,7 +213,14 @@ def _architecture(facts: dict) -> str:
             f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}")
 
 
-def _readme(graph: Graph, facts: dict, inputs, outputs, names: dict, n: int) -> str:
+def _readme(graph: Graph, facts: dict, inputs: list, outputs: list, n: int) -> str:
+    rows = []
+    for kind, found in (("input", inputs), ("output", outputs)):
+        for port, names in found:
+            rows.append(f"| {kind} `{port.name}` | `{names['data']}` ({port.size} lanes x {port.type.width} bits = "
+                        f"{port.size * port.type.width} bits), `{names['valid']}`, `{names['ready']}`; `{port.type}` "
+                        f"per lane, shape {list(port.shape)} flattened in C order |")
+    several = len(inputs) + len(outputs) > 2
     return f"""# {facts['toplevel']}: {graph.name} as Verilog, from fpgac (target amaranth)
 
 {_architecture(facts)}
@@ -199,10 +228,7 @@ def _readme(graph: Graph, facts: dict, inputs, outputs, names: dict, n: int) -> 
 | | |
 |---|---|
 | module | `{facts['toplevel']}` in `{facts['verilog']}` (clock `clk`, synchronous active-high reset `rst`) |
-| input | `{names['i_data']}` ({inputs.size} lanes x {inputs.type.width} bits = {inputs.size * inputs.type.width} bits), `{names['i_valid']}`, `{names['i_ready']}` |
-| output | `{names['o_data']}` ({outputs.size} lanes x {outputs.type.width} bits = {outputs.size * outputs.type.width} bits), `{names['o_valid']}`, `{names['o_ready']}` |
-| input type | `{inputs.type}` per lane, shape {list(inputs.shape)} flattened in C order |
-| output type | `{outputs.type}` per lane, shape {list(outputs.shape)} flattened in C order |
+{chr(10).join(rows)}
 | latency | {facts['latency_cycles']} cycles from the input transfer to the output transfer, without stalls |
 | interval | {facts['interval_cycles']} cycle(s): a new vector every {facts['interval_cycles']} cycle(s) |
 | pipeline | registers placed for a {facts['clock_period_ns']:g} ns clock by fpgac's delay model of ECP5 carry chains (`--clock-period`); the clock reached is what place and route says |
@@ -211,6 +237,7 @@ Packing: lane `k` is bits `[k*W, (k+1)*W)` of the data word (lane 0 in the low b
 complement when the type is signed; a lane holds the fixed-point mantissa (value = mantissa *
 2^-F for F fractional bits). Handshake: a word moves on a rising clock edge where valid and
 ready are both high; valid, once high, stays high with its data until accepted.
+{"Each input and output is a stream of its own, named after its ONNX value: vector k of every output is computed from vector k of every input, and each stream moves on its own handshake (an output not read holds back the inputs once the design's queues are full)." if several else ""}
 {"AXI4-Stream names: tdata is padded with zeros to whole bytes; TLAST/TKEEP are not used." if facts['axi'] else ""}
 
 ## Simulate
@@ -219,7 +246,7 @@ ready are both high; valid, once high, stays high with its data until accepted.
   {n} vectors (input-type extremes first), at full rate and under random back-pressure, every
   output bit compared with the golden model, and the distance to the float network.
 - Without fpgac: `cd tb && make SIM=icarus` (cocotb's Makefile flow; the test fails on any output
-  that differs from `tb/expected.npy`).
+  that differs from its expected file in `tb/`).
 - `python design.py` rebuilds the Verilog from `stages.json`/`stages.npz` with `fpgac.hdl`.
 
 ## Synthesize

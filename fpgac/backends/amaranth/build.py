@@ -12,6 +12,7 @@ so the design's ``design.py`` rebuilds the same Verilog without the model or the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,13 +157,15 @@ _COMPONENTS = {
 }
 
 
-def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False,
-        clock_period: float | None = None) -> wiring.Component:
+def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False, clock_period: float | None = None,
+        names: tuple[Sequence[str], Sequence[str]] | None = None) -> wiring.Component:
     """The whole network: ports ``i``/``o`` (or AXI4-Stream names with ``axi``); registers placed
-    for ``clock_period`` ns (see :class:`Pipelining`)."""
+    for ``clock_period`` ns (see :class:`Pipelining`). With several graph inputs or outputs, one
+    stream per input and output, ``i_<name>`` and ``o_<name>`` after ``names`` (the graph's input
+    and output names; ``in0``/``out0`` .. without)."""
     opts = Pipelining(reuse=reuse, clock_period=clock_period)
     if not L.is_chain(stages):
-        network = Network(stages, opts)
+        network = Network(stages, opts, names)
         return AxiStream(network) if axi else network
     metered = opts.reuse == 1  # every component then takes a word a cycle and can run without stalls
     parts = components(stages, opts, buffers=not metered)
@@ -175,19 +178,49 @@ def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False,
     chain.in_lanes = _lanes(stages[0].n_in, stages[0].in_type)
     chain.out_lanes = _lanes(stages[-1].n_out, stages[-1].out_type)
     chain.interval = max((getattr(p, "interval", 1) for p in chain.parts), default=1)
+    chain.in_ports, chain.out_ports = [("i", chain.in_lanes)], [("o", chain.out_lanes)]
     return AxiStream(chain) if axi else chain
 
 
+def port_names(names: Sequence[str], prefix: str) -> list[str]:
+    """Distinct port (Amaranth member, Verilog) names ``<prefix>_<name>`` for ONNX value names."""
+    found: list[str] = []
+    for name in names:
+        base = f"{prefix}_" + re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z]", "_", name)).strip("_")
+        port, k = base.rstrip("_"), 1
+        while port in found:
+            port, k = f"{base}_{k}", k + 1
+        found.append(port)
+    return found
+
+
+def input_lanes(stages: Sequence[L.Stage], j: int) -> Lanes:
+    """The lanes of graph input ``j``, from a stage that reads it."""
+    for s in stages:
+        for position, source in enumerate(s.sources or ((-1,) if s is stages[0] else ())):
+            if source != -1 - j:
+                continue
+            if isinstance(s, L.Combine):
+                return _lanes(s.n_in, s.in_type if position == 0 else s.b_type)
+            if isinstance(s, L.Join):
+                return _lanes(s.counts[position], s.types[position])
+            return _lanes(s.n_in, s.in_type)
+    raise ValueError(f"graph input {j} is read by no stage")
+
+
 class Network(wiring.Component):
-    """Stages that are not a chain (a residual Add, a Concat of branches): each stage's component
-    reads the stages its ``sources`` name, through a :class:`~fpgac.hdl.Fork` where a value has
-    several readers. Where a join's inputs arrive at different latencies, the earlier one waits in
-    a FIFO as deep as the difference (plus one), so that a new vector can still enter every cycle;
-    the FIFO's own latency of one cycle fits within that difference. Ports
-    ``i``/``o``; :attr:`latency` is that of the longest path.
+    """Stages that are not a chain (a residual Add, a Concat of branches, several graph inputs or
+    outputs): each stage's component reads the stages its ``sources`` name, through a
+    :class:`~fpgac.hdl.Fork` where a value has several readers (a graph output among them). Where a
+    join's inputs arrive at different latencies, the earlier one waits in a FIFO as deep as the
+    difference (plus one), so that a new vector can still enter every cycle; the FIFO's own latency
+    of one cycle fits within that difference. Ports ``i``/``o`` with one input and one output, else
+    one stream per graph input and output (:attr:`in_ports`, :attr:`out_ports`: name and lanes;
+    each stream moves on its own handshake). :attr:`latency` is that of the longest path.
     """
 
-    def __init__(self, stages: Sequence[L.Stage], opts: Pipelining = Pipelining()) -> None:
+    def __init__(self, stages: Sequence[L.Stage], opts: Pipelining = Pipelining(),
+                 names: tuple[Sequence[str], Sequence[str]] | None = None) -> None:
         self.stages = list(stages)
         self.units: list[wiring.Component] = []
         for s in self.stages:
@@ -197,11 +230,25 @@ class Network(wiring.Component):
         self.ready_at = [0] * len(self.stages)  # cycles from the input to each stage's output
         for k, unit in enumerate(self.units):
             self.ready_at[k] = max(self._at(i) for i in self.sources[k]) + getattr(unit, "latency", 0)
-        self.latency = self.ready_at[-1]
+        self.outputs = L.graph_outputs(self.stages)
+        n_in = L.graph_inputs(self.stages)
+        self.latency = max(self.ready_at[k] for k in self.outputs)
         self.interval = max((getattr(u, "interval", 1) for u in self.units), default=1)
-        self.in_lanes = _lanes(self.stages[0].n_in, self.stages[0].in_type)
-        self.out_lanes = _lanes(self.stages[-1].n_out, self.stages[-1].out_type)
-        super().__init__({"i": In(stream.Signature(self.in_lanes.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+        lanes_in = [input_lanes(self.stages, j) for j in range(n_in)]
+        lanes_out = [_lanes(self.stages[k].n_out, self.stages[k].out_type) for k in self.outputs]
+        if n_in == 1 and len(self.outputs) == 1:
+            self.in_ports, self.out_ports = [("i", lanes_in[0])], [("o", lanes_out[0])]
+        else:
+            given_in, given_out = names or ([f"in{j}" for j in range(n_in)], [f"out{k}" for k in range(len(lanes_out))])
+            if len(given_in) != n_in or len(given_out) != len(lanes_out):
+                raise ValueError(f"names for {len(given_in)} inputs and {len(given_out)} outputs; the stages have "
+                                 f"{n_in} and {len(lanes_out)}")
+            self.in_ports = list(zip(port_names(given_in, "i"), lanes_in))
+            self.out_ports = list(zip(port_names(given_out, "o"), lanes_out))
+        self.in_lanes, self.out_lanes = self.in_ports[0][1], self.out_ports[0][1]
+        members = {name: In(stream.Signature(lanes.bits)) for name, lanes in self.in_ports}
+        members.update({name: Out(stream.Signature(lanes.bits)) for name, lanes in self.out_ports})
+        super().__init__(members)
 
     def _at(self, source: int) -> int:
         return 0 if source < 0 else self.ready_at[source]
@@ -218,32 +265,38 @@ class Network(wiring.Component):
         m = Module()
         for k, unit in enumerate(self.units):
             m.submodules[f"stage{k}"] = unit
-        readers: dict[int, list[tuple[int, object]]] = {}
+        readers: dict[int, list[tuple[int | None, object]]] = {}  # source -> (reading stage, its port)
         for k, unit in enumerate(self.units):
             for source, port in zip(self.sources[k], self._inputs(unit)):
                 readers.setdefault(source, []).append((k, port))
+        for (name, _), k in zip(self.out_ports, self.outputs):
+            readers.setdefault(k, []).append((None, wiring.flipped(getattr(self, name))))
         for source, ports in readers.items():
-            out = wiring.flipped(self.i) if source < 0 else self.units[source].o
-            bits = len(self.i.payload) if source < 0 else len(self.units[source].o.payload)
+            if source < 0:
+                out = wiring.flipped(getattr(self, self.in_ports[-1 - source][0]))
+                bits = self.in_ports[-1 - source][1].bits
+            else:
+                out, bits = self.units[source].o, len(self.units[source].o.payload)
             if len(ports) > 1:
-                m.submodules[f"fork{source + 1}"] = fork = Fork(bits, len(ports))
+                m.submodules[f"fork{source + 1}" if source >= 0 else f"fork_in{-1 - source}"] = fork = Fork(bits, len(ports))
                 wiring.connect(m, out, fork.i)
                 outs = fork.outputs
             else:
                 outs = [out]
             for (k, port), o in zip(ports, outs):
-                wait = max(self._at(i) for i in self.sources[k]) - self._at(source)
+                wait = 0 if k is None else max(self._at(i) for i in self.sources[k]) - self._at(source)
                 if wait > 0:  # the other input of stage k comes later: hold this one meanwhile
                     m.submodules[f"wait{source + 1}_{k}"] = queue = SyncFIFO(width=bits, depth=wait + 1)
                     wiring.connect(m, o, queue.w_stream)
                     o = queue.r_stream
                 wiring.connect(m, o, port)
-        wiring.connect(m, self.units[-1].o, wiring.flipped(self.o))
         return m
 
 
 class AxiStream(wiring.Component):
-    """``inner`` with AXI4-Stream port names: ``s_axis_t*`` in, ``m_axis_t*`` out.
+    """``inner`` with AXI4-Stream port names: ``s_axis_t*`` in, ``m_axis_t*`` out (with several
+    inputs or outputs, ``s_axis_<name>_t*`` and ``m_axis_<name>_t*`` for ports ``i_<name>`` and
+    ``o_<name>``).
 
     ``tdata`` is padded with zeros to a whole number of bytes, as AXI4-Stream requires; the lanes
     sit in its low bits as in ``inner``'s payload.
@@ -253,23 +306,35 @@ class AxiStream(wiring.Component):
         self.inner = inner
         self.in_lanes, self.out_lanes = inner.in_lanes, inner.out_lanes
         self.latency, self.interval = inner.latency, getattr(inner, "interval", 1)
-        bits_in, bits_out = (-(-len(p) // 8) * 8 for p in (inner.i.payload, inner.o.payload))
-        super().__init__({
-            "s_axis_tdata": In(bits_in), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(bits_out), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
-        })
+        single = len(inner.in_ports) == 1 and len(inner.out_ports) == 1
+        self.in_ports = [("s_axis" if single else f"s_axis_{name[2:]}", lanes) for name, lanes in inner.in_ports]
+        self.out_ports = [("m_axis" if single else f"m_axis_{name[2:]}", lanes) for name, lanes in inner.out_ports]
+        members = {}
+        for (axis, _), (name, _) in zip(self.in_ports, inner.in_ports):
+            bits = -(-len(getattr(inner, name).payload) // 8) * 8
+            members.update({f"{axis}_tdata": In(bits), f"{axis}_tvalid": In(1), f"{axis}_tready": Out(1)})
+        for (axis, _), (name, _) in zip(self.out_ports, inner.out_ports):
+            bits = -(-len(getattr(inner, name).payload) // 8) * 8
+            members.update({f"{axis}_tdata": Out(bits), f"{axis}_tvalid": Out(1), f"{axis}_tready": In(1)})
+        super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.inner = inner = self.inner
-        m.d.comb += [
-            inner.i.payload.eq(self.s_axis_tdata[:len(inner.i.payload)]),
-            inner.i.valid.eq(self.s_axis_tvalid),
-            self.s_axis_tready.eq(inner.i.ready),
-            self.m_axis_tdata.eq(inner.o.payload),
-            self.m_axis_tvalid.eq(inner.o.valid),
-            inner.o.ready.eq(self.m_axis_tready),
-        ]
+        for (axis, _), (name, _) in zip(self.in_ports, inner.in_ports):
+            port = getattr(inner, name)
+            m.d.comb += [
+                port.payload.eq(getattr(self, f"{axis}_tdata")[:len(port.payload)]),
+                port.valid.eq(getattr(self, f"{axis}_tvalid")),
+                getattr(self, f"{axis}_tready").eq(port.ready),
+            ]
+        for (axis, _), (name, _) in zip(self.out_ports, inner.out_ports):
+            port = getattr(inner, name)
+            m.d.comb += [
+                getattr(self, f"{axis}_tdata").eq(port.payload),
+                getattr(self, f"{axis}_tvalid").eq(port.valid),
+                port.ready.eq(getattr(self, f"{axis}_tready")),
+            ]
         return m
 
 
@@ -297,7 +362,7 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
                 entry[name] = value.describe()
             elif name in ("windows", "groups"):
                 entry[name] = [list(map(int, w)) for w in value]
-            elif name == "sources":
+            elif name in ("sources", "outputs"):
                 entry[name] = [int(i) for i in value]
             elif name == "b_type":
                 entry[name] = str(value)
@@ -329,6 +394,7 @@ def load_stages(folder: Path) -> list[L.Stage]:
                 if name in entry:
                     entry[name] = [tuple(w) for w in entry[name]]
             entry["sources"] = tuple(entry.get("sources", ()))
+            entry["outputs"] = tuple(entry.get("outputs", ()))
             if "b_type" in entry:
                 entry["b_type"] = parse_type(entry["b_type"])
             if "types" in entry:

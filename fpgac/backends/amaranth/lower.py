@@ -15,8 +15,10 @@ specification; :func:`execute` runs the stages in numpy, and the tests check it 
 A stage reads the stage before it unless its ``sources`` say otherwise: a value read twice (a
 residual branch) has several readers, and Add/Sub/Mul/Max/Min of two run-time tensors
 (:class:`Combine`) and Concat (:class:`Join`, then a :class:`Select` putting the lanes in order)
-read two or more. One graph input and one output; several, and LSTM/GRU, raise
-:class:`~fpgac.errors.UnsupportedError` naming the model or the node.
+read two or more. Graph input ``j`` is source ``-1 - j``; a stage whose value is graph output ``k``
+lists ``k`` in its ``outputs`` (a single-input, single-output chain leaves both implicit: its
+input is -1 and its output the last stage). LSTM/GRU raise :class:`~fpgac.errors.UnsupportedError`
+naming the node.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ __all__ = [
     "Softmax",
     "Stage",
     "execute",
+    "graph_inputs",
+    "graph_outputs",
     "lower",
 ]
 
@@ -64,8 +68,10 @@ class Stage:
     out_type: FixedType
     n_in: int
     n_out: int
-    #: the stages whose outputs this one reads (-1: the graph input); () means the stage before
+    #: the stages whose outputs this one reads (``-1 - j``: graph input ``j``); () means the stage before
     sources: tuple[int, ...] = ()
+    #: the graph outputs this stage's value is (() in a chain: the last stage is the one output)
+    outputs: tuple[int, ...] = ()
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         """The stage on batches of flattened input mantissas ``(n, lanes)``: what its component computes."""
@@ -227,12 +233,10 @@ def lower(graph: Graph) -> list[Stage]:
     A chain of layers gives stages that each read the one before. A value read by several layers
     (a residual branch) is read by several stages, and Add/Sub/Mul/Max/Min of two run-time tensors
     (:class:`Combine`) and Concat (:class:`Join` then :class:`Select`) read two or more: their
-    ``sources`` say which.
+    ``sources`` say which. With several graph inputs or outputs every stage names its sources, and
+    the stages computing the outputs name them in ``outputs``.
     """
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedError(f"the amaranth target builds models with one input and one output; "
-                               f"{graph.name!r} has {len(graph.inputs)} and {len(graph.outputs)}")
-    index = {id(graph.inputs[0]): -1}  # value -> the stage that computes it
+    index = {id(v): -1 - j for j, v in enumerate(graph.inputs)}  # value -> the stage that computes it
     stages: list[Stage] = []
     for node in graph.nodes:
         if node.op in REFUSED:
@@ -251,11 +255,19 @@ def lower(graph: Graph) -> list[Stage]:
             raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {len(data)} run-time inputs; the amaranth "
                                    "target builds this op on one")
         index[id(node.outputs[0])] = len(stages) - 1
-    if index.get(id(graph.outputs[0])) != len(stages) - 1:
-        raise UnsupportedError(f"output {graph.outputs[0].name!r} is not the last layer computed")
-    for k, stage in enumerate(stages):
-        if stage.sources == (k - 1,):
-            stage.sources = ()  # the plain chain case, as stages were before sources existed
+    for k, value in enumerate(graph.outputs):
+        at = index.get(id(value), -1)
+        if at < 0:
+            raise UnsupportedError(f"output {value.name!r} is a graph input, not computed by any layer; the amaranth "
+                                   "target builds outputs that layers compute")
+        stages[at].outputs += (k,)
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        if index[id(graph.outputs[0])] != len(stages) - 1:
+            raise UnsupportedError(f"output {graph.outputs[0].name!r} is not the last layer computed")
+        stages[-1].outputs = ()
+        for k, stage in enumerate(stages):
+            if stage.sources == (k - 1,):
+                stage.sources = ()  # the plain chain case, as stages were before sources existed
     return _fuse_relu_requant(stages) if is_chain(stages) else stages
 
 
@@ -277,7 +289,21 @@ def _fuse_relu_requant(stages: list[Stage]) -> list[Stage]:
 
 
 def is_chain(stages: Sequence[Stage]) -> bool:
-    return all(not s.sources for s in stages)
+    """One input, one output, each stage reading the one before."""
+    return all(not s.sources and not s.outputs for s in stages)
+
+
+def graph_outputs(stages: Sequence[Stage]) -> list[int]:
+    """The stage computing each graph output, in the graph's order."""
+    if is_chain(stages) or not any(s.outputs for s in stages):
+        return [len(stages) - 1]
+    found = {k: i for i, s in enumerate(stages) for k in s.outputs}
+    return [found[k] for k in range(len(found))]
+
+
+def graph_inputs(stages: Sequence[Stage]) -> int:
+    """How many graph inputs the stages read."""
+    return max([1] + [-i for s in stages for i in s.sources if i < 0])
 
 
 def _lower_binary(node: Node, sources: tuple[int, ...]) -> Combine:
@@ -444,13 +470,15 @@ def _groups(shape: Sequence[int], axis: int) -> list[tuple[int, ...]]:
     return [tuple(int(i) for i in line) for line in index.reshape(-1, shape[axis])]
 
 
-def execute(stages: Sequence[Stage], x: np.ndarray) -> np.ndarray:
-    """Run the stages on a batch of flattened input mantissas ``(n, n_in)``; ``(n, n_out)`` out.
+def execute(stages: Sequence[Stage], x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Run the stages on a batch of flattened input mantissas ``(n, n_in)`` (a list of them, one
+    per graph input, with several); ``(n, n_out)`` out (a list, one per graph output, with several).
 
     Each stage's :meth:`Stage.run` computes what its component does; the tests check the result
     against the golden model before any hardware is built."""
-    x = np.asarray(x, dtype=np.int64)
+    xs = [np.asarray(v, dtype=np.int64) for v in (x if isinstance(x, (list, tuple)) else [x])]
     results: list[np.ndarray] = []
     for k, s in enumerate(stages):
-        results.append(s.run([x if i < 0 else results[i] for i in (s.sources or (k - 1,))]))
-    return results[-1]
+        results.append(s.run([xs[-1 - i] if i < 0 else results[i] for i in (s.sources or (k - 1,))]))
+    outputs = [results[i] for i in graph_outputs(stages)]
+    return outputs[0] if len(outputs) == 1 and not isinstance(x, (list, tuple)) else outputs

@@ -91,8 +91,8 @@ def run_testbench(
     With ``cache``, the simulator executable is looked up in fpgac's build cache
     (:mod:`fpgac.cache`) under a key of the sources, the toplevel, the simulator and its version,
     and stored there after a build; ``build_dir`` then only holds the executable and the run's
-    results. Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each
-    ``(n, beats, lanes)``) and its ``results.json`` (latency, interval, cycles) plus build time
+    results. Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each a
+    list with one ``(n, beats, lanes)`` array per output stream) and its ``results.json`` (latency, interval, cycles) plus build time
     and whether the build came from the cache.
     """
     if simulator not in SIMULATORS:
@@ -148,7 +148,9 @@ def run_testbench(
                 watcher.join()
     try:
         results = json.loads((results_dir / "results.json").read_text())
-        outputs = {k: np.load(results_dir / f"outputs_{k}.npy") for k in ("full_rate", "stalled")}
+        count = len(json.loads((Path(tb_dir) / "config.json").read_text())["outputs"])
+        outputs = {run: [np.load(results_dir / f"outputs_{run}_{k}.npy") for k in range(count)]
+                   for run in ("full_rate", "stalled")}
     except OSError:
         raise BackendError(f"the testbench stopped before writing its outputs: {_tail(log_test)}") from None
     results["build_seconds"] = round(built, 1)
@@ -184,7 +186,9 @@ def _runner(simulator: str):
 
 def _public_ports(tb_dir: Path, toplevel: str, build_dir: Path) -> Path:
     """A Verilator configuration file making the ports the testbench drives and reads public."""
-    ports = json.loads((Path(tb_dir) / "config.json").read_text())["ports"].values()
+    config = json.loads((Path(tb_dir) / "config.json").read_text())
+    ports = {config["clk"], config["rst"]} | {p[k] for p in config["inputs"] + config["outputs"]
+                                              for k in ("data", "valid", "ready")}
     lines = ["`verilator_config"] + [f'public_flat_rw -module "{toplevel}" -var "{port}"' for port in sorted(ports)]
     path = Path(build_dir) / "ports.vlt"
     path.parent.mkdir(parents=True, exist_ok=True)

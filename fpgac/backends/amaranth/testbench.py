@@ -1,19 +1,20 @@
 """The cocotb testbench shipped with every amaranth design (copied to ``OUT/tb/test_design.py``).
 
-It reads ``config.json`` (port names, lane widths) and ``inputs.npy`` (``(n, beats, lanes)``
-input mantissas) from the folder in ``FPGAC_TB_DIR`` (default: its own folder), and runs three
-phases on the design's valid/ready streams:
+It reads ``config.json`` (clock and reset names, and per input and output stream its data, valid
+and ready port names, lane width, lane count, beats per vector, and its file) from the folder in
+``FPGAC_TB_DIR`` (default: its own folder), each input's ``(n, beats, lanes)`` mantissas from its
+file, and runs three phases on the design's valid/ready streams:
 
-1. latency: vector 0 alone, output always ready: cycles from its first input beat accepted to
-   its last output beat accepted;
-2. full rate: every vector back to back, input always valid, output always ready: the interval
-   between consecutive vectors' last output beats, and outputs ``outputs_full_rate.npy``;
-3. back-pressure: every vector again, input valid and output ready each at random (seeded by
-   ``FPGAC_SEED``), holding valid and data until accepted as streams require: outputs
-   ``outputs_stalled.npy``.
+1. latency: vector 0 alone, outputs always ready: cycles from its first input beat accepted (on
+   any input) to its last output beat accepted (on every output);
+2. full rate: every vector back to back, inputs always valid, outputs always ready: the interval
+   between consecutive vectors' last output beats, and outputs ``outputs_full_rate_<k>.npy``;
+3. back-pressure: every vector again, each input's valid and each output's ready at random on its
+   own (seeded by ``FPGAC_SEED``), holding valid and data until accepted as streams require:
+   outputs ``outputs_stalled_<k>.npy``.
 
-``results.json`` gets the measurements. When ``expected.npy`` is there, the test fails on any
-output that differs from it (so the testbench is a check on its own, without fpgac).
+``results.json`` gets the measurements. When an output's ``expected`` file is there, the test
+fails on any output that differs from it (so the testbench is a check on its own, without fpgac).
 Lane ``k`` of a word holds bits ``[k*width, (k+1)*width)``, two's complement when signed.
 """
 
@@ -50,18 +51,20 @@ def unpack(word, lanes, width, signed):
 
 class Harness:
     def __init__(self, dut, cfg):
-        p = cfg["ports"]
-        self.clk = getattr(dut, p["clk"])
-        self.rst = getattr(dut, p["rst"])
-        self.i_data, self.i_valid, self.i_ready = (getattr(dut, p[k]) for k in ("i_data", "i_valid", "i_ready"))
-        self.o_data, self.o_valid, self.o_ready = (getattr(dut, p[k]) for k in ("o_data", "o_valid", "o_ready"))
-        self.cfg = cfg
+        self.clk = getattr(dut, cfg["clk"])
+        self.rst = getattr(dut, cfg["rst"])
+        self.inputs = [(getattr(dut, p["data"]), getattr(dut, p["valid"]), getattr(dut, p["ready"]), p)
+                       for p in cfg["inputs"]]
+        self.outputs = [(getattr(dut, p["data"]), getattr(dut, p["valid"]), getattr(dut, p["ready"]), p)
+                        for p in cfg["outputs"]]
         self.cycle = 0
 
     async def reset(self):
-        self.i_valid.value = 0
-        self.o_ready.value = 0
-        self.i_data.value = 0
+        for data, valid, _, _ in self.inputs:
+            valid.value = 0
+            data.value = 0
+        for _, _, ready, _ in self.outputs:
+            ready.value = 0
         self.rst.value = 1
         for _ in range(3):
             await RisingEdge(self.clk)
@@ -69,54 +72,66 @@ class Harness:
         await RisingEdge(self.clk)
 
     async def run(self, inputs, p_valid=1.0, p_ready=1.0, rng=None, progress=None):
-        """Stream ``inputs`` (n, beats, lanes) through; return outputs and per-vector cycle marks."""
-        cfg = self.cfg
-        n, beats = inputs.shape[:2]
-        out_beats, out_lanes = cfg["out_beats"], cfg["out_lanes"]
-        words = [pack(inputs[v, b], cfg["in_width"]) for v in range(n) for b in range(beats)]
-        outputs = np.zeros((n, out_beats, out_lanes), dtype=np.int64)
-        first_in, last_out = [None] * n, [None] * n
-        sent = got = 0
-        holding = False
-        limit = self.cycle + 1000 + 50 * (len(words) + n * out_beats) * (1 + int(p_valid < 1 or p_ready < 1))
-        while got < n * out_beats:
+        """Stream ``inputs`` (per input port, (n, beats, lanes)) through; return the outputs (per
+        output port, (n, beats, lanes)) and per-vector cycle marks."""
+        n = len(inputs[0])
+        words = [[pack(x[v, b], p["width"]) for v in range(n) for b in range(p["beats"])]
+                 for x, (_, _, _, p) in zip(inputs, self.inputs)]
+        outputs = [np.zeros((n, p["beats"], p["lanes"]), dtype=np.int64) for _, _, _, p in self.outputs]
+        first_in, last_out = [None] * n, [0] * n
+        sent, holding = [0] * len(self.inputs), [False] * len(self.inputs)
+        got = [0] * len(self.outputs)
+        done_beats = [[0] * n for _ in self.outputs]  # output beats of each vector accepted so far
+        total = sum(n * p["beats"] for _, _, _, p in self.outputs)
+        beats_in = sum(len(w) for w in words)
+        limit = self.cycle + 1000 + 50 * (beats_in + total) * (1 + int(p_valid < 1 or p_ready < 1))
+        finished = 0
+        while sum(got) < total:
             if self.cycle > limit:
-                raise AssertionError(f"timeout: {got} of {n * out_beats} output beats after {self.cycle} cycles")
-            if sent < len(words):
-                if not holding:
-                    holding = rng is None or rng.random() < p_valid
-                    if holding:
-                        self.i_data.value = words[sent]
-                self.i_valid.value = int(holding)
-            else:
-                self.i_valid.value = 0
-            self.o_ready.value = int(rng is None or rng.random() < p_ready)
+                raise AssertionError(f"timeout: {sum(got)} of {total} output beats after {self.cycle} cycles")
+            for j, (data, valid, _, _) in enumerate(self.inputs):
+                if sent[j] < len(words[j]):
+                    if not holding[j]:
+                        holding[j] = rng is None or rng.random() < p_valid
+                        if holding[j]:
+                            data.value = words[j][sent[j]]
+                    valid.value = int(holding[j])
+                else:
+                    valid.value = 0
+            for _, _, ready, _ in self.outputs:
+                ready.value = int(rng is None or rng.random() < p_ready)
             await ReadOnly()
-            if holding and int(self.i_ready.value) == 1:
-                if sent % beats == 0:
-                    first_in[sent // beats] = self.cycle
-                sent += 1
-                holding = False
-            if int(self.o_valid.value) == 1 and int(self.o_ready.value) == 1:
-                v, b = divmod(got, out_beats)
-                outputs[v, b] = unpack(self.o_data.value.to_unsigned(), out_lanes, cfg["out_width"], cfg["out_signed"])
-                if b == out_beats - 1:
-                    last_out[v] = self.cycle
-                    if progress is not None:
-                        progress(v + 1)
-                got += 1
+            for j, (_, _, ready, p) in enumerate(self.inputs):
+                if holding[j] and int(ready.value) == 1:
+                    v = sent[j] // p["beats"]
+                    if first_in[v] is None:
+                        first_in[v] = self.cycle
+                    sent[j] += 1
+                    holding[j] = False
+            for k, (data, valid, ready, p) in enumerate(self.outputs):
+                if int(valid.value) == 1 and int(ready.value) == 1:
+                    v, b = divmod(got[k], p["beats"])
+                    outputs[k][v, b] = unpack(data.value.to_unsigned(), p["lanes"], p["width"], p["signed"])
+                    got[k] += 1
+                    done_beats[k][v] += 1
+                    last_out[v] = max(last_out[v], self.cycle)
+            while finished < n and all(d[finished] == p["beats"] for d, (_, _, _, p) in zip(done_beats, self.outputs)):
+                finished += 1
+                if progress is not None:
+                    progress(finished)
             await RisingEdge(self.clk)
             self.cycle += 1
-        self.i_valid.value = 0
+        for _, valid, _, _ in self.inputs:
+            valid.value = 0
         return outputs, first_in, last_out
 
 
 @cocotb.test()
 async def vectors(dut):
     cfg = json.loads((HERE / "config.json").read_text())
-    inputs = np.load(HERE / "inputs.npy")
-    n = min(int(os.environ.get("FPGAC_VECTORS", len(inputs))), len(inputs))
-    inputs = inputs[:n]
+    inputs = [np.load(HERE / p["file"]) for p in cfg["inputs"]]
+    n = min(int(os.environ.get("FPGAC_VECTORS", len(inputs[0]))), len(inputs[0]))
+    inputs = [x[:n] for x in inputs]
     results_dir = Path(os.environ.get("FPGAC_RESULTS_DIR", HERE))
     progress_file = results_dir / "progress.txt"
 
@@ -128,20 +143,23 @@ async def vectors(dut):
     Clock(h.clk, 10, unit="ns").start()
     await h.reset()
 
-    _, first_in, last_out = await h.run(inputs[:1])
+    _, first_in, last_out = await h.run([x[:1] for x in inputs])
     latency = last_out[0] - first_in[0]
     full, _, last_out = await h.run(inputs)
     interval = (last_out[-1] - last_out[0]) / (n - 1) if n > 1 else None
     rng = random.Random(int(os.environ.get("FPGAC_SEED", "1")))
     stalled, _, _ = await h.run(inputs, cfg.get("p_valid", 0.7), cfg.get("p_ready", 0.7), rng, progress)
 
-    np.save(results_dir / "outputs_full_rate.npy", full)
-    np.save(results_dir / "outputs_stalled.npy", stalled)
+    for k in range(len(cfg["outputs"])):
+        np.save(results_dir / f"outputs_full_rate_{k}.npy", full[k])
+        np.save(results_dir / f"outputs_stalled_{k}.npy", stalled[k])
     (results_dir / "results.json").write_text(json.dumps(
         {"vectors": n, "latency_cycles": latency, "interval_cycles": interval, "cycles": h.cycle}))
-    expected_path = HERE / "expected.npy"
-    if expected_path.exists():
-        expected = np.load(expected_path)[:n]
-        for name, got in (("full rate", full), ("back-pressure", stalled)):
+    for k, p in enumerate(cfg["outputs"]):
+        if not p.get("expected") or not (HERE / p["expected"]).exists():
+            continue
+        expected = np.load(HERE / p["expected"])[:n]
+        for name, got in (("full rate", full[k]), ("back-pressure", stalled[k])):
             bad = np.flatnonzero((got != expected).reshape(n, -1).any(axis=1))
-            assert len(bad) == 0, f"{name}: {len(bad)} of {n} vectors differ from expected.npy (first: {bad[0]})"
+            assert len(bad) == 0, (f"output {p['data']}, {name}: {len(bad)} of {n} vectors differ from "
+                                   f"{p['expected']} (first: {bad[0]})")
