@@ -20,6 +20,7 @@ from fpgac.hdl.dense import Dense, DenseReuse, Timing
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
+from fpgac.hdl.recurrent import Fixed, Recurrent
 from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax
@@ -37,6 +38,7 @@ __all__ = [
     "Conv",
     "Dense",
     "DenseReuse",
+    "Fixed",
     "Timing",
     "Fork",
     "Groups",
@@ -52,6 +54,7 @@ __all__ = [
     "PoolKind",
     "ProtocolError",
     "ReLU",
+    "Recurrent",
     "Requant",
     "Requantize",
     "Rounding",

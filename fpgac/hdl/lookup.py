@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 
-__all__ = ["Lookup", "TableSpec", "table_finish", "table_read"]
+__all__ = ["Lookup", "TableSpec", "table_finish", "table_read", "table_reads"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +96,21 @@ def table_read(m: Module, pipe: Pipeline, spec: TableSpec, inputs: Sequence[Valu
     The ROM has one synchronous read port per input, enabled with the stage. Pass the results
     to :func:`table_finish`.
     """
+    (reads,) = table_reads(m, pipe, [(spec, inputs, lo, hi, name)])
+    return reads
+
+
+def table_reads(m: Module, pipe: Pipeline,
+                tables: Sequence[tuple[TableSpec, Sequence[Value], int, int, str]]) -> list[list[_Read]]:
+    """Like :func:`table_read` for several tables (``(spec, inputs, lo, hi, name)`` each), all read
+    in the one pipeline stage this opens."""
+    pending = [_ports(m, *table) for table in tables]
+    pipe.stage()
+    return [_collect(m, pipe, spec, found, name) for (spec, _, _, _, name), found in zip(tables, pending)]
+
+
+def _ports(m: Module, spec: TableSpec, inputs: Sequence[Value], lo: int, hi: int, name: str) -> list[tuple]:
+    """The ROM of ``spec`` and a read port addressed by each input (combinational addresses)."""
     size, shift, offset = spec.size, spec.shift, spec.offset
     interp = spec.interpolate and shift > 0
     vshape = shape_for(*spec.bounds)
@@ -107,12 +122,13 @@ def table_read(m: Module, pipe: Pipeline, spec: TableSpec, inputs: Sequence[Valu
         words = [(v & vmask) | ((d & dmask) << vshape.width) for v, d in zip(spec.values, deltas)]
         bits = vshape.width + dshape.width
     else:
+        dshape = None
         vmask = (1 << vshape.width) - 1
         words = [v & vmask for v in spec.values]
         bits = vshape.width
     rom = Memory(shape=unsigned(bits), depth=size, init=words)
     m.submodules[name] = rom
-    ports, rests = [], []
+    found = []
     for k, v in enumerate(inputs):
         if interp:
             a = _clip(m, v - (offset << shift), 0, (size - 1) << shift, lo - (offset << shift),
@@ -124,15 +140,18 @@ def table_read(m: Module, pipe: Pipeline, spec: TableSpec, inputs: Sequence[Valu
             rest = None
         rp = rom.read_port()
         m.d.comb += rp.addr.eq(addr)
-        ports.append(rp)
-        rests.append(rest)
-    pipe.stage()
+        found.append((rp, rest, vshape, dshape))
+    return found
+
+
+def _collect(m: Module, pipe: Pipeline, spec: TableSpec, found: list[tuple], name: str) -> list[_Read]:
+    """The read ports' results in the stage just opened (their enables are the stage's)."""
     reads = []
-    for k, (rp, rest) in enumerate(zip(ports, rests)):
+    for k, (rp, rest, vshape, dshape) in enumerate(found):
         m.d.comb += rp.en.eq(pipe.en)
         base = rp.data[:vshape.width]
         base = base.as_signed() if vshape.signed else base
-        if interp:
+        if dshape is not None:
             delta = rp.data[vshape.width:]
             delta = delta.as_signed() if dshape.signed else delta
             reads.append(_Read(base, delta, pipe.reg(rest, name=f"{name}_r{k}")))

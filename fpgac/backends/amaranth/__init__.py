@@ -93,7 +93,8 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     shutil.copy(testbench.__file__, tb / "test_design.py")
     n = vectors.n
     single = len(inputs) == 1 and len(outputs) == 1
-    config: dict[str, Any] = {"clk": "clk", "rst": "rst", "inputs": [], "outputs": [], "p_valid": 0.7, "p_ready": 0.7}
+    config: dict[str, Any] = {"clk": "clk", "rst": "rst", "inputs": [], "outputs": [], "p_valid": 0.7, "p_ready": 0.7,
+                              "latency_cycles": design.latency, "interval_cycles": design.interval}
     for kind, found, arrays in (("inputs", zip(inputs, design.in_ports), vectors.input_mantissas),
                                 ("outputs", zip(outputs, design.out_ports), vectors.golden)):
         for k, (port, (member, lanes)) in enumerate(found):

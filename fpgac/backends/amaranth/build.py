@@ -37,8 +37,10 @@ from ...hdl import (
     Lookup,
     MaxWindows,
     Metered,
+    Fixed,
     PReLU,
     ReLU,
+    Recurrent,
     Requant,
     Requantize,
     Select,
@@ -127,6 +129,21 @@ def _dense(s: L.Linear, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Compone
                  **fit)
 
 
+def _fixed(t) -> Fixed:
+    return Fixed(t.width, t.frac_bits, t.signed, t.rounding.name, t.overflow.name)
+
+
+def _recurrent(s: L.Recurrent, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Component:
+    lstm = s.kind == "lstm"
+    return Recurrent(s.kind, x, steps=s.steps, n_x=s.n_x, hidden=s.hidden, weights=s.matrix, bias=s.bias,
+                     acc_frac=s.acc_frac, gate=_fixed(s.gate_type), state=_fixed(s.state_type),
+                     cell=_fixed(s.cell_type) if lstm else None, sigmoid=s.sigmoid,
+                     sigmoid_frac=s.sigmoid.out_type.frac_bits, tanh=s.tanh, tanh_frac=s.tanh.out_type.frac_bits,
+                     tanh_cell=s.tanh_cell if lstm else None,
+                     tanh_cell_frac=s.tanh_cell.out_type.frac_bits if lstm else 0, h0=s.h0, c0=s.c0,
+                     output=s.output, reuse=opts.reuse, clock_period=opts.clock_period)
+
+
 def _per_group(s: L.Softmax | L.ArgMax, x: Lanes, make) -> wiring.Component:
     """One unit over the whole vector, or one per group of lanes (along one axis of a larger tensor)."""
     whole = len(s.groups) == 1 and list(s.groups[0]) == list(range(s.n_in))
@@ -150,6 +167,7 @@ _COMPONENTS = {
         levels_per_stage=opts.levels, **fit)),
     L.ArgMax: lambda s, x, fit, opts: _per_group(s, x, lambda lanes: Argmax(
         lanes, select_last=s.select_last, levels_per_stage=opts.levels)),
+    L.Recurrent: _recurrent,
     L.Combine: lambda s, x, fit, opts: Binary(
         x, _lanes(s.n_in, s.b_type), op=s.op, a_shift=s.a_shift, b_shift=s.b_shift, **fit),
     L.Join: lambda s, x, fit, opts: Concat([_lanes(c, t) for c, t in zip(s.counts, s.types)],
@@ -167,7 +185,8 @@ def top(stages: Sequence[L.Stage], *, reuse: int = 1, axi: bool = False, clock_p
     if not L.is_chain(stages):
         network = Network(stages, opts, names)
         return AxiStream(network) if axi else network
-    metered = opts.reuse == 1  # every component then takes a word a cycle and can run without stalls
+    # with reuse 1 every component but a recurrence takes a word a cycle and can run without stalls
+    metered = opts.reuse == 1 and not any(isinstance(s, L.Recurrent) for s in stages)
     parts = components(stages, opts, buffers=not metered)
     if not any(getattr(p, "latency", 0) for p in parts):  # only wiring (a Pad, a Transpose): no clock
         parts.append(StreamBuffer(len(parts[-1].o.payload)))  # without a register; give it one
@@ -340,8 +359,9 @@ class AxiStream(wiring.Component):
 
 # -- stages on disk ------------------------------------------------------------------------------
 
-_ARRAYS = ("matrix", "bias", "indices", "slopes")
-_TABLES = ("table", "exp", "reciprocal", "log")
+_ARRAYS = ("matrix", "bias", "indices", "slopes", "h0", "c0")
+_TABLES = ("table", "exp", "reciprocal", "log", "sigmoid", "tanh", "tanh_cell")
+_TYPES = ("b_type", "gate_type", "state_type", "cell_type")
 
 
 def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
@@ -364,8 +384,8 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
                 entry[name] = [list(map(int, w)) for w in value]
             elif name in ("sources", "outputs"):
                 entry[name] = [int(i) for i in value]
-            elif name == "b_type":
-                entry[name] = str(value)
+            elif name in _TYPES:
+                entry[name] = None if value is None else str(value)
             elif name == "op":
                 entry[name] = value.value  # a BinaryOp
             elif name == "types":
@@ -395,8 +415,9 @@ def load_stages(folder: Path) -> list[L.Stage]:
                     entry[name] = [tuple(w) for w in entry[name]]
             entry["sources"] = tuple(entry.get("sources", ()))
             entry["outputs"] = tuple(entry.get("outputs", ()))
-            if "b_type" in entry:
-                entry["b_type"] = parse_type(entry["b_type"])
+            for name in _TYPES:
+                if entry.get(name) is not None:
+                    entry[name] = parse_type(entry[name])
             if "types" in entry:
                 entry["types"] = [parse_type(t) for t in entry["types"]]
             stages.append(cls(**entry))

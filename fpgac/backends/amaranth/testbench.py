@@ -1,7 +1,8 @@
 """The cocotb testbench shipped with every amaranth design (copied to ``OUT/tb/test_design.py``).
 
-It reads ``config.json`` (clock and reset names, and per input and output stream its data, valid
-and ready port names, lane width, lane count, beats per vector, and its file) from the folder in
+It reads ``config.json`` (clock and reset names; per input and output stream its data, valid
+and ready port names, lane width, lane count, beats per vector, and its file; the design's
+latency and interval, which bound how long a run may take) from the folder in
 ``FPGAC_TB_DIR`` (default: its own folder), each input's ``(n, beats, lanes)`` mantissas from its
 file, and runs three phases on the design's valid/ready streams:
 
@@ -57,6 +58,7 @@ class Harness:
                        for p in cfg["inputs"]]
         self.outputs = [(getattr(dut, p["data"]), getattr(dut, p["valid"]), getattr(dut, p["ready"]), p)
                         for p in cfg["outputs"]]
+        self.cfg = cfg
         self.cycle = 0
 
     async def reset(self):
@@ -84,7 +86,9 @@ class Harness:
         done_beats = [[0] * n for _ in self.outputs]  # output beats of each vector accepted so far
         total = sum(n * p["beats"] for _, _, _, p in self.outputs)
         beats_in = sum(len(w) for w in words)
-        limit = self.cycle + 1000 + 50 * (beats_in + total) * (1 + int(p_valid < 1 or p_ready < 1))
+        per = 50 + 2 * self.cfg.get("interval_cycles", 1)  # a generous bound on the cycles per beat
+        limit = (self.cycle + 1000 + 2 * self.cfg.get("latency_cycles", 0)
+                 + per * (beats_in + total) * (1 + int(p_valid < 1 or p_ready < 1)))
         finished = 0
         while sum(got) < total:
             if self.cycle > limit:
