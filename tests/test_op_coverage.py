@@ -5,11 +5,9 @@ op added to ``fpgac.ir.Op`` and not to these tables fails here, not in a user's 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from fpgac import api
 from fpgac.backends.amaranth.lower import LOWERINGS, REFUSED as AMARANTH_REFUSED, lower
 from fpgac.backends.cpu import generate
 from fpgac.backends.cpu.layers import EMITTERS, REFUSED as CPU_REFUSED
@@ -20,7 +18,6 @@ from fpgac.ir import FixedType, Graph, Op, TensorType
 from fpgac.ir.semantics import SEMANTICS
 from fpgac.passes.quantize_rules import RULES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 #: ops whose result rounds (no exact type): the rest are exact, and the quantizer takes their type from semantics
 ROUNDING = {Op.QUANT, Op.LOOKUP, Op.LSTM, Op.GRU, Op.DIV}
@@ -67,11 +64,3 @@ def test_a_refused_op_gives_its_stated_message(target: str) -> None:
     build = {"cpu": generate, "xilinx": lambda g: Design(g, "parallel", 1), "amaranth": lower}[target]
     with pytest.raises(UnsupportedError, match=rf"^node 'odd' \(Div\): {re.escape(refused[Op.DIV])}$"):
         build(_div_graph())
-
-
-def test_the_amaranth_target_refuses_recurrent_layers_with_their_message() -> None:
-    compiled = api.compile(EXAMPLES / "gru.onnx", bits=8, input_range=(-1, 1))
-    node = next(n for n in compiled.graph.nodes if n.op is Op.GRU)
-    with pytest.raises(UnsupportedError, match=rf"^node '{node.name}' \(GRU\): {re.escape(AMARANTH_REFUSED[Op.GRU])}$"):
-        lower(compiled.graph)
-    assert AMARANTH_REFUSED[Op.LSTM] == AMARANTH_REFUSED[Op.GRU]

@@ -24,7 +24,6 @@ flight at a time: the input is taken when idle, the output is held until taken.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -504,6 +504,8 @@ LOWERINGS: dict[Op, Callable[[Node, dict[str, Any]], Stage]] = {
     Op.MAX: lambda node, base: _refuse(node, "the maximum of a tensor and a constant"),
     Op.MIN: lambda node, base: _refuse(node, "the minimum of a tensor and a constant"),
     Op.CONCAT: lambda node, base: _refuse(node, "a Concat of one run-time tensor and constants"),
+    Op.LSTM: lambda node, base: _recurrent(node, 0),  # lower() makes one per output read
+    Op.GRU: lambda node, base: _recurrent(node, 0),
 }
 
 
