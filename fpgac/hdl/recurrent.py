@@ -3,10 +3,8 @@ gates, cell and state through a short pipeline, a group of units a cycle.
 
 The numbers are those of the golden model (``fpgac.ir.semantics.recurrent``), given here as plain
 integers: per step ``t`` the ``4 * hidden`` gate sums are ``[x_t, h] @ weights + bias`` (the shifts
-to the accumulator's fractional bits folded into ``weights``), computed by a :class:`Dense`
-(``reuse`` 1: adder trees) or a :class:`DenseReuse` (multiply-accumulate units serving ``reuse``
-weights each). Sum ``k`` of unit ``j`` is column ``k * hidden + j``: LSTM ``i, o, f, c``; GRU
-``z, r, n_x, n_h`` (``linear_before_reset = 1``)::
+to the accumulator's fractional bits folded into ``weights``). Sum ``k`` of unit ``j`` is column
+``k * hidden + j``: LSTM ``i, o, f, c``; GRU ``z, r, n_x, n_h`` (``linear_before_reset = 1``)::
 
     LSTM  g = rq(a, G);  i, o, f = sig(g_i, g_o, g_f);  k = th(g_c)
           c = rq((f*c << .) + (i*k << .), C);  h = rq(o * th_cell(c), S)
@@ -15,11 +13,22 @@ weights each). Sum ``k`` of unit ``j`` is column ``k * hidden + j``: LSTM ``i, o
 
 with ``sig(g) = sigmoid[|g|]`` or ``(1 << f_s) - sigmoid[|g|]`` for ``g < 0``, and ``th(g) = ±tanh[|g|]``.
 
-The pipeline takes ``units`` hidden units a cycle (a divisor of ``hidden``), so a step costs the
-matrix product's latency plus ``hidden / units`` cycles plus the pipeline's four; the state is
-held in rotating registers (the group a cycle reads is always the low lanes) and the new state is
-shifted in as groups finish, so no register is addressed by a group counter. One sequence is in
-flight at a time: the input is taken when idle, the output is held until taken.
+Two forms:
+
+- ``reuse`` 1, fully parallel: the sums by a :class:`Dense` (adder trees), then every unit at once
+  through the elementwise pipeline (four register stages);
+- folded (``reuse`` R > 1): a multiply-accumulate array of ``4 * units * simd`` multipliers, each
+  used about R times per step. Pass ``g`` computes the four sums of hidden units ``g * units ..``
+  over ``ceil((n_x + hidden) / simd)`` cycles, ``simd`` inputs a cycle (one input word selected
+  for all multipliers: no per-multiplier multiplexer); the weights stream from ROMs (block RAM
+  when large), one word per cycle; each pass's sums go through the elementwise pipeline while the
+  next pass accumulates. A step costs ``passes * ceil((n_x + hidden) / simd) + 8`` cycles.
+
+The state ``h`` stays fixed during a step (the product reads it) and the new state is shifted in
+as groups finish; the per-unit state the pipeline reads (``c``, and ``h`` for a GRU) is held in
+rotating registers, so the group a pass reads is always the low lanes and no register is
+addressed by a group counter. One sequence is in flight at a time: the input is taken when idle,
+the output is held until taken.
 """
 
 from __future__ import annotations
@@ -27,16 +36,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fpgac.hdl.dense import Dense, DenseReuse
+from fpgac.hdl.dense import Dense
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import TableSpec, table_finish, table_reads
 from fpgac.hdl.requant import Overflow, Rounding, requant_expr
 
-__all__ = ["Fixed", "Recurrent", "group_size"]
+__all__ = ["Fixed", "Recurrent", "folding"]
 
 #: register stages of the elementwise pipeline
 PIPELINE_STAGES = 4
@@ -62,11 +72,13 @@ class Fixed:
                             Rounding.cast(self.rounding), Overflow.cast(self.overflow))
 
 
-def group_size(hidden: int, reuse: int) -> int:
-    """Hidden units the pipeline takes a cycle: the smallest divisor of ``hidden`` of at least
-    ``hidden / reuse``, so the pipeline's cycles per step are about the matrix product's."""
-    want = -(-hidden // max(1, reuse))
-    return min(d for d in range(1, hidden + 1) if hidden % d == 0 and d >= want)
+def folding(hidden: int, inputs: int, reuse: int) -> tuple[int, int]:
+    """``(units, simd)`` of the folded form for ``reuse``: ``4 * units * simd`` multipliers, about
+    ``4 * hidden * inputs / reuse`` of them; ``units`` divides ``hidden``."""
+    want = max(1, -(-4 * hidden * inputs // max(1, reuse)))
+    if want >= 4 * hidden:
+        return hidden, min(inputs, -(-want // (4 * hidden)))
+    return max(d for d in range(1, hidden + 1) if hidden % d == 0 and 4 * d <= max(4, want)), 1
 
 
 def _mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -103,9 +115,9 @@ class Recurrent(Component):
     output : 0, 1 or 2
         What the output word holds: ``Y`` (``steps * hidden`` lanes of ``state``), ``h`` or ``c``.
     reuse : int
-        1: the gate sums by adder trees (:class:`Dense`, ``clock_period`` placing its registers);
-        more: by multiply-accumulate units each serving up to ``reuse`` weights
-        (:class:`DenseReuse`), and ``group_size(hidden, reuse)`` units a cycle in the pipeline.
+        1: fully parallel, the sums by adder trees (:class:`Dense`, ``clock_period`` placing its
+        registers); more: folded, each multiplier used about ``reuse`` times per step
+        (:func:`folding`).
 
     Ports ``i``, ``o``. :attr:`latency`: cycles from the input's transfer to the output's, without
     stalls; :attr:`interval`: one more (the next sequence enters once the output is taken).
@@ -139,13 +151,29 @@ class Recurrent(Component):
         w = np.asarray(weights, dtype=np.int64)
         if w.shape != (n_x + hidden, 4 * hidden):
             raise ValueError(f"Recurrent weights must be [{n_x + hidden}, {4 * hidden}], not {list(w.shape)}")
-        self.matvec = (Dense(w, bias, x=self.v_lanes, clock_period=clock_period) if reuse == 1
-                       else DenseReuse(w, bias, x=self.v_lanes, reuse=reuse))
-        self.units = hidden if reuse == 1 else group_size(hidden, reuse)
-        self.groups = hidden // self.units
+        self.weights = w
+        self.bias = np.zeros(4 * hidden, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
         self.out_lanes = {0: Lanes(steps * hidden, state.width, state.signed), 1: self.h_lanes,
                           2: self.c_lanes}[output]
-        step = self.matvec.latency + self.groups + PIPELINE_STAGES + 1
+        if reuse == 1:
+            self.matvec = Dense(w, self.bias, x=self.v_lanes, clock_period=clock_period)
+            self.bounds = self.matvec.bounds
+            self.units, self.simd, self.chunks = hidden, n_x + hidden, 1
+            step = self.matvec.latency + PIPELINE_STAGES + 1
+        else:
+            self.matvec = None
+            self.units, self.simd = folding(hidden, n_x + hidden, reuse)
+            self.chunks = -(-(n_x + hidden) // self.simd)  # cycles a pass takes
+            # each term's bounds, then a sum's (all terms) and a partial sum's (any prefix of them)
+            lo_v, hi_v = self.v_lanes.min, self.v_lanes.max
+            term_lo, term_hi = np.minimum(w * lo_v, w * hi_v), np.maximum(w * lo_v, w * hi_v)
+            self.bounds = [(int(b + term_lo[:, j].sum()), int(b + term_hi[:, j].sum())) for j, b in enumerate(self.bias)]
+            self.partial = (int(min(0, (self.bias + np.minimum(term_lo, 0).sum(axis=0)).min(), self.bias.min())),
+                            int(max(0, (self.bias + np.maximum(term_hi, 0).sum(axis=0)).max(), self.bias.max())))
+            step = (hidden // self.units) * self.chunks + 4 + PIPELINE_STAGES
+        self.groups = hidden // self.units
+        self.multipliers = 4 * self.units * self.simd if reuse > 1 else None
+        self.cycles_per_step = step
         self.latency = 1 + steps * step
         self.interval = self.latency + 1
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
@@ -154,7 +182,7 @@ class Recurrent(Component):
 
     def _sum_bounds(self, k: int) -> tuple[int, int]:
         """The bounds of gate sum ``k`` over every unit (the lanes all have the product's format)."""
-        bounds = self.matvec.bounds[k * self.hidden:(k + 1) * self.hidden]
+        bounds = self.bounds[k * self.hidden:(k + 1) * self.hidden]
         return min(lo for lo, _ in bounds), max(hi for _, hi in bounds)
 
     def _magnitude(self, m: Module, g: Value, fmt: Fixed, name: str) -> tuple[Signal, Value]:
@@ -275,43 +303,36 @@ class Recurrent(Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.matvec = mv = self.matvec
         T, I, H, P, G = self.steps, self.n_x, self.hidden, self.units, self.groups
         x, hl, sw = self.in_lanes, self.h_lanes, self.state.width
         cw = self.cell.width if self.cell is not None else 1
+        folded = self.matvec is None
 
         xs = Signal(x.bits, name="xs", reset_less=True)  # the sequence
-        h = Signal(H * sw, name="h")  # the state; rotated by a group as each group is issued
-        c = Signal(H * cw, name="c")
+        h = Signal(H * sw, name="h")  # the state, fixed during a step
+        h_rot = Signal(H * sw, name="h_rot", reset_less=True)  # h, rotated a group at each issue
+        c = Signal(H * cw, name="c")  # the cell, rotated a group at each issue
         h_new = Signal(H * sw, name="h_new", reset_less=True)  # the next state, shifted in by groups
         c_new = Signal(H * cw, name="c_new", reset_less=True)
         ys = Signal(T * H * sw if self.output == 0 else 1, name="ys", reset_less=True)
         t = Signal(range(max(T, 2)), name="t")
-        g = Signal(range(max(G, 2)), name="g")  # groups issued in this step
         done = Signal(range(G + 1), name="done")  # groups finished in this step
 
-        # the matrix product's input: x_t and h, in one lane format
         x_t = Array(xs[k * I * x.width:(k + 1) * I * x.width] for k in range(T))[t] if T > 1 else xs
-        x_lanes = Lanes(I, x.width, x.signed).split(x_t)
-        m.d.comb += mv.i.payload.eq(self.v_lanes.join([*x_lanes, *hl.split(h)]))
+        v = [*Lanes(I, x.width, x.signed).split(x_t), *hl.split(h)]  # the product's input lanes
 
-        # the elementwise pipeline, fed group g of the held gate sums
-        acc_lanes = mv.out_lanes
-        sums = acc_lanes.split(mv.o.payload)
-        acc = []
-        for k in range(4):
-            if G == 1:
-                acc.append(sums[k * H:(k + 1) * H])
-                continue
-            words = Array(Cat(*sums[k * H + q * P:k * H + (q + 1) * P]) for q in range(G))[g]
-            acc.append(Lanes(P, acc_lanes.width, acc_lanes.signed).split(words))
+        # the elementwise pipeline: ``issue`` takes the sums of the next group
         issue = Signal(name="issue")
         pipe = Pipeline(m, issue, name="cell")
-        h_old = Lanes(P, sw, self.state.signed).split(h[:P * sw])
+        acc, start, sums_used = (self._folded if folded else self._parallel)(m, v, issue)
+        h_old = Lanes(P, sw, self.state.signed).split(h_rot[:P * sw])
         c_old = Lanes(P, cw, self.cell.signed).split(c[:P * cw]) if self.cell is not None else []
         new_h, new_c = (self._lstm if self.kind == "lstm" else self._gru)(m, pipe, acc, h_old, c_old)
         finished, _ = pipe.finish(Const(1, 1))
         assert pipe.latency == PIPELINE_STAGES
+        if G > 1:
+            with m.If(issue):
+                m.d.sync += [h_rot.eq(Cat(h_rot[P * sw:], h_rot[:P * sw])), c.eq(Cat(c[P * cw:], c[:P * cw]))]
 
         next_h = Cat(h_new[P * sw:], *new_h) if G > 1 else Cat(*new_h)
         next_c = (Cat(c_new[P * cw:], *new_c) if G > 1 else Cat(*new_c)) if new_c else c_new
@@ -327,35 +348,121 @@ class Recurrent(Component):
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [xs.eq(self.i.payload), t.eq(0),
-                                 h.eq(hl.pack(self.h0)),
+                    m.d.sync += [xs.eq(self.i.payload), t.eq(0), h.eq(hl.pack(self.h0)), h_rot.eq(hl.pack(self.h0)),
                                  c.eq(Lanes(H, cw, self.cell.signed).pack(self.c0) if self.cell is not None else 0)]
-                    m.next = "ISSUE"
-            with m.State("ISSUE"):
-                m.d.comb += mv.i.valid.eq(1)
-                m.d.sync += [g.eq(0), done.eq(0)]
-                with m.If(mv.i.ready):
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                with m.If(mv.o.valid):
-                    m.next = "ELEM"
-            with m.State("ELEM"):
-                m.d.comb += issue.eq(1)
-                m.d.sync += g.eq(g + 1)
-                if G > 1:
-                    m.d.sync += [h.eq(Cat(h[P * sw:], h[:P * sw])), c.eq(Cat(c[P * cw:], c[:P * cw]))]
-                with m.If(g == G - 1):
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
+                    m.next = "STEP"
+            with m.State("STEP"):
+                m.d.comb += start.eq(1)
+                m.d.sync += done.eq(0)
+                m.next = "RUN"
+            with m.State("RUN"):
                 with m.If(last):
-                    m.d.comb += mv.o.ready.eq(1)  # the gate sums are used up
-                    m.d.sync += [h.eq(next_h), c.eq(next_c), t.eq(t + 1)]
+                    m.d.comb += sums_used.eq(1)
+                    m.d.sync += [h.eq(next_h), h_rot.eq(next_h), c.eq(next_c), t.eq(t + 1)]
                     with m.If(t == T - 1):
                         m.next = "OUT"
                     with m.Else():
-                        m.next = "ISSUE"
+                        m.next = "STEP"
             with m.State("OUT"):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
         return m
+
+    def _parallel(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
+        """The sums by the :class:`Dense`: ``start`` hands it ``v``; all units issue at once when its
+        output comes; ``used`` releases that output at the end of the step."""
+        m.submodules.matvec = mv = self.matvec
+        start, used, waiting = Signal(name="start"), Signal(name="sums_used"), Signal(name="waiting")
+        H = self.hidden
+        m.d.comb += [mv.i.payload.eq(self.v_lanes.join(v)), mv.i.valid.eq(start), mv.o.ready.eq(used)]
+        with m.If(start):
+            m.d.sync += waiting.eq(1)
+        with m.Elif(waiting & mv.o.valid):
+            m.d.sync += waiting.eq(0)
+        m.d.comb += issue.eq(waiting & mv.o.valid)
+        sums = mv.out_lanes.split(mv.o.payload)
+        return [sums[k * H:(k + 1) * H] for k in range(4)], start, used
+
+    def _folded(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
+        """The sums by the multiply-accumulate array: ``start`` runs the passes; a pass's sums are
+        held in ``sums`` and issued the cycle after its last accumulation."""
+        H, P, G, S, K, C = self.hidden, self.units, self.groups, self.simd, len(v), self.chunks
+        start, used = Signal(name="start"), Signal(name="sums_used")
+        w = self.weights
+        wmax = int(np.abs(w).max()) if w.size else 0
+        wshape = shape_for(-wmax - 1, wmax)
+        # PE e = k * P + p computes column k * H + g * P + p in pass g; its ROM word at g * C + c holds
+        # the weights of inputs c * S .. c * S + S - 1 (zeros past the last input)
+        mask = (1 << wshape.width) - 1
+        roms = []
+        for k in range(4):
+            words = []
+            for g in range(G):
+                for c in range(C):
+                    word = 0
+                    for p in range(P):
+                        for q in range(S):
+                            i = c * S + q
+                            value = int(w[i, k * H + g * P + p]) if i < K else 0
+                            word |= (value & mask) << ((p * S + q) * wshape.width)
+                    words.append(word)
+            rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * C, init=words)
+            m.submodules[f"weights{k}"] = rom
+            roms.append(rom.read_port())
+
+        # stage 0: the address; stage 1: the weights and the selected inputs; stage 2: products;
+        # stage 3: accumulate (the bias first), and at a pass's end, its sums
+        running, g, c = Signal(name="running"), Signal(range(max(G, 2)), name="g"), Signal(range(max(C, 2)), name="c")
+        with m.If(start):
+            m.d.sync += [running.eq(1), g.eq(0), c.eq(0)]
+        with m.Elif(running):
+            with m.If(c == C - 1):
+                m.d.sync += [c.eq(0), g.eq(g + 1)]
+                with m.If(g == G - 1):
+                    m.d.sync += running.eq(0)
+            with m.Else():
+                m.d.sync += c.eq(c + 1)
+        for rp in roms:
+            m.d.comb += [rp.addr.eq(g * C + c), rp.en.eq(1)]
+        lanes = self.v_lanes
+        padded = v + [Const(0, lanes.shape)] * (C * S - K)
+        chunk = Array(Cat(*(padded[c_ * S + q].as_signed() if lanes.signed else padded[c_ * S + q] for q in range(S)))
+                      for c_ in range(C))[c] if C > 1 else Cat(*padded)
+        v1 = Signal(S * lanes.width, name="v_sel", reset_less=True)
+        valid1, first1, last1 = Signal(name="valid1"), Signal(name="first1"), Signal(name="last1")
+        g1 = Signal.like(g, name="g1")
+        m.d.sync += [v1.eq(chunk), valid1.eq(running), first1.eq(c == 0), last1.eq(c == C - 1), g1.eq(g)]
+        xs1 = Lanes(S, lanes.width, lanes.signed).split(v1)
+        pbounds = _mul((-wmax - 1, wmax), (lanes.min, lanes.max))
+        prod_shape = shape_for(pbounds[0] * S, pbounds[1] * S)
+        products = []
+        for k, rp in enumerate(roms):
+            ws = Lanes(P * S, wshape.width, True).split(rp.data)
+            for p in range(P):
+                term = sum(ws[p * S + q] * xs1[q] for q in range(S))
+                r = Signal(prod_shape, name=f"prod{k}_{p}", reset_less=True)
+                m.d.sync += r.eq(term)
+                products.append(r)
+        valid2, first2, last2, g2 = Signal(name="valid2"), Signal(name="first2"), Signal(name="last2"), Signal.like(g1)
+        m.d.sync += [valid2.eq(valid1), first2.eq(first1), last2.eq(last1), g2.eq(g1)]
+        acc_shape = shape_for(*self.partial)
+        sums, accs = [], []
+        ready = Signal(name="sums_ready")
+        for e, r in enumerate(products):
+            k, p = divmod(e, P)
+            biases = [int(self.bias[k * H + g_ * P + p]) for g_ in range(G)]
+            bias = Array(Const(b, shape_for(min(biases + [0]), max(biases + [0]))) for b in biases)[g2] if G > 1 \
+                else Const(biases[0], shape_for(min(biases[0], 0), max(biases[0], 0)))
+            a = Signal(acc_shape, name=f"acc{k}_{p}", reset_less=True)
+            nxt = Mux(first2, bias, a) + r
+            out = Signal(shape_for(*self._sum_bounds(k)), name=f"sum{k}_{p}", reset_less=True)
+            with m.If(valid2):
+                m.d.sync += a.eq(nxt)
+                with m.If(last2):
+                    m.d.sync += out.eq(nxt)
+            accs.append(a)
+            sums.append(out)
+        m.d.sync += ready.eq(valid2 & last2)
+        m.d.comb += issue.eq(ready)
+        return [sums[k * P:(k + 1) * P] for k in range(4)], start, used
