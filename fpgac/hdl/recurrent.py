@@ -33,20 +33,22 @@ the output is held until taken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from fpgac.hdl.dense import Dense
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import TableSpec, table_finish, table_reads
 from fpgac.hdl.requant import Overflow, Rounding, requant_expr
+from fpgac.hdl.streams import Collect, Serialize
 
-__all__ = ["Fixed", "Recurrent", "folding"]
+__all__ = ["Fixed", "Recurrent", "RecurrentStack", "folding", "stack_timing"]
 
 #: register stages of the elementwise pipeline
 PIPELINE_STAGES = 4
@@ -101,7 +103,7 @@ class Recurrent(Component):
     ----------
     kind : "lstm" or "gru"
     x : Lanes
-        The input word: ``steps * n_x`` lanes, step-major (the input's mantissas).
+        One step's input: ``n_x`` lanes; a sequence is ``steps`` words (beats) on ``i``.
     steps, n_x, hidden : int
     weights : integer array ``[n_x + hidden, 4 * hidden]``; bias : ``[4 * hidden]``
         The gate sums at ``acc_frac`` fractional bits.
@@ -113,14 +115,17 @@ class Recurrent(Component):
         ``sigmoid_frac``, ``tanh_frac``, ``tanh_cell_frac`` are their outputs' fractional bits.
     h0, c0 : integer arrays ``[hidden]`` (the initial state; zeros when None)
     output : 0, 1 or 2
-        What the output word holds: ``Y`` (``steps * hidden`` lanes of ``state``), ``h`` or ``c``.
+        What ``o`` carries: ``Y`` (a word of ``hidden`` lanes of ``state`` per step), or the last
+        ``h`` or ``c`` (one word per sequence).
     reuse : int
         1: fully parallel, the sums by adder trees (:class:`Dense`, ``clock_period`` placing its
         registers); more: folded, each multiplier used about ``reuse`` times per step
         (:func:`folding`).
 
-    Ports ``i``, ``o``. :attr:`latency`: cycles from the input's transfer to the output's, without
-    stalls; :attr:`interval`: one more (the next sequence enters once the output is taken).
+    Ports ``i``, ``o``: a word per step in (taken when the step starts), ``out_beats`` words per
+    sequence out (each held until taken; a step that would overwrite one not yet taken waits).
+    :attr:`period`: cycles per step; :attr:`latency` (``steps * period``): from the first input
+    word's transfer to the last output word's, without stalls; :attr:`interval` the same.
     """
 
     def __init__(self, kind: str, x: Lanes, *, steps: int, n_x: int, hidden: int, weights: object, bias: object,
@@ -132,8 +137,8 @@ class Recurrent(Component):
             raise ValueError(f"Recurrent kind must be 'lstm' or 'gru', not {kind!r}")
         if kind == "lstm" and (cell is None or tanh_cell is None):
             raise ValueError("an LSTM needs a cell format and a tanh_cell table")
-        if x.count != steps * n_x:
-            raise ValueError(f"Recurrent input {x} is not {steps} steps of {n_x} lanes")
+        if x.count != n_x:
+            raise ValueError(f"Recurrent input {x} is not a step of {n_x} lanes")
         if output not in (0, 1, 2) or (output == 2 and kind != "lstm"):
             raise ValueError(f"Recurrent output {output!r}: 0 (Y), 1 (h) or, for an LSTM, 2 (c)")
         self.kind, self.steps, self.n_x, self.hidden, self.output = kind, steps, n_x, hidden, output
@@ -153,8 +158,8 @@ class Recurrent(Component):
             raise ValueError(f"Recurrent weights must be [{n_x + hidden}, {4 * hidden}], not {list(w.shape)}")
         self.weights = w
         self.bias = np.zeros(4 * hidden, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-        self.out_lanes = {0: Lanes(steps * hidden, state.width, state.signed), 1: self.h_lanes,
-                          2: self.c_lanes}[output]
+        self.out_lanes = self.c_lanes if output == 2 else self.h_lanes
+        self.in_beats, self.out_beats = steps, steps if output == 0 else 1
         if reuse == 1:
             self.matvec = Dense(w, self.bias, x=self.v_lanes, clock_period=clock_period)
             self.bounds = self.matvec.bounds
@@ -173,9 +178,8 @@ class Recurrent(Component):
             step = (hidden // self.units) * self.chunks + 4 + PIPELINE_STAGES
         self.groups = hidden // self.units
         self.multipliers = 4 * self.units * self.simd if reuse > 1 else None
-        self.cycles_per_step = step
-        self.latency = 1 + steps * step
-        self.interval = self.latency + 1
+        self.period = step
+        self.latency = self.interval = steps * step
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
 
     # -- the elementwise pipeline ------------------------------------------------------------
@@ -303,23 +307,25 @@ class Recurrent(Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        T, I, H, P, G = self.steps, self.n_x, self.hidden, self.units, self.groups
+        T, H, P, G = self.steps, self.hidden, self.units, self.groups
         x, hl, sw = self.in_lanes, self.h_lanes, self.state.width
         cw = self.cell.width if self.cell is not None else 1
         folded = self.matvec is None
+        c_lanes = Lanes(H, cw, self.cell.signed) if self.cell is not None else None
+        h_init, c_init = hl.pack(self.h0), c_lanes.pack(self.c0) if c_lanes is not None else 0
 
-        xs = Signal(x.bits, name="xs", reset_less=True)  # the sequence
-        h = Signal(H * sw, name="h")  # the state, fixed during a step
-        h_rot = Signal(H * sw, name="h_rot", reset_less=True)  # h, rotated a group at each issue
-        c = Signal(H * cw, name="c")  # the cell, rotated a group at each issue
+        x_reg = Signal(x.bits, name="x_t", reset_less=True)  # this step's input (the folded form reads it)
+        h = Signal(H * sw, name="h", init=h_init)  # the state, fixed during a step
+        h_rot = Signal(H * sw, name="h_rot", init=h_init)  # h, rotated a group at each issue
+        c = Signal(H * cw, name="c", init=c_init)  # the cell, rotated a group at each issue
         h_new = Signal(H * sw, name="h_new", reset_less=True)  # the next state, shifted in by groups
         c_new = Signal(H * cw, name="c_new", reset_less=True)
-        ys = Signal(T * H * sw if self.output == 0 else 1, name="ys", reset_less=True)
+        y_out = Signal(self.out_lanes.bits, name="y_out", reset_less=True)
+        y_valid = Signal(name="y_valid")
         t = Signal(range(max(T, 2)), name="t")
         done = Signal(range(G + 1), name="done")  # groups finished in this step
 
-        x_t = Array(xs[k * I * x.width:(k + 1) * I * x.width] for k in range(T))[t] if T > 1 else xs
-        v = [*Lanes(I, x.width, x.signed).split(x_t), *hl.split(h)]  # the product's input lanes
+        v = [*x.split(x_reg if folded else self.i.payload), *hl.split(h)]  # the product's input lanes
 
         # the elementwise pipeline: ``issue`` takes the sums of the next group
         issue = Signal(name="issue")
@@ -340,33 +346,28 @@ class Recurrent(Component):
         m.d.comb += last.eq(finished & (done == G - 1))
         with m.If(finished):
             m.d.sync += [h_new.eq(next_h), c_new.eq(next_c), done.eq(done + 1)]
-            if self.output == 0:
-                m.d.sync += ys.eq(Cat(ys[P * sw:], *new_h) if T * G > 1 else Cat(*new_h))
 
-        m.d.comb += [self.o.payload.eq({0: ys, 1: h, 2: c}[self.output])]
+        produce = Signal(name="produce")  # this step ends with an output word
+        m.d.comb += [produce.eq(1 if self.output == 0 else t == T - 1),
+                     self.o.valid.eq(y_valid), self.o.payload.eq(y_out)]
+        with m.If(self.o.ready):
+            m.d.sync += y_valid.eq(0)
         with m.FSM(name="seq"):
-            with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    m.d.sync += [xs.eq(self.i.payload), t.eq(0), h.eq(hl.pack(self.h0)), h_rot.eq(hl.pack(self.h0)),
-                                 c.eq(Lanes(H, cw, self.cell.signed).pack(self.c0) if self.cell is not None else 0)]
-                    m.next = "STEP"
-            with m.State("STEP"):
-                m.d.comb += start.eq(1)
-                m.d.sync += done.eq(0)
-                m.next = "RUN"
+            with m.State("STEP"):  # the next step starts with its input, once its output has room
+                with m.If(self.i.valid & (~produce | ~y_valid | self.o.ready)):
+                    m.d.comb += [self.i.ready.eq(1), start.eq(1)]
+                    m.d.sync += [x_reg.eq(self.i.payload), done.eq(0)]
+                    m.next = "RUN"
             with m.State("RUN"):
                 with m.If(last):
                     m.d.comb += sums_used.eq(1)
-                    m.d.sync += [h.eq(next_h), h_rot.eq(next_h), c.eq(next_c), t.eq(t + 1)]
-                    with m.If(t == T - 1):
-                        m.next = "OUT"
+                    with m.If(produce):
+                        m.d.sync += [y_out.eq(next_c if self.output == 2 else next_h), y_valid.eq(1)]
+                    with m.If(t == T - 1):  # the sequence is done: the next one starts from h0, c0
+                        m.d.sync += [h.eq(h_init), h_rot.eq(h_init), c.eq(c_init), t.eq(0)]
                     with m.Else():
-                        m.next = "STEP"
-            with m.State("OUT"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    m.next = "IDLE"
+                        m.d.sync += [h.eq(next_h), h_rot.eq(next_h), c.eq(next_c), t.eq(t + 1)]
+                    m.next = "STEP"
         return m
 
     def _parallel(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
@@ -466,3 +467,62 @@ class Recurrent(Component):
         m.d.sync += ready.eq(valid2 & last2)
         m.d.comb += issue.eq(ready)
         return [sums[k * P:(k + 1) * P] for k in range(4)], start, used
+
+
+def stack_timing(periods: Sequence[int], every_step: Sequence[bool], steps: int, collect: bool) -> tuple[int, int]:
+    """``(latency, interval)`` of a :class:`RecurrentStack`: when each layer starts each step, by
+    the handshake rules (a step starts when its input word is there, the layer has finished the
+    step before, and the word it will write has been taken by the next layer); the input word
+    arrives at cycle 0, its first step's word one cycle later (the :class:`Serialize`)."""
+    n = len(periods)
+    start = [[0] * steps for _ in range(n)]
+    for t in range(steps):
+        for k in range(n):
+            at = start[k][t - 1] + periods[k] if t else 0
+            at = max(at, (start[0][t - 1] + 1 if t else 1) if k == 0 else start[k - 1][t] + periods[k - 1])
+            if t and k + 1 < n and every_step[k]:  # its last word must have been taken
+                at = max(at, start[k + 1][t - 1])
+            start[k][t] = at
+    end = start[-1][-1] + periods[-1] + int(collect)
+    return end, max(steps * p for p in periods)
+
+
+class RecurrentStack(Component):
+    """Recurrent layers one after the other on a whole-sequence word: a :class:`Serialize` makes
+    the word ``steps`` words (a step each), each layer passes its ``Y`` a step at a time to the
+    next (no register of a whole sequence between layers), and a :class:`Collect` makes the
+    last layer's ``Y`` one word again (its ``h``/``c`` is one word already).
+
+    Ports ``i`` (``steps * n_x`` lanes, step-major), ``o``. :attr:`latency` by
+    :func:`stack_timing`; :attr:`interval` the slowest layer's cycles per sequence.
+    """
+
+    def __init__(self, layers: Sequence[Recurrent]) -> None:
+        self.layers = list(layers)
+        first, final = self.layers[0], self.layers[-1]
+        for a, b in zip(self.layers, self.layers[1:]):
+            if a.output != 0 or a.out_lanes != b.in_lanes or a.steps != b.steps:
+                raise ValueError("a layer of a RecurrentStack must pass its whole sequence Y to the next")
+        x = first.in_lanes
+        self.serialize = Serialize(x.with_count(first.steps * x.count), first.steps, channels_first=False)
+        self.collect = (Collect(final.out_lanes, final.steps, channels_first=False) if final.output == 0 else None)
+        self.in_lanes = self.serialize.in_lanes
+        self.out_lanes = self.collect.out_lanes if self.collect is not None else final.out_lanes
+        self.latency, self.interval = stack_timing([layer.period for layer in self.layers],
+                                                   [layer.output == 0 for layer in self.layers], first.steps,
+                                                   self.collect is not None)
+        super().__init__({"i": In(stream.Signature(self.in_lanes.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.serialize = self.serialize
+        parts = [self.serialize, *self.layers] + ([self.collect] if self.collect is not None else [])
+        for k, layer in enumerate(self.layers):
+            m.submodules[f"layer{k}"] = layer
+        if self.collect is not None:
+            m.submodules.collect = self.collect
+        for a, b in zip(parts, parts[1:]):
+            connect(m, a.o, b.i)
+        connect(m, flipped(self.i), self.serialize.i)
+        connect(m, parts[-1].o, flipped(self.o))
+        return m

@@ -41,6 +41,7 @@ from ...hdl import (
     PReLU,
     ReLU,
     Recurrent,
+    RecurrentStack,
     Requant,
     Requantize,
     Select,
@@ -87,6 +88,16 @@ def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
     k = 0
     while k < len(stages):
         s, after = stages[k], stages[k + 1] if k + 1 < len(stages) else None
+        if isinstance(s, L.Recurrent):  # with the layers it passes its whole sequence to, a step at a time
+            layers = [s]
+            while (layers[-1].output == 0 and k + len(layers) < len(stages)
+                   and isinstance(stages[k + len(layers)], L.Recurrent)):
+                layers.append(stages[k + len(layers)])
+            part = RecurrentStack([_recurrent_layer(r, opts) for r in layers])
+            part.nodes = [r.node for r in layers]
+            parts.append(part)
+            k += len(layers)
+            continue
         if isinstance(s, L.Linear) and isinstance(after, L.Requant) and opts.reuse == 1:
             part = _dense_requant(s, after, opts)
             part.nodes = [s.node, after.node]
@@ -134,8 +145,12 @@ def _fixed(t) -> Fixed:
 
 
 def _recurrent(s: L.Recurrent, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Component:
+    return RecurrentStack([_recurrent_layer(s, opts)])
+
+
+def _recurrent_layer(s: L.Recurrent, opts: Pipelining) -> Recurrent:
     lstm = s.kind == "lstm"
-    return Recurrent(s.kind, x, steps=s.steps, n_x=s.n_x, hidden=s.hidden, weights=s.matrix, bias=s.bias,
+    return Recurrent(s.kind, _lanes(s.n_x, s.in_type), steps=s.steps, n_x=s.n_x, hidden=s.hidden, weights=s.matrix, bias=s.bias,
                      acc_frac=s.acc_frac, gate=_fixed(s.gate_type), state=_fixed(s.state_type),
                      cell=_fixed(s.cell_type) if lstm else None, sigmoid=s.sigmoid,
                      sigmoid_frac=s.sigmoid.out_type.frac_bits, tanh=s.tanh, tanh_frac=s.tanh.out_type.frac_bits,
