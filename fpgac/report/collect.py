@@ -216,7 +216,7 @@ def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Pa
                                                                    if synthesis.command.endswith("in parallel)") else "")
                                           + (" (cached)" if synthesis.cached else ""))
         hardware["total"].update(_clock(synthesis, family, device, package, pnr, pnr_timeout, facts, step, report,
-                                        verilog, synth_timeout))
+                                        verilog, synth_timeout, [u[0] for u in unit_list], jobs))
     elif target == "xilinx":
         part = report["design"]["options"].get("part") or "xcvu13p-flga2577-2-e"
         family = family or xilinx_family(part)
@@ -277,8 +277,8 @@ def _labels(data, labels, x_data) -> np.ndarray | None:
     return y
 
 
-def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report, verilog, synth_timeout
-           ) -> dict[str, Any]:
+def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report, verilog, synth_timeout,
+           parts, jobs) -> dict[str, Any]:
     if family != "ecp5" or pnr is False:
         report["sources"]["clock"] = "not measured: " + ("no place and route (--no-pnr)" if family == "ecp5" else
                                                          "nextpnr places ECP5 devices only")
@@ -303,7 +303,7 @@ def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report
         return {"clock_mhz": None, "latency_ns": None}
     target_mhz = 1000.0 / facts["clock_period_ns"] if facts.get("clock_period_ns") else 100.0
     with step("synthesizing it inside a four-pin wrapper, for place and route"):
-        netlist = pnr_netlist(verilog, facts["toplevel"], synth_timeout)
+        netlist = pnr_netlist(verilog, facts["toplevel"], synth_timeout, parts=parts, jobs=jobs)
     with step(f"placing and routing on {device} with nextpnr-ecp5 (at most {timeout:.0f} s)"):
         placed = nextpnr(netlist, device, package, target_mhz=target_mhz, timeout=timeout)
     import shutil

