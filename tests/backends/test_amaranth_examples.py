@@ -17,9 +17,8 @@ import pytest
 from fpgac import api
 from fpgac.backends.amaranth.build import components
 from fpgac.backends.amaranth.lower import lower
-from fpgac.backends.common import MANIFEST, read_manifest
+from fpgac.backends.common import read_manifest
 from fpgac.cli import main
-from fpgac.errors import UnsupportedError
 from fpgac.hdl import Dense
 
 EXAMPLES = ["mlp", "cnn2d", "cnn1d", "digits", "qmlp", "mlp-pruned"]
@@ -76,15 +75,18 @@ def test_pruning_removes_adders() -> None:
     assert adders(pruned) < 0.4 * adders(dense)
 
 
-def test_recurrent_models_are_refused_by_name(tmp_path, capsys) -> None:
-    with pytest.raises(UnsupportedError, match="^node 'lstm_LSTM' \\(LSTM\\): recurrent layers are not built by the "
-                                               "amaranth target; use --target xilinx or cpu$"):
-        _compile("lstm").write(tmp_path / "lstm", "amaranth")
-    assert not (tmp_path / "lstm").exists()
-    code = main(["compile", "examples/gru.onnx", "-t", "amaranth", "-o", str(tmp_path / "gru"), "-q"])
+def test_a_recurrent_layer_it_does_not_build_is_refused_by_name(tmp_path, capsys) -> None:
+    """A GRU with linear_before_reset=0 (PyTorch never exports one): one line, exit 2, nothing written."""
+    import onnx
+
+    model = onnx.load("examples/gru.onnx")
+    node = next(n for n in model.graph.node if n.op_type == "GRU")
+    next(a for a in node.attribute if a.name == "linear_before_reset").i = 0
+    onnx.save(model, tmp_path / "gru0.onnx")
+    code = main(["compile", str(tmp_path / "gru0.onnx"), "-t", "amaranth", "-o", str(tmp_path / "gru"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "(GRU): recurrent layers" in err[0]
-    assert not (tmp_path / "gru").exists() and not (tmp_path / "gru" / MANIFEST).exists()
+    assert code == 2 and len(err) == 1 and "(GRU): linear_before_reset=0" in err[0], err
+    assert not (tmp_path / "gru").exists()
 
 
 @pytest.mark.requires("libpython", "iverilog")

@@ -51,14 +51,6 @@ def test_a_hand_made_select(tmp_path) -> None:
     assert stage.indices.tolist() == [0, 3, 1, 4, 2, 5]
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_recurrent_layers_are_refused_by_name(name) -> None:
-    compiled = api.compile(f"examples/{name}.onnx", bits=8, input_range=(-1, 1))
-    with pytest.raises(UnsupportedError, match=r"^node '(lstm_LSTM|gru_GRU)' \((LSTM|GRU)\): recurrent layers are not "
-                                               "built by the amaranth target; use --target xilinx or cpu$"):
-        lower(compiled.graph)
-
-
 @pytest.mark.requires("libpython", "iverilog")
 @pytest.mark.parametrize("model, stage", [("test_PReLU_2d_multiparam", "PReLU"), ("test_LeakyReLU_with_negval", "PReLU"),
                                           ("test_Softmin", "Linear")])
