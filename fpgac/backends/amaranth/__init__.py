@@ -109,6 +109,9 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     facts = {"toplevel": name, "verilog": f"{name}.v", "latency_cycles": design.latency,
              "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period,
              "ports": {"inputs": [p["data"] for p in config["inputs"]], "outputs": [p["data"] for p in config["outputs"]]}}
+    layers = recurrent_layers(design)
+    if layers:
+        facts["recurrent"] = layers
     (out / "README.md").write_text(_readme(graph, facts, list(zip(inputs, config["inputs"])),
                                            list(zip(outputs, config["outputs"])), n))
     return {"design": facts}
@@ -205,13 +208,44 @@ def synthesis_command(facts: dict) -> str:
             f'tee -o synth_stat.txt stat" && cat synth_stat.txt')
 
 
+def recurrent_layers(design) -> list[dict]:
+    """What each LSTM/GRU of a built design does per step: its node, steps, form, hidden units a
+    pass and inputs a cycle, multipliers, and cycles per step (in the manifest and README)."""
+    from ...hdl import RecurrentStack
+
+    found = []
+
+    def walk(c) -> None:
+        if isinstance(c, RecurrentStack):
+            for node, layer in zip(getattr(c, "nodes", [None] * len(c.layers)), c.layers):
+                found.append({"node": node, "kind": layer.kind, "steps": layer.steps, "hidden": layer.hidden,
+                              "form": "folded" if layer.matvec is None else "parallel", "units_per_pass": layer.units,
+                              "inputs_per_cycle": layer.simd, "multipliers": layer.multipliers,
+                              "cycles_per_step": layer.period})
+        children = [getattr(c, "inner", None), getattr(c, "chain", None)]
+        for name in ("parts", "units"):  # a Chain's, a Network's
+            if isinstance(getattr(c, name, None), list):
+                children += getattr(c, name)
+        for child in children:
+            if child is not None and hasattr(child, "signature"):
+                walk(child)
+
+    walk(design)
+    return found
+
+
 def _architecture(facts: dict) -> str:
     words = "Each input word holds one whole input vector, each output word one whole output."
+    rec = "".join(
+        f" {r['kind'].upper()} {r['node']}: {r['steps']} steps of {r['cycles_per_step']} cycles, "
+        + (f"gate sums by {r['multipliers']} multipliers ({r['units_per_pass']} hidden units a pass, "
+           f"{r['inputs_per_cycle']} input(s) a cycle, weights from ROM)." if r["form"] == "folded"
+           else "gate sums by adder trees.") for r in facts.get("recurrent", []))
     if facts["reuse"] == 1:
-        return f"Fully parallel (every multiplication has its own hardware, a new vector every cycle). {words}"
+        return f"Fully parallel (every multiplication has its own hardware, a new vector every cycle). {words}{rec}"
     return (f"Time-multiplexed Dense layers: with reuse {facts['reuse']}, each multiply-accumulate unit serves up "
             f"to {facts['reuse']} non-zero weights (held in its ROM), one per cycle, so a new vector enters every "
-            f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}")
+            f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}{rec}")
 
 
 def _readme(graph: Graph, facts: dict, inputs: list, outputs: list, n: int) -> str:
