@@ -135,9 +135,10 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     facts = manifest["design"]
     out = Path(out).resolve()  # cocotb imports the test from tb/ by an absolute path only
     build_dir = Path(build_dir).resolve()
+    cycles = 3 * n * max(1, int(facts.get("interval_cycles") or 1)) + 2 * int(facts.get("latency_cycles") or 0)
     outputs, results = run_testbench(out / "tb", [out / facts["verilog"]], facts["toplevel"], build_dir,
                                      simulator=simulator, vectors=n, progress=progress,
-                                     cache=not build_dir.is_relative_to(out))
+                                     cache=not build_dir.is_relative_to(out), cycles=cycles)
     produced, wrong_full = [], 0
     full_wrong = np.zeros(n, dtype=bool)
     fulls, stalls = [], []

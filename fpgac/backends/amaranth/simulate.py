@@ -46,7 +46,7 @@ def verilator_root() -> Path:
 
 
 @contextlib.contextmanager
-def toolchain_env(simulator: str) -> Iterator[None]:
+def toolchain_env(simulator: str, optimize: bool = False) -> Iterator[None]:
     """Set ``PATH`` and friends so cocotb's runner finds the simulator; restored afterwards."""
     saved = dict(os.environ)
     try:
@@ -60,8 +60,10 @@ def toolchain_env(simulator: str) -> Iterator[None]:
                 flags = f"{flags} CFG_CXXFLAGS_PCH_I=-include"
             if "OPT_FAST" not in flags:
                 # flat adder trees make megabytes of C++: -O0 builds it in a fraction of -Os's
-                # time, and simulating a few thousand cycles does not need fast code
-                flags = f"{flags} OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+                # time, and simulating a few thousand cycles does not need fast code; millions of
+                # cycles (a recurrent or folded design) do: -O1 then
+                level = "-O1" if optimize else "-O0"
+                flags = f"{flags} OPT_FAST={level} OPT_SLOW={level} OPT_GLOBAL={level}"
             os.environ["MAKEFLAGS"] = flags.strip()
             if shutil.which("ccache"):
                 os.environ.setdefault("OBJCACHE", "ccache")
@@ -85,13 +87,15 @@ def run_testbench(
     seed: int = 1,
     progress: Callable[[int, int], None] | None = None,
     cache: bool = True,
+    cycles: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Build ``sources`` and run the cocotb test module ``test_design`` in ``tb_dir``.
 
     With ``cache``, the simulator executable is looked up in fpgac's build cache
     (:mod:`fpgac.cache`) under a key of the sources, the toplevel, the simulator and its version,
     and stored there after a build; ``build_dir`` then only holds the executable and the run's
-    results. Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each a
+    results. ``cycles``, the cycles the run is expected to take, above :data:`OPTIMIZE_CYCLES`
+    builds Verilator's C++ with -O1 (slower to build, several times faster to run). Returns the output arrays the testbench saved (``full_rate`` and ``stalled``, each a
     list with one ``(n, beats, lanes)`` array per output stream) and its ``results.json`` (latency, interval, cycles) plus build time
     and whether the build came from the cache.
     """
@@ -111,10 +115,11 @@ def run_testbench(
     executable = toplevel if simulator == "verilator" else "sim.vvp"
     if simulator == "verilator":
         sources = [_public_ports(tb_dir, toplevel, build_dir), *sources]
+    optimize = cycles is not None and cycles > OPTIMIZE_CYCLES
     name = f"{simulator}-" + fpgac_cache.key(simulator, simulator_version(simulator) or "", toplevel,
-                                              " ".join(build_args), *map(Path, sources))
+                                              " ".join(build_args) + (" -O1" if optimize else ""), *map(Path, sources))
     cached = fpgac_cache.lookup("sim", name) if cache else None
-    with toolchain_env(simulator), _on_path(tb_dir):
+    with toolchain_env(simulator, optimize), _on_path(tb_dir):
         runner = _runner(simulator)
         runner.log.setLevel(logging.WARNING)  # not "Running command ..." for every step
         start = time.perf_counter()
@@ -158,6 +163,9 @@ def run_testbench(
         str(fpgac_cache.cache_root() / "sim" / name) if cache and fpgac_cache.cache_root() else "")
     return outputs, results
 
+
+#: the simulated cycles (expected) above which Verilator's C++ is compiled with -O1 rather than -O0
+OPTIMIZE_CYCLES = 2_000_000
 
 #: Verilator's options: lint warnings off (Amaranth's Verilog widens on purpose), and its
 #: merge_cond pass off: on flat adder trees it takes most of the conversion time (27 of 37 s on
