@@ -69,9 +69,11 @@ def load(
     *,
     outputs: Sequence[str] | None = None,
     dump: Callable[[str, Graph], None] | None = None,
+    seq_len: int | None = None,
 ) -> Graph:
-    """Read an ONNX model into canonical float IR. ``dump(step, graph)`` sees every step."""
-    graph = load_onnx(model, outputs=outputs)
+    """Read an ONNX model into canonical float IR. ``dump(step, graph)`` sees every step;
+    ``seq_len`` fixes a symbolic sequence length (every symbolic input dimension but the batch)."""
+    graph = load_onnx(model, outputs=outputs, seq_len=seq_len)
     verify_graph(graph)
     if dump is not None:
         dump("frontend", graph)
@@ -189,6 +191,7 @@ def compile(
     distill: str | bool | None = None,
     outputs: Sequence[str] | None = None,
     dump: Callable[[str, Graph], None] | None = None,
+    seq_len: int | None = None,
 ) -> CompiledModel:
     """Load (unless given a Graph), calibrate and quantize a model.
 
@@ -204,11 +207,12 @@ def compile(
     quantization, train the float weights from the unpruned network through the fixed-point
     rounding of the types chosen (quantization-aware, straight-through), then calibrate and
     quantize again; a ``distill`` step in ``prune`` does this too, after its float training.
+    ``seq_len``: the size of a symbolic sequence dimension of the inputs (see :func:`load`).
     """
     given = {k: v for k, v in dict(calibration=None if calibration is None or not isinstance(calibration, (str, os.PathLike))
                                    else str(calibration), input_range=input_range, bits=bits, precision=precision,
                                    accuracy_budget=accuracy_budget, table_size=table_size, prune=prune,
-                                   distill=distill, outputs=outputs).items() if v is not None}
+                                   distill=distill, outputs=outputs, seq_len=seq_len).items() if v is not None}
     if isinstance(given.get("precision"), (FixedType, os.PathLike)):
         given["precision"] = str(given["precision"])
     if isinstance(precision, Mapping):
@@ -221,7 +225,7 @@ def compile(
         graph = model
         sources["model"] = {"graph": graph.name}
     else:
-        graph = load(model, outputs=outputs, dump=dump)
+        graph = load(model, outputs=outputs, dump=dump, seq_len=seq_len)
         sources["model"] = describe_file(model)
     # every option is checked before the work that takes time (pruning, calibration, the search)
     config = quant_config(precision, bits, table_size, graph)

@@ -293,6 +293,13 @@ def _add_outputs_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[,NAME]",
         help="which model outputs to keep (default: every output the hardware can compute)",
     )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        metavar="N",
+        help="the size of a symbolic input dimension other than the batch (a sequence length exported as "
+             "dynamic); fpgac builds hardware for fixed shapes",
+    )
 
 
 #: options whose value may start with a minus sign (argparse would take ``-1,1`` for an option)

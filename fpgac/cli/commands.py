@@ -228,6 +228,7 @@ def compile(args: argparse.Namespace, dump=None) -> api.CompiledModel:
         prune=args.prune,
         distill=getattr(args, "distill", None),
         outputs=outputs(args),
+        seq_len=args.seq_len,
         dump=dump,
     )
 
@@ -264,7 +265,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     compiled = None
     if args.float:
-        graph = api.load(args.model, outputs=outputs(args), dump=dump)
+        graph = api.load(args.model, outputs=outputs(args), dump=dump, seq_len=args.seq_len)
         api.prune(graph, args.prune, precision=args.precision, calibration=args.calibration,
                   input_range=args.input_range, dump=dump)
     else:
@@ -276,7 +277,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(graph)
         return 0
     print_layers(graph, Path(args.model).name, types=compiled is not None)
-    print_pruning(args, api.load(args.model, outputs=outputs(args)), compiled.float_graph if compiled is not None else graph)
+    print_pruning(args, api.load(args.model, outputs=outputs(args), seq_len=args.seq_len), compiled.float_graph if compiled is not None else graph)
     if compiled is not None:
         print_quantization(compiled)
         print_distillation(compiled)
@@ -295,7 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         inputs = api.read_input(args.input, graph)
         results = run_fixed(graph, inputs, mantissas=args.mantissas)
     elif args.float:
-        graph = api.load(args.model, outputs=outputs(args))
+        graph = api.load(args.model, outputs=outputs(args), seq_len=args.seq_len)
         api.prune(graph, args.prune, precision=args.precision, calibration=args.calibration,
                   input_range=args.input_range)
         inputs = api.read_input(args.input, graph)

@@ -118,3 +118,26 @@ def test_gru_without_linear_before_reset_is_refused_by_name(tmp_path) -> None:
     name = next(n.name for n in compiled.graph.nodes if n.op.value == "GRU")
     with pytest.raises(UnsupportedError, match=rf"^node '{re.escape(name)}' \(GRU\): linear_before_reset=0"):
         lower(compiled.graph)
+
+
+@pytest.mark.requires("libpython", "verilator")
+def test_a_dynamic_sequence_length_asks_for_seq_len(tmp_path, capsys) -> None:
+    from fpgac.cli import main
+
+    model = onnx.load(EXAMPLES / "lstm.onnx")
+    dim = model.graph.input[0].type.tensor_type.shape.dim[1]
+    dim.ClearField("dim_value")
+    dim.dim_param = "T"
+    onnx.save(model, tmp_path / "dyn.onnx")
+    argv = ["compile", str(tmp_path / "dyn.onnx"), "-t", "amaranth", "--bits", "8", "--input-range", "-1,1", "-q"]
+    assert main([*argv, "-o", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dimension 1 ('T') is symbolic" in err[0] and "--seq-len N" in err[0], err
+    assert not (tmp_path / "no").exists()
+    assert main([*argv, "--seq-len", "0", "-o", str(tmp_path / "zero")]) == 2
+    assert "--seq-len must be a positive integer" in capsys.readouterr().err
+    assert main([*argv, "--seq-len", "7", "-o", str(tmp_path / "seven"), "--vectors", "60"]) == 0
+    stage = next(s for s in lower(api.load_design(tmp_path / "seven")) if isinstance(s, Recurrent))
+    assert stage.steps == 7
+    report = api.verify(tmp_path / "seven")
+    assert report.vectors == 60 and report.mismatched_bits == 0, report.lines()

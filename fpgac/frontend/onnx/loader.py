@@ -239,14 +239,22 @@ def _fold(cx: LoweringContext, node: onnx.NodeProto) -> list[np.ndarray]:
     return [np.asarray(r) for r in results]
 
 
-def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None) -> Graph:
+def load_onnx(path: str | os.PathLike, *, outputs: Sequence[str] | None = None, seq_len: int | None = None) -> Graph:
     """Read an ONNX model and lower it to the IR (float types, ONNX-like layer ops).
 
     ``outputs`` picks graph outputs by name; by default every output the hardware can compute is
     kept (an output that needs an unsupported node is dropped with a warning, unless none is left).
+    ``seq_len`` fixes every symbolic input dimension but the batch (a sequence length) at that size.
     """
     source = str(path)
     model = _read_model(path)
+    if seq_len is not None:
+        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+            raise UsageError(f"--seq-len must be a positive integer, not {seq_len!r}")
+        for inp in model.graph.input:
+            for dim in list(inp.type.tensor_type.shape.dim)[1:]:
+                if not dim.HasField("dim_value"):
+                    dim.dim_value = seq_len
     cx = LoweringContext(model, source)
     consts = _check_initializers(model, source)
     inferred = _infer_shapes(model, source)
@@ -356,7 +364,8 @@ def lower_input(cx: LoweringContext, inp: onnx.ValueInfoProto) -> Tensor:
             label = f" ({dim.dim_param!r})" if dim.dim_param else ""
             raise ShapeError(
                 f"{source}: input {inp.name!r} dimension {i}{label} is symbolic; only the first (batch) "
-                "dimension may be: export the model with a fixed size for the others"
+                "dimension may be: give its size with --seq-len N (a sequence length), or export the model with a "
+                "fixed size for the others"
             )
         if dim.dim_value <= 0:
             raise ShapeError(f"{source}: input {inp.name!r} dimension {i} is {dim.dim_value}")
