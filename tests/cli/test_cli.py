@@ -155,7 +155,7 @@ def test_symbolic_non_batch_dimension(tmp_path: Path, capsys) -> None:
     path = _save(tmp_path, _dense_model(np.eye(4), x_shape=("N", "features")))
     assert _error(capsys, "inspect", path) == (
         f"{path}: input 'x' dimension 1 ('features') is symbolic; only the first (batch) dimension may be: "
-        "export the model with a fixed size for the others"
+        "give its size with --seq-len N (a sequence length), or export the model with a fixed size for the others"
     )
 
 
