@@ -16,7 +16,7 @@ with ``sig(g) = sigmoid[|g|]`` or ``(1 << f_s) - sigmoid[|g|]`` for ``g < 0``, a
 Two forms:
 
 - ``reuse`` 1, fully parallel: the sums by a :class:`Dense` (adder trees), then every unit at once
-  through the elementwise pipeline (four register stages);
+  through the elementwise pipeline (eight register stages: a carry chain or a table read each);
 - folded (``reuse`` R > 1): a multiply-accumulate array of ``4 * units * simd`` multipliers, each
   used about R times per step. Pass ``g`` computes the four sums of hidden units ``g * units ..``
   over ``ceil((n_x + hidden) / simd)`` cycles, ``simd`` inputs a cycle (one input word selected
@@ -24,7 +24,7 @@ Two forms:
   when large), one word per cycle; each pass's sums go through the elementwise pipeline while the
   next pass accumulates, a few units a cycle (as many as fit in a pass's cycles, so the tables
   and multipliers of the pipeline are few). A step costs ``passes * ceil((n_x + hidden) / simd)
-  + 8`` cycles, plus the cycles a pass's units take through the pipeline when it takes fewer than
+  + 12`` cycles, plus the cycles a pass's units take through the pipeline when it takes fewer than
   all of them at once.
 
 The state ``h`` stays fixed during a step (the product reads it) and the new state is shifted in
@@ -54,7 +54,7 @@ from fpgac.hdl.streams import Collect, Serialize
 __all__ = ["Fixed", "Recurrent", "RecurrentStack", "folding", "stack_timing"]
 
 #: register stages of the elementwise pipeline
-PIPELINE_STAGES = 4
+PIPELINE_STAGES = 8
 
 
 @dataclass(frozen=True)
@@ -218,6 +218,8 @@ class Recurrent(Component):
         fs, fu, fv = self.fracs["s"], self.fracs["u"], self.fracs["v"]
         gate, cell, state = self.gate, self.cell, self.state
         one = 1 << fs
+        n = self.lanes
+        # 1: the gate pre-activations, requantized, as magnitude and sign
         mags, negs = [], []
         for k in range(4):
             for p, a in enumerate(acc[k]):
@@ -225,14 +227,19 @@ class Recurrent(Component):
                 mag, neg = self._magnitude(m, g, gate, f"mag{k}_{p}")
                 mags.append(mag)
                 negs.append(neg)
+        pipe.stage()
+        mags = [pipe.reg(v, name=f"gmag{q}") for q, v in enumerate(mags)]
+        negs = [pipe.reg(v, name=f"gneg{q}") for q, v in enumerate(negs)]
+        c_old = [pipe.reg(v, name=f"c_in{p}") for p, v in enumerate(c_old)]
+        # 2: the tables read
         top = max(gate.lanes.max, -gate.lanes.min)
-        n = self.lanes
         sig, th = table_reads(m, pipe, [(self.sigmoid, mags[:3 * n], 0, top, "sigmoid"),
                                         (self.tanh, mags[3 * n:], 0, top, "tanh")])
         negs = [pipe.reg(v, name=f"neg{q}") for q, v in enumerate(negs)]
         c_old = [pipe.reg(v, name=f"c_old{p}") for p, v in enumerate(c_old)]
         values = ([self._signed_table(self.sigmoid, r, neg, one) for r, neg in zip(sig, negs[:3 * n])]
                   + [self._signed_table(self.tanh, r, neg, None) for r, neg in zip(th, negs[3 * n:])])
+        # 3: i, o, f and k
         pipe.stage()
         regs = [pipe.reg(v, shape_for(*b), name=f"act{q}") for q, (v, b) in enumerate(values)]
         bounds = [b for _, b in values]
@@ -240,25 +247,45 @@ class Recurrent(Component):
         fc, fk = fs + cell.frac, fs + fu
         total = max(fc, fk)
         c_range = (cell.lanes.min, cell.lanes.max)
+        # 4: the products f*c and i*k
+        fcs, iks = [], []
+        for p in range(n):
+            i, f, k = regs[p], regs[2 * n + p], regs[3 * n + p]
+            ib, fb, kb = bounds[p], bounds[2 * n + p], bounds[3 * n + p]
+            fcs.append((f * c_old[p], _mul(fb, c_range)))
+            iks.append((i * k, _mul(ib, kb)))
+        pipe.stage()
+        fcs = [(pipe.reg(v, shape_for(*b), name=f"fc{p}"), b) for p, (v, b) in enumerate(fcs)]
+        iks = [(pipe.reg(v, shape_for(*b), name=f"ik{p}"), b) for p, (v, b) in enumerate(iks)]
+        outs = [pipe.reg(regs[n + p], name=f"o_{p}") for p in range(n)]
+        # 5: the new cell, and its magnitude and sign
         new_c, mags, negs = [], [], []
         for p in range(n):
-            i, o, f, k = (regs[q * n + p] for q in range(4))
-            ib, fb, kb = bounds[p], bounds[2 * n + p], bounds[3 * n + p]
-            s = (f * c_old[p] << (total - fc)) + (i * k << (total - fk))
-            sbounds = _add(_shl(_mul(fb, c_range), total - fc), _shl(_mul(ib, kb), total - fk))
+            s = (fcs[p][0] << (total - fc)) + (iks[p][0] << (total - fk))
+            sbounds = _add(_shl(fcs[p][1], total - fc), _shl(iks[p][1], total - fk))
             c = cell.rq(m, s, sbounds, total)
             mag, neg = self._magnitude(m, c, cell, f"cmag{p}")
             new_c.append(c)
             mags.append(mag)
             negs.append(neg)
+        pipe.stage()
+        new_c = [pipe.reg(c, cell.lanes.shape, name=f"c_next{p}") for p, c in enumerate(new_c)]
+        mags = [pipe.reg(v, name=f"cmag_{p}") for p, v in enumerate(mags)]
+        negs = [pipe.reg(v, name=f"cneg_{p}") for p, v in enumerate(negs)]
+        outs = [pipe.reg(v, name=f"o__{p}") for p, v in enumerate(outs)]
+        # 6: tanh of the cell read
         (reads,) = table_reads(m, pipe, [(self.tanh_cell, mags, 0, max(cell.lanes.max, -cell.lanes.min), "tanh_cell")])
-        outs = [pipe.reg(regs[n + p], name=f"o{p}") for p in range(n)]
+        outs = [pipe.reg(v, name=f"o{p}") for p, v in enumerate(outs)]
         new_c = [pipe.reg(c, name=f"c_new{p}") for p, c in enumerate(new_c)]
         negs = [pipe.reg(v, name=f"cneg{p}") for p, v in enumerate(negs)]
-        new_h = []
-        for p in range(n):
-            t, tb = self._signed_table(self.tanh_cell, reads[p], negs[p], None)
-            new_h.append(state.rq(m, outs[p] * t, _mul(bounds[n + p], tb), fs + fv))
+        ths = [self._signed_table(self.tanh_cell, reads[p], negs[p], None) for p in range(n)]
+        # 7: th_cell(c)
+        pipe.stage()
+        ths = [(pipe.reg(v, shape_for(*b), name=f"thc{p}"), b) for p, (v, b) in enumerate(ths)]
+        outs = [pipe.reg(v, name=f"o___{p}") for p, v in enumerate(outs)]
+        new_c = [pipe.reg(c, name=f"c_new_{p}") for p, c in enumerate(new_c)]
+        # 8: h = rq(o * th_cell(c))
+        new_h = [state.rq(m, outs[p] * t, _mul(bounds[n + p], tb), fs + fv) for p, (t, tb) in enumerate(ths)]
         pipe.stage()
         return ([pipe.reg(v, state.lanes.shape, name=f"h_out{p}") for p, v in enumerate(new_h)],
                 [pipe.reg(v, cell.lanes.shape, name=f"c_out{p}") for p, v in enumerate(new_c)])
@@ -268,6 +295,7 @@ class Recurrent(Component):
         gate, state = self.gate, self.state
         one = 1 << fs
         n = self.lanes
+        # 1: z and r pre-activations, requantized, as magnitude and sign
         mags, negs = [], []
         for k in range(2):
             for p, a in enumerate(acc[k]):
@@ -275,37 +303,66 @@ class Recurrent(Component):
                 mag, neg = self._magnitude(m, g, gate, f"mag{k}_{p}")
                 mags.append(mag)
                 negs.append(neg)
+        pipe.stage()
+        mags = [pipe.reg(v, name=f"gmag{q}") for q, v in enumerate(mags)]
+        negs = [pipe.reg(v, name=f"gneg{q}") for q, v in enumerate(negs)]
+        nx = [pipe.reg(v, name=f"nx_in{p}") for p, v in enumerate(acc[2])]
+        nh = [pipe.reg(v, name=f"nh_in{p}") for p, v in enumerate(acc[3])]
+        h_old = [pipe.reg(v, name=f"h_in{p}") for p, v in enumerate(h_old)]
+        # 2: the sigmoid read
         top = max(gate.lanes.max, -gate.lanes.min)
         (sig,) = table_reads(m, pipe, [(self.sigmoid, mags, 0, top, "sigmoid")])
         negs = [pipe.reg(v, name=f"neg{q}") for q, v in enumerate(negs)]
-        nx = [pipe.reg(v, name=f"nx{p}") for p, v in enumerate(acc[2])]
-        nh = [pipe.reg(v, name=f"nh{p}") for p, v in enumerate(acc[3])]
+        nx = [pipe.reg(v, name=f"nx{p}") for p, v in enumerate(nx)]
+        nh = [pipe.reg(v, name=f"nh{p}") for p, v in enumerate(nh)]
         h_old = [pipe.reg(v, name=f"h_old{p}") for p, v in enumerate(h_old)]
         values = [self._signed_table(self.sigmoid, r, neg, one) for r, neg in zip(sig, negs)]
+        # 3: z and r
         pipe.stage()
         regs = [pipe.reg(v, shape_for(*b), name=f"act{q}") for q, (v, b) in enumerate(values)]
         bounds = [b for _, b in values]
         nx = [pipe.reg(v, name=f"nx_{p}") for p, v in enumerate(nx)]
         nh = [pipe.reg(v, name=f"nh_{p}") for p, v in enumerate(nh)]
         h_old = [pipe.reg(v, name=f"h_old_{p}") for p, v in enumerate(h_old)]
+        # 4: r * (R_n h + Rb_n)
+        rns = [(regs[n + p] * nh[p], _mul(bounds[n + p], self._sum_bounds(3))) for p in range(n)]
+        pipe.stage()
+        rns = [(pipe.reg(v, shape_for(*b), name=f"rn{p}"), b) for p, (v, b) in enumerate(rns)]
+        nx = [pipe.reg(v, name=f"nx__{p}") for p, v in enumerate(nx)]
+        z = [pipe.reg(regs[p], name=f"z_{p}") for p in range(n)]
+        h_old = [pipe.reg(v, name=f"h_prev_{p}") for p, v in enumerate(h_old)]
+        # 5: n's pre-activation, requantized, as magnitude and sign
         mags, negs = [], []
         for p in range(n):
-            pre = (nx[p] << fs) + regs[n + p] * nh[p]
-            pb = _add(_shl(self._sum_bounds(2), fs), _mul(bounds[n + p], self._sum_bounds(3)))
+            pre = (nx[p] << fs) + rns[p][0]
+            pb = _add(_shl(self._sum_bounds(2), fs), rns[p][1])
             g = gate.rq(m, pre, pb, self.acc_frac + fs)
             mag, neg = self._magnitude(m, g, gate, f"nmag{p}")
             mags.append(mag)
             negs.append(neg)
+        pipe.stage()
+        mags = [pipe.reg(v, name=f"nmag_{p}") for p, v in enumerate(mags)]
+        negs = [pipe.reg(v, name=f"nneg_{p}") for p, v in enumerate(negs)]
+        z = [pipe.reg(v, name=f"z__{p}") for p, v in enumerate(z)]
+        h_old = [pipe.reg(v, name=f"h_prev__{p}") for p, v in enumerate(h_old)]
+        # 6: the tanh read
         (reads,) = table_reads(m, pipe, [(self.tanh, mags, 0, top, "tanh")])
-        z = [pipe.reg(regs[p], name=f"z{p}") for p in range(n)]
+        z = [pipe.reg(v, name=f"z{p}") for p, v in enumerate(z)]
         h_old = [pipe.reg(v, name=f"h_prev{p}") for p, v in enumerate(h_old)]
         negs = [pipe.reg(v, name=f"nneg{p}") for p, v in enumerate(negs)]
+        ns = [self._signed_table(self.tanh, reads[p], negs[p], None) for p in range(n)]
+        # 7: n
+        pipe.stage()
+        ns = [(pipe.reg(v, shape_for(*b), name=f"n{p}"), b) for p, (v, b) in enumerate(ns)]
+        z = [pipe.reg(v, name=f"z___{p}") for p, v in enumerate(z)]
+        h_old = [pipe.reg(v, name=f"h_last{p}") for p, v in enumerate(h_old)]
+        # 8: h = rq(((1 - z) * n << .) + (z * h << .))
         fn, fh = fs + fu, fs + state.frac
         total = max(fn, fh)
         h_range = (state.lanes.min, state.lanes.max)
         new_h = []
         for p in range(n):
-            t, tb = self._signed_table(self.tanh, reads[p], negs[p], None)
+            t, tb = ns[p]
             zb = bounds[p]
             s = ((one - z[p]) * t << (total - fn)) + (z[p] * h_old[p] << (total - fh))
             sb = _add(_shl(_mul((one - zb[1], one - zb[0]), tb), total - fn), _shl(_mul(zb, h_range), total - fh))
