@@ -20,7 +20,8 @@ from fpgac.hdl.dense import Dense, DenseReuse, Timing
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
-from fpgac.hdl.recurrent import Fixed, Recurrent, RecurrentStack
+from fpgac.hdl.recurrent import Fixed, Recurrent
+from fpgac.hdl.recurrent_stack import RecurrentStack
 from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from fpgac.hdl.recurrent import folding, stack_timing
+from fpgac.hdl.recurrent import folding
+from fpgac.hdl.recurrent_stack import stack_timing
 
 
 @pytest.mark.parametrize("hidden, inputs, reuse, expected", [

@@ -35,7 +35,7 @@ from ...ir import Act, FixedType, Graph, Node, Op, Overflow, PoolKind
 from ...ir.fixed import requantize
 from ...ir.ops import OP_SPECS
 from ...ir.semantics import apply_fixed, plan
-from ...ir.semantics.recurrent import plan as recurrent_plan
+from ...ir.semantics.recurrent import _sigmoid as _sig, _tanh as _th, plan as recurrent_plan
 from ...ir.semantics.shape import argmax_index
 from ...ir.semantics.softmax import mantissas as softmax_mantissas
 from ...ir.tables import Table
@@ -268,16 +268,6 @@ class Recurrent(Stage):
 def _wide(frac: int) -> FixedType:
     """A 62-bit type at ``frac`` fractional bits: the type of an exact intermediate (no overflow)."""
     return FixedType(62, 62 - frac)
-
-
-def _sig(table: Table, g: np.ndarray) -> np.ndarray:
-    v = table.lookup(np.abs(g))
-    return np.where(g >= 0, v, (np.int64(1) << table.out_type.frac_bits) - v)
-
-
-def _th(table: Table, g: np.ndarray) -> np.ndarray:
-    v = table.lookup(np.abs(g))
-    return np.where(g >= 0, v, -v)
 
 
 def step_numbers(s: Recurrent, acc: list[np.ndarray], h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
