@@ -35,7 +35,7 @@ from ...ir import Act, FixedType, Graph, Node, Op, Overflow, PoolKind
 from ...ir.fixed import requantize
 from ...ir.ops import OP_SPECS
 from ...ir.semantics import apply_fixed, plan
-from ...ir.semantics.recurrent import _sigmoid as _sig, _tanh as _th, plan as recurrent_plan
+from ...ir.semantics.recurrent import plan as recurrent_plan, signed_sigmoid as _sig, signed_tanh as _th
 from ...ir.semantics.shape import argmax_index
 from ...ir.semantics.softmax import mantissas as softmax_mantissas
 from ...ir.tables import Table

@@ -66,7 +66,7 @@ from fpgac.ir.verify import VerifyError
 from .activation import _sigmoid as _float_sigmoid
 from .base import Args, Semantics, optional
 
-__all__ = ["RecurrentPlan", "SEMANTICS", "exact_types"]
+__all__ = ["RecurrentPlan", "SEMANTICS", "exact_types", "signed_sigmoid", "signed_tanh"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +124,10 @@ def _tanh(table: Table, g: np.ndarray) -> np.ndarray:
     """``th(g)``: ``tanh[|g|]``, or ``-tanh[|g|]`` for ``g < 0``."""
     v = table.lookup(np.abs(g))
     return np.where(g >= 0, v, -v)
+
+
+#: the public names of ``sig`` and ``th`` (a backend's model of its hardware computes them alike)
+signed_sigmoid, signed_tanh = _sigmoid, _tanh
 
 
 def _check_tables(node: Node, pairs: list[tuple[str, FixedType]]) -> None:
