@@ -265,14 +265,19 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target options")
     group.add_argument("--io", choices=("parallel", "stream"),
-                       help="xilinx: arrays, fully unrolled, lowest latency (parallel, the default) or "
-                       "hls::stream with dataflow, for CNNs that do not fit unrolled (stream)")
+                       help="xilinx, amaranth: a whole tensor a word, fully unrolled, lowest latency (parallel, the "
+                       "default) or a feature map a pixel a word through line buffers, each Conv and Dense folded "
+                       "onto a few multipliers, for CNNs that do not fit unrolled (stream: hls::stream with dataflow "
+                       "for xilinx)")
+    group.add_argument("--interval", type=int, metavar="N", help="amaranth --io stream: cycles per inference every "
+                       "Conv and Dense is folded to (default: the input's pixels, the rate it streams in)")
     group.add_argument("--part", metavar="PART", help="xilinx: the FPGA part (default xcvu13p-flga2577-2-e)")
     group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx, amaranth: target clock period in ns "
                        "(default 5 for xilinx, 7 for amaranth, which places its pipeline registers for it by a "
                        "delay model of ECP5 carry chains)")
     group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
-                       "multiplier does per inference (default 1: fully unrolled)")
+                       "multiplier does per inference (default 1: fully unrolled; amaranth --io stream: cycles each "
+                       "Conv and Dense takes per output pixel or vector)")
     group.add_argument("--axi", action="store_true", default=None,
                        help="amaranth: AXI4-Stream port names (tdata/tvalid/tready)")
 

@@ -32,7 +32,8 @@ from .tables import (
 
 #: target-specific compile options: option dest -> the targets it applies to
 TARGET_OPTIONS = {
-    "io": ("xilinx",),
+    "io": ("xilinx", "amaranth"),
+    "interval": ("amaranth",),
     "part": ("xilinx",),
     "clock_period": ("xilinx", "amaranth"),
     "reuse": ("xilinx", "amaranth"),
@@ -58,6 +59,8 @@ def target_options(args: argparse.Namespace) -> dict[str, Any]:
         options[dest] = value
     if options.get("reuse") is not None and options["reuse"] < 1:
         raise UsageError(f"--reuse must be at least 1, not {options['reuse']}")
+    if options.get("interval") is not None and options["interval"] < 1:
+        raise UsageError(f"--interval must be at least 1 cycle, not {options['interval']}")
     if options.get("clock_period") is not None and not options["clock_period"] > 0:
         raise UsageError(f"--clock-period must be a positive number of ns, not {options['clock_period']}")
     return options

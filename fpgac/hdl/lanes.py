@@ -204,6 +204,11 @@ class Pipeline:
     def latency(self) -> int:
         return len(self._ens)
 
+    @property
+    def valid(self) -> Value:
+        """The valid bit of the current (last opened) stage."""
+        return self._valids[-1]
+
     def reg(self, value: Value, shape: Shape | None = None, name: str | None = None) -> Signal:
         """A register of the current stage loaded with ``value`` (``shape`` truncates when given).
         Data registers have no reset (only the valid bits do): nothing reads them before a valid

@@ -39,6 +39,7 @@ from ..common import Vectors, ports
 from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
+from .stream import lower_stream, plan_folds, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
 
 __all__ = ["VERIFY_OPTIONS", "options", "rebuild", "run", "write"]
@@ -57,36 +58,70 @@ CLOCK_PERIOD = 7.0
 
 
 def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: float | None = None,
-            **unknown: Any) -> dict[str, Any]:
+            io: str | None = None, interval: int | None = None, **unknown: Any) -> dict[str, Any]:
     """The options as the design will use them, checked before any work: ``reuse`` (default 1,
-    fully parallel), ``axi`` (AXI4-Stream port names, default off) and ``clock_period`` (ns, the
-    target the pipeline registers are placed for by a delay model; default 7)."""
+    fully parallel; with ``io="stream"``, the cycles each Conv and Dense takes per output word),
+    ``axi`` (AXI4-Stream port names, default off), ``clock_period`` (ns, the target the pipeline
+    registers are placed for by a delay model; default 7), ``io`` ("parallel", the default: a word
+    holds a whole tensor; "stream": a feature map travels a pixel a word, see :mod:`.stream`) and
+    ``interval`` (stream only: the cycles per inference every layer is folded to; default the
+    input's pixels)."""
     if unknown:
-        raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period")
+        raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period, "
+                         "io, interval")
+    io = "parallel" if io is None else io
+    if io not in ("parallel", "stream"):
+        raise UsageError(f"io must be parallel or stream, not {io!r}")
+    given_reuse = reuse
     reuse = 1 if reuse is None else reuse
     if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
         raise UsageError(f"reuse must be an integer of at least 1, not {reuse!r}")
+    if interval is not None:
+        if io != "stream":
+            raise UsageError("--interval applies to --io stream (the fully parallel design takes a vector a cycle, "
+                             "or every --reuse cycles)")
+        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval < 1:
+            raise UsageError(f"interval must be an integer number of cycles of at least 1, not {interval!r}")
+        if given_reuse is not None:
+            raise UsageError("give --interval or --reuse, not both: --interval folds every layer to that many cycles "
+                             "per inference, --reuse sets each layer's cycles per output word")
     period = CLOCK_PERIOD if clock_period is None else clock_period
     if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > Timing().register:
         raise UsageError(f"clock_period must be a number of ns above {Timing().register:g} (a register's "
                          f"own delay), not {period!r}")
-    return {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period)}
+    resolved = {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io}
+    if io == "stream":
+        resolved["reuse"] = None if given_reuse is None else int(given_reuse)
+        resolved["interval"] = None if interval is None else int(interval)
+    return resolved
 
 
 def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     resolved = options(**given)
-    reuse, axi, period = resolved["reuse"], resolved["axi"], resolved["clock_period"]
-    with progress.step("lowering to lane-level stages"):
-        stages = lower(graph)
+    reuse, axi, period, io = resolved["reuse"], resolved["axi"], resolved["clock_period"], resolved["io"]
     inputs, outputs = ports(graph)
     names = ([p.name for p in inputs], [p.name for p in outputs])
-    with progress.step("elaborating the Amaranth design and converting it to Verilog"):
-        design = top(stages, reuse=reuse, axi=axi, clock_period=period, names=names)
-        name = _module_name(graph)
-        save_stages(stages, out)
-        (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
-    (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period,
-                                                     names=repr(names)))
+    name = _module_name(graph)
+    if io == "stream":
+        with progress.step("lowering to stages on a pixel stream"):
+            stages = lower_stream(graph)
+            words_in = _pixels(inputs[0].shape)
+            plan_folds(stages, words_in, interval=resolved["interval"], reuse=reuse)
+        with progress.step("elaborating the Amaranth design and converting it to Verilog"):
+            design = stream_top(stages, words_in=words_in, axi=axi, clock_period=period)
+            save_stages(stages, out)
+            (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
+        (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=None, axi=axi, clock_period=period,
+                                                         names=repr(names), io="stream", words_in=words_in))
+    else:
+        with progress.step("lowering to lane-level stages"):
+            stages = lower(graph)
+        with progress.step("elaborating the Amaranth design and converting it to Verilog"):
+            design = top(stages, reuse=reuse, axi=axi, clock_period=period, names=names)
+            save_stages(stages, out)
+            (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
+        (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period,
+                                                         names=repr(names), io="parallel", words_in=1))
 
     tb = out / "tb"
     tb.mkdir()
@@ -95,26 +130,53 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     single = len(inputs) == 1 and len(outputs) == 1
     config: dict[str, Any] = {"clk": "clk", "rst": "rst", "inputs": [], "outputs": [], "p_valid": 0.7, "p_ready": 0.7,
                               "latency_cycles": design.latency, "interval_cycles": design.interval}
+    if io == "stream":  # no fixed latency to declare: a bound for the testbench's timeout
+        config["latency_cycles"] = design.latency + 4 * design.interval
     for kind, found, arrays in (("inputs", zip(inputs, design.in_ports), vectors.input_mantissas),
                                 ("outputs", zip(outputs, design.out_ports), vectors.golden)):
         for k, (port, (member, lanes)) in enumerate(found):
             file = (("inputs" if kind == "inputs" else "expected") + ("" if single else f"_{k}")) + ".npy"
-            np.save(tb / file, arrays[k].reshape(n, 1, port.size))
+            beats = 1 if io != "stream" else design.words_in if kind == "inputs" else design.words_out
+            np.save(tb / file, in_words(arrays[k], beats))
             names_ = _port_names(member, axi)
-            config[kind].append({"name": port.name, **names_, "width": port.type.width, "lanes": port.size,
-                                 "signed": port.type.signed, "beats": 1,
+            config[kind].append({"name": port.name, **names_, "width": port.type.width, "lanes": port.size // beats,
+                                 "signed": port.type.signed, "beats": beats,
                                  ("file" if kind == "inputs" else "expected"): file})
     (tb / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     (tb / "Makefile").write_text(_MAKEFILE.format(name=name))
-    facts = {"toplevel": name, "verilog": f"{name}.v", "latency_cycles": design.latency,
-             "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period,
-             "ports": {"inputs": [p["data"] for p in config["inputs"]], "outputs": [p["data"] for p in config["outputs"]]}}
+    facts = {"toplevel": name, "verilog": f"{name}.v",
+             "latency_cycles": design.latency if io != "stream" else None,
+             "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period, "io": io,
+             "ports": {"inputs": [p["data"] for p in config["inputs"]], "outputs": [p["data"] for p in config["outputs"]]},
+             "beats": {"inputs": [p["beats"] for p in config["inputs"]],
+                       "outputs": [p["beats"] for p in config["outputs"]]}}
+    if io == "stream":
+        facts["folds"] = design.inner.folds if axi else design.folds
     layers = recurrent_layers(design)
     if layers:
         facts["recurrent"] = layers
     (out / "README.md").write_text(_readme(graph, facts, list(zip(inputs, config["inputs"])),
                                            list(zip(outputs, config["outputs"])), n))
     return {"design": facts}
+
+
+def _pixels(shape) -> int:
+    """Words per inference of a stream-mode port: the pixels of a ``[C, *size]`` tensor, 1 for a vector."""
+    return int(np.prod(shape[1:])) if len(shape) >= 2 else 1
+
+
+def in_words(array: np.ndarray, beats: int) -> np.ndarray:
+    """Batch-first tensors as ``(n, beats, lanes)`` words: with several beats, a ``[C, pixels]``
+    tensor a pixel a word (its ``C`` channels the lanes), else the whole tensor flattened."""
+    n = len(array)
+    flat = np.asarray(array).reshape(n, -1)
+    return flat.reshape(n, -1, beats).transpose(0, 2, 1) if beats > 1 else flat.reshape(n, 1, -1)
+
+
+def from_words(words: np.ndarray, beats: int) -> np.ndarray:
+    """The inverse of :func:`in_words`: ``(n, beats, lanes)`` words to flattened C-order tensors."""
+    n = len(words)
+    return words.transpose(0, 2, 1).reshape(n, -1) if beats > 1 else words.reshape(n, -1)
 
 
 def _port_names(member: str, axi: bool) -> dict[str, str]:
@@ -143,8 +205,9 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     full_wrong = np.zeros(n, dtype=bool)
     fulls, stalls = [], []
     for k, port in enumerate(manifest["outputs"]):
-        stalled = outputs["stalled"][k].reshape(n, *port.shape)
-        full = outputs["full_rate"][k].reshape(n, *port.shape)
+        beats = facts.get("beats", {}).get("outputs", [1] * len(manifest["outputs"]))[k]
+        stalled = from_words(outputs["stalled"][k], beats).reshape(n, *port.shape)
+        full = from_words(outputs["full_rate"][k], beats).reshape(n, *port.shape)
         full_wrong |= (full != vectors.golden[k][:n]).reshape(n, -1).any(axis=1)
         fulls.append(full)
         stalls.append(stalled)
@@ -166,13 +229,19 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     return produced, extra
 
 
-def rebuild(folder: Path, name: str, *, reuse: int = 1, axi: bool = False, clock_period: float = CLOCK_PERIOD,
-            names: tuple[list[str], list[str]] | None = None) -> Path:
+def rebuild(folder: Path, name: str, *, reuse: int | None = 1, axi: bool = False,
+            clock_period: float = CLOCK_PERIOD, names: tuple[list[str], list[str]] | None = None,
+            io: str = "parallel", words_in: int = 1) -> Path:
     """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls); ``names``
-    are the graph's input and output names (the ports of a design with several)."""
+    are the graph's input and output names (the ports of a design with several). With
+    ``io="stream"`` each layer keeps the folding saved in its stage; ``words_in`` is the input's
+    words per inference."""
     stages = load_stages(folder)
     path = folder / f"{name}.v"
-    design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period, names=names)
+    if io == "stream":
+        design = stream_top(stages, words_in=words_in, axi=axi, clock_period=clock_period)
+    else:
+        design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period, names=names)
     path.write_text(verilog.convert(design, name=name, emit_src=False))
     return path
 
@@ -190,7 +259,7 @@ from fpgac.backends.amaranth import rebuild
 
 if __name__ == "__main__":
     print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}, clock_period={clock_period},
-                  names={names}))
+                  names={names}, io="{io}", words_in={words_in}))
 '''
 
 _MAKEFILE = """# cocotb's own flow, for those who run it without fpgac: make SIM=icarus (or verilator)
@@ -236,6 +305,15 @@ def recurrent_layers(design) -> list[dict]:
 
 
 def _architecture(facts: dict) -> str:
+    if facts.get("io") == "stream":
+        folds = "; ".join(
+            f"{f['node']}: " + (f"{f['simd']} input(s) x {f['pe']} output(s) a cycle on {f['multipliers']} "
+                                f"multipliers, weights in ROM, {f['cycles_per_word']} cycle(s) per word"
+                                if f["multipliers"] else "unrolled with constant weights, a word a cycle")
+            + f", {f['words']} word(s) = {f['cycles']} cycles per inference" for f in facts.get("folds", []))
+        return ("Streaming (`--io stream`): a feature map travels one pixel a word, its channels as lanes; each "
+                "convolution and pooling reads a line buffer; a Dense after a Flatten takes the pixels as the words "
+                f"of its input. Each Conv and Dense is folded to the planned interval: {folds}.")
     words = "Each input word holds one whole input vector, each output word one whole output."
     rec = "".join(
         f" {r['kind'].upper()} {r['node']}: {r['steps']} steps of {r['cycles_per_step']} cycles, "
@@ -249,10 +327,27 @@ def _architecture(facts: dict) -> str:
             f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}{rec}")
 
 
+def _timing_rows(facts: dict) -> str:
+    if facts.get("io") == "stream":
+        return (f"| latency | not fixed by construction (line buffers fill as pixels arrive): `fpgac verify` measures "
+                f"it |\n| interval | {facts['interval_cycles']} cycles per inference planned (the slowest layer's, "
+                "or the input's words); `fpgac verify` measures it |")
+    return (f"| latency | {facts['latency_cycles']} cycles from the input transfer to the output transfer, without "
+            f"stalls |\n| interval | {facts['interval_cycles']} cycle(s): a new vector every "
+            f"{facts['interval_cycles']} cycle(s) |")
+
+
 def _readme(graph: Graph, facts: dict, inputs: list, outputs: list, n: int) -> str:
     rows = []
     for kind, found in (("input", inputs), ("output", outputs)):
         for port, names in found:
+            if names.get("beats", 1) > 1:
+                lanes = names["lanes"]
+                rows.append(f"| {kind} `{port.name}` | `{names['data']}` ({lanes} lanes x {port.type.width} bits = "
+                            f"{lanes * port.type.width} bits), `{names['valid']}`, `{names['ready']}`; `{port.type}` "
+                            f"per lane; shape {list(port.shape)} as {names['beats']} words, one per position in "
+                            f"row-major order, channel c in lane c |")
+                continue
             rows.append(f"| {kind} `{port.name}` | `{names['data']}` ({port.size} lanes x {port.type.width} bits = "
                         f"{port.size * port.type.width} bits), `{names['valid']}`, `{names['ready']}`; `{port.type}` "
                         f"per lane, shape {list(port.shape)} flattened in C order |")
@@ -265,8 +360,7 @@ def _readme(graph: Graph, facts: dict, inputs: list, outputs: list, n: int) -> s
 |---|---|
 | module | `{facts['toplevel']}` in `{facts['verilog']}` (clock `clk`, synchronous active-high reset `rst`) |
 {chr(10).join(rows)}
-| latency | {facts['latency_cycles']} cycles from the input transfer to the output transfer, without stalls |
-| interval | {facts['interval_cycles']} cycle(s): a new vector every {facts['interval_cycles']} cycle(s) |
+{_timing_rows(facts)}
 | pipeline | registers placed for a {facts['clock_period_ns']:g} ns clock by fpgac's delay model of ECP5 carry chains (`--clock-period`); the clock reached is what place and route says |
 
 Packing: lane `k` is bits `[k*W, (k+1)*W)` of the data word (lane 0 in the low bits), two's

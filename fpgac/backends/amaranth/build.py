@@ -374,7 +374,7 @@ class AxiStream(wiring.Component):
 
 # -- stages on disk ------------------------------------------------------------------------------
 
-_ARRAYS = ("matrix", "bias", "indices", "slopes", "h0", "c0")
+_ARRAYS = ("matrix", "bias", "indices", "slopes", "h0", "c0", "weights", "reciprocals")
 _TABLES = ("table", "exp", "reciprocal", "log", "sigmoid", "tanh", "tanh_cell")
 _TYPES = ("b_type", "gate_type", "state_type", "cell_type")
 
@@ -383,19 +383,21 @@ def save_stages(stages: Sequence[L.Stage], folder: Path) -> None:
     """``stages.json`` (kinds, types, scalars, windows) and ``stages.npz`` (matrices, tables)."""
     described, arrays = [], {}
     for k, s in enumerate(stages):
-        entry = {"kind": type(s).__name__, "node": s.node, "in_type": str(s.in_type), "out_type": str(s.out_type),
+        entry = {"stage": type(s).__name__, "node": s.node, "in_type": str(s.in_type), "out_type": str(s.out_type),
                  "n_in": s.n_in, "n_out": s.n_out}
         for name, value in vars(s).items():
             if name in entry:
                 continue
-            if name in _ARRAYS:
+            if name in _ARRAYS and value is None:
+                entry[name] = None
+            elif name in _ARRAYS:
                 arrays[f"{k}_{name}"] = np.asarray(value)
             elif name in _TABLES and value is None:
                 entry[name] = None
             elif name in _TABLES:
                 arrays[f"{k}_{name}"] = np.asarray(value.values)
                 entry[name] = value.describe()
-            elif name in ("windows", "groups"):
+            elif name in ("windows", "groups") and not isinstance(value, int):  # a Conv's groups is a count
                 entry[name] = [list(map(int, w)) for w in value]
             elif name in ("sources", "outputs"):
                 entry[name] = [int(i) for i in value]
@@ -417,7 +419,8 @@ def load_stages(folder: Path) -> list[L.Stage]:
     stages = []
     with np.load(folder / "stages.npz") as arrays:
         for k, entry in enumerate(described):
-            cls = getattr(L, entry.pop("kind"))
+            kind = entry.pop("stage")
+            cls = getattr(L, kind, None) or _stream_stage(kind)
             entry["in_type"], entry["out_type"] = parse_type(entry["in_type"]), parse_type(entry["out_type"])
             for name in _ARRAYS:
                 if f"{k}_{name}" in arrays.files:
@@ -426,7 +429,7 @@ def load_stages(folder: Path) -> list[L.Stage]:
                 if entry.get(name) is not None:
                     entry[name] = Table.from_description(entry[name], arrays[f"{k}_{name}"])
             for name in ("windows", "groups"):
-                if name in entry:
+                if isinstance(entry.get(name), list):
                     entry[name] = [tuple(w) for w in entry[name]]
             entry["sources"] = tuple(entry.get("sources", ()))
             entry["outputs"] = tuple(entry.get("outputs", ()))
@@ -437,6 +440,12 @@ def load_stages(folder: Path) -> list[L.Stage]:
                 entry["types"] = [parse_type(t) for t in entry["types"]]
             stages.append(cls(**entry))
     return stages
+
+
+def _stream_stage(kind: str) -> type:
+    from . import stream  # a stage of --io stream (that module builds on this one)
+
+    return getattr(stream, kind)
 
 
 def units(design: wiring.Component, name: str) -> list[tuple[str, list[str], wiring.Component]]:

@@ -1,0 +1,451 @@
+"""``--io stream``: the quantized IR as stages on a pixel stream, each layer folded to a cycle budget.
+
+A feature map ``[C, H, W]`` (or ``[C, L]``) travels one pixel a word, its ``C`` channels as lanes,
+pixels in row-major order, as :mod:`fpgac.hdl.conv` has it. Conv is a line-buffer
+:class:`~fpgac.hdl.Window` and a matrix unit over each receptive field; pooling a Window and a
+max or sum tree (:class:`~fpgac.hdl.Pool`) or an accumulator (:class:`~fpgac.hdl.GlobalPool`);
+casts and activations act on each pixel's lanes. A Flatten keeps the pixel stream: the Dense
+after it takes the pixels as the words of its input vector (its matrix's rows put in pixel
+order), so no whole feature map is ever held in registers. Layers after a Dense (or before any
+spatial op, for a flat input) work on whole vectors as in the fully parallel target.
+
+Every Conv and Dense is folded to a budget of cycles per inference, the same for every layer (the
+design's interval): a layer producing ``V`` words an inference gets ``budget // V`` cycles per
+word, and takes the fewest multipliers (``pe`` outputs x ``simd`` inputs a cycle,
+:func:`~fpgac.hdl.fold.fold_for`) that meet it, the weights in block RAM
+(:class:`~fpgac.hdl.fold.FoldedMatrix`); a layer given one cycle a word is unrolled with constant
+weights (:class:`~fpgac.hdl.Dense`). The default budget is the input's words per inference: no
+layer is slower than the input stream. ``interval`` sets it; ``reuse`` sets the cycles per word
+of every layer instead (as hls4ml's reuse factor).
+
+The stages are :class:`~fpgac.backends.amaranth.lower.Stage` objects (saved and rebuilt as the
+fully parallel ones are); :meth:`Stage.run` computes each on whole flattened tensors (``C``-order,
+as the golden model), so :func:`~fpgac.backends.amaranth.lower.execute` checks the lowering
+against ``run_fixed`` before any hardware is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.lib import wiring
+
+from ...errors import UnsupportedError
+from ...ir import Graph, Node, Op, PoolKind
+from ...ir.semantics import plan
+from ...ir.semantics.windows import round_half_up_reciprocal
+from ...hdl import Chain, Collect, Dense, GlobalPool, Lanes, Pool, Requantize, StreamBuffer, Window
+from ...hdl.conv import conv_matrix
+from ...hdl.fold import FoldedMatrix, fold_for
+from .build import AxiStream, Pipelining, stage_parts
+from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, PReLU, Requant, Stage, _fuse_relu_requant, _linear, _lower_node
+
+__all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "Pixels", "PoolPixels", "fold", "lower_stream", "plan_folds",
+           "stream_components", "stream_top"]
+
+
+def _out_size(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+              pads: Sequence[int]) -> tuple[int, ...]:
+    nd = len(size)
+    return tuple((n + pads[a] + pads[a + nd] - d * (k - 1) - 1) // s + 1
+                 for a, (n, k, s, d) in enumerate(zip(size, kernel, strides, dilations)))
+
+
+def _windows(x: np.ndarray, size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+             dilations: Sequence[int], pads: Sequence[int], out_size: Sequence[int], fill: int) -> np.ndarray:
+    """``(n, C, *out, taps)``: every window's taps of ``x`` (``(n, C, *size)``), ``fill`` outside."""
+    nd = len(size)
+    ends = [max(pads[nd + a], (o - 1) * s + d * (k - 1) + 1 - n - pads[a])
+            for a, (o, s, d, k, n) in enumerate(zip(out_size, strides, dilations, kernel, size))]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(pads[a], ends[a]) for a in range(nd)], constant_values=fill)
+    taps = []
+    for offset in np.ndindex(*kernel):
+        index = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                      for o, d, s, n in zip(offset, dilations, strides, out_size))
+        taps.append(xp[(slice(None), slice(None), *index)])
+    return np.stack(taps, axis=-1)
+
+
+@dataclass
+class ConvPixels(Stage):
+    """A Conv on a pixel stream: ``weights [M, C / groups, *kernel]``, ``bias [M]`` (aligned to the
+    products), ``n_in = C`` and ``n_out = M`` lanes per pixel; ``cycles`` per output pixel."""
+
+    weights: np.ndarray = field(default=None)
+    bias: np.ndarray = field(default=None)
+    size: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    groups: int = 1
+    cycles: int = 1
+
+    @property
+    def out_size(self) -> tuple[int, ...]:
+        return _out_size(self.size, self.weights.shape[2:], self.strides, self.dilations, self.pads)
+
+    @property
+    def words_out(self) -> int:
+        return int(np.prod(self.out_size))
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        n, C, M = len(inputs[0]), self.n_in, self.n_out
+        x = inputs[0].reshape(n, C, *self.size)
+        win = _windows(x, self.size, self.weights.shape[2:], self.strides, self.dilations, self.pads,
+                       self.out_size, 0)  # (n, C, *out, taps)
+        g, cg, mg = self.groups, C // self.groups, M // self.groups
+        w = self.weights.reshape(g, mg, cg, -1)
+        win = win.reshape(n, g, cg, *self.out_size, w.shape[-1])
+        ys = [np.einsum("nc...t,mct->nm...", win[:, k], w[k]) for k in range(g)]
+        y = np.concatenate(ys, axis=1) + self.bias.reshape(-1, *(1,) * len(self.size))
+        return y.reshape(n, -1)
+
+
+@dataclass
+class PoolPixels(Stage):
+    """Max or average pooling on a pixel stream of ``n_in`` channels. ``reciprocals[c]``: an
+    average's multiplier for a window counting ``c`` taps (``round_half_up(2**K / c)``)."""
+
+    kind: str = "max"
+    size: tuple[int, ...] = ()
+    kernel: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    dilations: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    out_size: tuple[int, ...] = ()
+    count_include_pad: bool = False
+    reciprocals: np.ndarray | None = field(default=None)
+
+    @property
+    def words_out(self) -> int:
+        return int(np.prod(self.out_size))
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        n, C = len(inputs[0]), self.n_in
+        x = inputs[0].reshape(n, C, *self.size)
+        if self.kind == "max":
+            lo = np.iinfo(np.int64).min
+            return _windows(x, self.size, self.kernel, self.strides, self.dilations, self.pads, self.out_size,
+                            lo).max(axis=-1).reshape(n, -1)
+        sums = _windows(x, self.size, self.kernel, self.strides, self.dilations, self.pads, self.out_size,
+                        0).sum(axis=-1)
+        inside = _windows(np.ones((1, 1, *self.size), dtype=np.int64), self.size, self.kernel, self.strides,
+                          self.dilations, self.pads, self.out_size, 0).sum(axis=-1)
+        if self.count_include_pad:  # the explicit pads count, the ceil_mode extension does not
+            nd = len(self.size)
+            padded = [n_ + self.pads[a] + self.pads[a + nd] for a, n_ in enumerate(self.size)]
+            box = np.ones((1, 1, *padded), dtype=np.int64)
+            inside = _windows(box, padded, self.kernel, self.strides, self.dilations, (0,) * (2 * nd),
+                              self.out_size, 0).sum(axis=-1)
+        return (sums * np.asarray(self.reciprocals)[inside]).reshape(n, -1)
+
+
+@dataclass
+class GlobalPoolPixels(Stage):
+    """Max or average over the ``count`` pixels of each image: one word of ``n_in`` lanes an image."""
+
+    kind: str = "max"
+    count: int = 1
+    multiplier: int = 0  # an average's round_half_up(2**K / count)
+
+    words_out = 1
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        x = inputs[0].reshape(len(inputs[0]), self.n_in, self.count)
+        return x.max(axis=-1) if self.kind == "max" else x.sum(axis=-1) * self.multiplier
+
+
+@dataclass
+class FoldedLinear(Stage):
+    """``y = x @ matrix + bias`` with the input in ``beats`` words of ``n_in / beats`` lanes:
+    ``matrix`` rows in stream order (after a Flatten, pixel ``p`` channel ``c`` is row
+    ``p * C + c``); ``cycles`` per output vector."""
+
+    matrix: np.ndarray = field(default=None)
+    bias: np.ndarray = field(default=None)
+    beats: int = 1
+    cycles: int = 1
+
+    words_out = 1
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        x = inputs[0]
+        if self.beats > 1:  # the flattened [C, pixels] tensor, in stream order
+            n = len(x)
+            x = x.reshape(n, -1, self.beats).transpose(0, 2, 1).reshape(n, -1)
+        return x @ self.matrix + self.bias
+
+
+@dataclass
+class Pixels(Stage):
+    """A pixel stream of ``n_in`` channels, ``count`` pixels, gathered into one whole ``[C, pixels]``
+    vector (a Flatten followed by something other than a Dense)."""
+
+    count: int = 1
+
+    words_out = 1
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return inputs[0]
+
+
+#: ops applied to each pixel's lanes alike
+_PIXELWISE = {Op.QUANT, Op.LOOKUP, Op.ACTIVATION}
+
+
+def lower_stream(graph: Graph) -> list[Stage]:
+    """The stages of ``graph`` on a pixel stream (see the module's docstring); a chain only.
+    :func:`plan_folds` then sets each layer's cycles per word."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedError(f"--io stream builds models of one input and one output, not {len(graph.inputs)} and "
+                               f"{len(graph.outputs)} (the fully parallel amaranth target builds them)")
+    x = graph.inputs[0]
+    shape = tuple(x.type.shape)
+    pixels = int(np.prod(shape[1:])) if len(shape) >= 2 else 1  # words per inference in the stream
+    spatial = len(shape) >= 2  # the value is a [C, *size] feature map on a pixel stream
+    current = x
+    stages: list[Stage] = []
+    for node in graph.nodes:
+        if node.op in REFUSED:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): {REFUSED[node.op]}")
+        data = [v for v in node.inputs if v is not None and not v.is_const]
+        if len(data) != 1 or data[0] is not current:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}): --io stream builds a chain of layers, "
+                                   "each reading the one before (the fully parallel amaranth target builds branches)")
+        y = node.outputs[0]
+        out_shape = tuple(y.type.shape)
+        if node.op is Op.CONV and spatial:
+            stages.append(_conv(node))
+            pixels = stages[-1].words_out
+        elif node.op is Op.POOL and spatial:
+            stages.append(_pool(node))
+            pixels = stages[-1].words_out
+        elif node.op is Op.GLOBAL_POOL and spatial:
+            p = plan(node)
+            C = shape[0]
+            avg = node.attrs["kind"] is not PoolKind.MAX
+            stages.append(GlobalPoolPixels(node=node.name, in_type=node.inputs[0].type.dtype, out_type=y.type.dtype,
+                                           n_in=C, n_out=C, kind="avg" if avg else "max", count=p.count,
+                                           multiplier=int(p.reciprocal) if avg else 0))
+            pixels = 1
+        elif node.op is Op.RESHAPE and spatial and len(out_shape) == 1:
+            spatial = False  # a Flatten: the pixels are the words of the flat vector, in stream order
+        elif node.op in _PIXELWISE and (spatial or pixels > 1):
+            stages.append(_pixelwise(node, shape[0] if spatial else int(np.prod(shape)) // pixels))
+        elif node.op is Op.DENSE and not spatial:
+            stages.append(_dense(node, pixels))
+            pixels = 1
+        elif not spatial:
+            if pixels > 1:  # gather the flattened feature map first
+                C = int(np.prod(shape)) // pixels
+                t = node.inputs[0].type.dtype
+                stages.append(Pixels(node=f"{node.name}_gather", in_type=t, out_type=t, n_in=C, n_out=C * pixels,
+                                     count=pixels))
+                pixels = 1
+            stages.append(_lower_node(node))
+        else:
+            raise UnsupportedError(f"node {node.name!r} ({node.op.value}) on a feature map {list(shape)}: not built "
+                                   "by --io stream (it builds Conv, pooling, casts, activations and a Flatten into "
+                                   "Dense layers); the fully parallel amaranth target may")
+        shape, current = out_shape, y
+    if not stages:
+        raise UnsupportedError("--io stream: the model computes nothing (no layer)")
+    if current is not graph.outputs[0]:
+        raise UnsupportedError(f"output {graph.outputs[0].name!r} is not the last layer computed")
+    return _fuse_relu_requant(stages)
+
+
+def _conv(node: Node) -> ConvPixels:
+    p = plan(node)
+    w = p.window
+    x, y = node.inputs[0], node.outputs[0]
+    weights = np.asarray(node.inputs[1].data, dtype=np.int64)
+    if tuple(w.ends_ext) != tuple(w.ends):
+        raise UnsupportedError(f"node {node.name!r} (Conv): output positions past the padded input are not built by "
+                               "--io stream")
+    M = weights.shape[0]
+    bias = np.zeros(M, dtype=np.int64) if p.bias is None else np.asarray(p.bias, dtype=np.int64).reshape(M)
+    return ConvPixels(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=x.type.shape[0], n_out=M,
+                      weights=weights, bias=bias, size=tuple(w.size), strides=tuple(w.strides),
+                      dilations=tuple(w.dilations), pads=tuple(w.begins) + tuple(w.ends),
+                      groups=int(node.attrs["groups"]))
+
+
+def _pool(node: Node) -> PoolPixels:
+    p = plan(node)
+    w = p.window
+    x, y = node.inputs[0], node.outputs[0]
+    avg = p.average
+    recips = None
+    if avg:
+        recips = np.concatenate([[0], round_half_up_reciprocal(np.arange(1, w.taps + 1), p.bits)]).astype(np.int64)
+    return PoolPixels(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=x.type.shape[0],
+                      n_out=x.type.shape[0], kind="avg" if avg else "max", size=tuple(w.size), kernel=tuple(w.kernel),
+                      strides=tuple(w.strides), dilations=tuple(w.dilations), pads=tuple(w.begins) + tuple(w.ends),
+                      out_size=tuple(w.out), count_include_pad=bool(node.attrs.get("count_include_pad", False)),
+                      reciprocals=recips)
+
+
+def _pixelwise(node: Node, channels: int) -> Stage:
+    """The parallel lowering of an elementwise op on one pixel's ``channels`` lanes."""
+    x, y = node.inputs[0], node.outputs[0]
+    base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=channels, n_out=channels)
+    if node.op is Op.ACTIVATION and node.attrs["kind"].name == "PRELU":
+        slopes = np.broadcast_to(node.inputs[1].data, x.type.shape).reshape(channels, -1)
+        if np.any(slopes != slopes[:, :1]):
+            raise UnsupportedError(f"node {node.name!r} (PReLU): slopes that vary within a channel are not built by "
+                                   "--io stream")
+        return PReLU(**base, slopes=slopes[:, 0].astype(np.int64), slope_frac=plan(node).slope_frac)
+    return LOWERINGS[node.op](node, base)
+
+
+def _dense(node: Node, pixels: int) -> FoldedLinear:
+    x, y = node.inputs[0], node.outputs[0]
+    n_in, n_out = int(np.prod(x.type.shape)), int(np.prod(y.type.shape))
+    if n_in * n_out > MAX_LANE_PAIRS:
+        raise UnsupportedError(f"node {node.name!r} (Dense): {n_in:,} x {n_out:,} weights are too many for the "
+                               "amaranth target")
+    base = dict(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=n_in, n_out=n_out)
+    linear = _linear(node, base)
+    matrix = linear.matrix
+    if pixels > 1:  # rows in stream order: pixel p, channel c is flat row c * pixels + p
+        C = n_in // pixels
+        matrix = matrix.reshape(C, pixels, n_out).transpose(1, 0, 2).reshape(n_in, n_out)
+    return FoldedLinear(**base, matrix=matrix, bias=linear.bias, beats=pixels)
+
+
+def plan_folds(stages: Sequence[Stage], words_in: int, *, interval: int | None = None,
+               reuse: int | None = None) -> int:
+    """Set each Conv's and Dense's ``cycles`` per output word: ``reuse`` when given, else
+    ``interval // words``; the default interval is ``words_in``, the input's words per inference.
+    Returns the interval the design is planned for."""
+    budget = interval if interval is not None else words_in
+    for s in stages:
+        if isinstance(s, (ConvPixels, FoldedLinear)):
+            words = getattr(s, "words_out", 1)
+            s.cycles = max(1, reuse if reuse is not None else budget // words)
+    return budget
+
+
+def fold(s: ConvPixels | FoldedLinear) -> tuple[int, int, int]:
+    """``(simd, pe, beat)``: the folding of a Conv's or Dense's matrix unit for its ``cycles``."""
+    if isinstance(s, ConvPixels):
+        k = beat = s.n_in * int(np.prod(s.weights.shape[2:]))  # the receptive field: one word
+    else:
+        k, beat = s.n_in, s.n_in // s.beats
+    simd, pe = fold_for(k, s.n_out, beat, s.cycles)
+    return simd, pe, beat
+
+
+# -- components -------------------------------------------------------------------------------------
+
+
+def _matrix_unit(matrix: np.ndarray, bias: np.ndarray, x: Lanes, beat: int, simd: int, pe: int,
+                 requant: Requantize | None, opts: Pipelining) -> wiring.Component:
+    """A :class:`FoldedMatrix`, or with one cycle a word (``simd == beat`` over one word, ``pe``
+    all outputs) the unrolled constant-weight :class:`~fpgac.hdl.Dense`."""
+    K, M = matrix.shape
+    if beat == K and simd == K and pe == M:
+        return Dense(matrix, bias, x=x.with_count(K), levels_per_stage=opts.levels_per_stage,
+                     clock_period=opts.clock_period, requant=requant)
+    return FoldedMatrix(matrix, bias, x=x, beat=beat, simd=simd, pe=pe, requant=requant, levels_per_stage=opts.levels)
+
+
+def _requant_after(s: Stage, after: Stage | None) -> Requantize | None:
+    if not isinstance(after, Requant):
+        return None
+    r = after.out_type
+    return Requantize(shift=s.out_type.frac_bits - r.frac_bits, width=r.width, signed=r.signed,
+                      rounding=r.rounding.name, overflow=r.overflow.name)
+
+
+def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) -> list[wiring.Component]:
+    """One component per stage (a Conv's Window and matrix unit as one :class:`~fpgac.hdl.Chain`),
+    a Conv's or Dense's requantizing cast fused into its matrix unit, a buffer after each of them."""
+    parts: list[wiring.Component] = []
+    k = 0
+    while k < len(stages):
+        s, after = stages[k], stages[k + 1] if k + 1 < len(stages) else None
+        x = Lanes(s.n_in, s.in_type.width, s.in_type.signed)
+        nodes = [s.node]
+        if isinstance(s, (ConvPixels, FoldedLinear)):
+            requant = _requant_after(s, after)
+            simd, pe, beat = fold(s)
+            if isinstance(s, ConvPixels):
+                nd = len(s.size)
+                size, kernel = ((1, *s.size), (1, *s.weights.shape[2:])) if nd == 1 else (s.size, s.weights.shape[2:])
+                strides, dil = ((1, *s.strides), (1, *s.dilations)) if nd == 1 else (s.strides, s.dilations)
+                pads = (0, s.pads[0], 0, s.pads[1]) if nd == 1 else tuple(s.pads)
+                window = Window(x, size, kernel, strides=strides, dilations=dil, pads=pads)
+                matrix = conv_matrix(s.weights.reshape(*s.weights.shape[:2], *kernel), s.groups)
+                unit = _matrix_unit(matrix, s.bias, x, beat, simd, pe, requant, opts)
+                part = Chain([window, unit])
+                part.in_lanes, part.out_lanes = x, unit.out_lanes
+            else:
+                part = unit = _matrix_unit(s.matrix, s.bias, x.with_count(beat), beat, simd, pe, requant, opts)
+            part.fold = {"node": s.node, "cycles_per_word": s.cycles, "simd": simd, "pe": pe,
+                         "multipliers": 0 if isinstance(unit, Dense) else simd * pe,
+                         "words": s.words_out, "cycles": getattr(unit, "interval", 1) * s.words_out}
+            expect = after if requant is not None else s
+            if requant is not None:
+                nodes.append(after.node)
+                k += 1
+            out = Lanes(s.n_out, expect.out_type.width, expect.out_type.signed)
+            if part.out_lanes != out:
+                raise AssertionError(f"node {s.node!r}: lanes {part.out_lanes} differ from the IR's {out}")
+            part.nodes = nodes
+            parts += [part, StreamBuffer(out.bits)]
+        elif isinstance(s, PoolPixels):
+            out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
+            part = Pool(x, s.size, s.kernel, kind=s.kind, out_size=s.out_size, strides=s.strides,
+                        dilations=s.dilations, pads=s.pads, count_include_pad=s.count_include_pad,
+                        reciprocals=None if s.reciprocals is None else [int(r) for r in s.reciprocals],
+                        levels_per_stage=opts.levels, out_width=out.width, out_signed=out.signed)
+            part.nodes = nodes
+            parts.append(part)
+        elif isinstance(s, GlobalPoolPixels):
+            out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
+            part = GlobalPool(x, s.count, kind=s.kind, reciprocal=s.multiplier if s.kind == "avg" else None,
+                              out_width=out.width, out_signed=out.signed)
+            part.nodes = nodes
+            parts.append(part)
+        elif isinstance(s, Pixels):
+            part = Collect(x, s.count, channels_first=True)
+            part.nodes = nodes
+            parts.append(part)
+        else:
+            parts += stage_parts(s, opts, buffer=False)
+        k += 1
+    return parts
+
+
+def stream_top(stages: Sequence[Stage], *, words_in: int, axi: bool = False,
+               clock_period: float | None = None) -> wiring.Component:
+    """The whole network on a stream: ports ``i`` (``words_in`` words per inference: the input's
+    pixels) and ``o``; ``interval`` is the planned cycles per inference (the slowest layer's)."""
+    opts = Pipelining(clock_period=clock_period)
+    parts = stream_components(stages, opts)
+    chain = Chain(parts)
+    chain.in_lanes = Lanes(stages[0].n_in, stages[0].in_type.width, stages[0].in_type.signed)
+    chain.out_lanes = Lanes(stages[-1].n_out, stages[-1].out_type.width, stages[-1].out_type.signed)
+    chain.folds = [p.fold for p in parts if hasattr(p, "fold")]
+    chain.interval = max([words_in] + [f["cycles"] for f in chain.folds])
+    chain.words_in = words_in
+    chain.words_out = getattr(stages[-1], "words_out", None) or _words_out(stages)
+    chain.in_ports, chain.out_ports = [("i", chain.in_lanes)], [("o", chain.out_lanes)]
+    if not axi:
+        return chain
+    wrapped = AxiStream(chain)
+    wrapped.folds, wrapped.words_in, wrapped.words_out = chain.folds, chain.words_in, chain.words_out
+    return wrapped
+
+
+def _words_out(stages: Sequence[Stage]) -> int:
+    """Words per inference on the output: those of the last stage that sets a word count."""
+    for s in reversed(stages):
+        w = getattr(s, "words_out", None)
+        if w is not None:
+            return w
+    return 1

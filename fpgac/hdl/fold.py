@@ -1,0 +1,238 @@
+"""A matrix-vector product folded onto ``pe x simd`` multipliers, weights in block RAM.
+
+:class:`FoldedMatrix` computes ``y = x @ W + b`` for a constant ``W`` of ``[K, M]`` the way a
+matrix-vector unit of a streaming accelerator does: ``pe`` processing elements each take
+``simd`` inputs a cycle and multiply them by ``simd`` weights read from a ROM (one ROM word per
+cycle holds the ``pe * simd`` weights), so a vector takes ``(M / pe) * (K / simd)`` cycles:
+``M / pe`` *passes* (output groups) of ``K / simd`` steps. The input vector arrives as ``beats``
+words of ``beat`` lanes (a convolution's receptive field is one beat; the pixels of a feature map
+feeding a dense layer are ``H * W`` beats of ``C`` lanes); with more than one pass the beats are
+kept in a memory and read again.
+
+Each PE's ``simd`` products are summed by a pipelined tree and accumulated; at the end of a pass
+the PE's sum plus the bias is requantized (optionally) into the output lanes of that group. The
+output word (all ``M`` lanes) leaves after the last pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from fpgac.hdl.arith import stages_for, tree_depth, tree_reduce
+from fpgac.hdl.dense import _int_bias, _int_matrix, dense_bounds
+from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.requant import Requantize
+
+__all__ = ["FoldedMatrix", "divisors", "fold_for"]
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n``, ascending."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+class FoldedMatrix(Component):
+    """``y = x @ weights + bias`` on ``pe * simd`` multipliers, the input in ``beats`` words.
+
+    Parameters
+    ----------
+    weights : integer array ``[K, M]``
+    bias : integer array ``[M]``, optional (aligned to the products, as :class:`~fpgac.hdl.Dense`)
+    x : Lanes
+        The format of one input lane (``count`` is ignored: ``K`` lanes arrive in ``beats`` words).
+    beat : int
+        Lanes per input word; ``K`` must be a multiple. Input lane ``b * beat + l`` is lane ``l`` of word ``b``.
+    simd : int
+        Inputs each PE multiplies per cycle; must divide ``beat``.
+    pe : int
+        Processing elements (output lanes computed at once); must divide ``M``.
+    requant : Requantize, optional
+        Applied to each exact sum before it is stored (else the lanes hold the exact sums).
+    levels_per_stage : int
+        Adder levels of each PE's tree per register stage.
+
+    Ports ``i`` (words of ``beat`` lanes, ``beats`` per vector), ``o`` (one word of ``M`` lanes per
+    vector). :attr:`interval` = ``passes * steps`` cycles per vector when the input keeps up;
+    :attr:`latency` from the last input word's acceptance to the output with nothing stalled.
+    The whole unit holds while its output waits; it never holds a vector it could finish.
+    """
+
+    def __init__(self, weights: object, bias: object = None, *, x: Lanes, beat: int, simd: int, pe: int,
+                 requant: Requantize | None = None, levels_per_stage: int = 2) -> None:
+        w = _int_matrix(weights, Lanes(np.asarray(weights).shape[0], x.width, x.signed), "FoldedMatrix")
+        K, M = w.shape
+        if beat < 1 or K % beat:
+            raise ValueError(f"FoldedMatrix: {K} inputs do not split into words of {beat} lanes")
+        if simd < 1 or beat % simd:
+            raise ValueError(f"FoldedMatrix: simd {simd} does not divide the word's {beat} lanes")
+        if pe < 1 or M % pe:
+            raise ValueError(f"FoldedMatrix: pe {pe} does not divide the {M} outputs")
+        self.weights, self.bias = w, _int_bias(bias, M, "FoldedMatrix")
+        self.x, self.beat, self.simd, self.pe, self.requant = x, beat, simd, pe, requant
+        self.levels_per_stage = levels_per_stage
+        self.beats, self.passes, self.sub = K // beat, M // pe, beat // simd
+        self.steps = self.beats * self.sub  # cycles per pass
+        self.in_lanes = Lanes(beat, x.width, x.signed)
+        self.bounds = dense_bounds(w, self.bias, Lanes(K, x.width, x.signed))
+        if requant is None:
+            lo, hi = min(b[0] for b in self.bounds), max(b[1] for b in self.bounds)
+            self.out_lanes = Lanes.fitting(M, lo, hi)
+        else:
+            self.out_lanes = requant.lanes(M)
+        self.multipliers = pe * simd
+        self.interval = self.passes * self.steps
+        depth = tree_depth(simd)
+        # sequencer -> 1 (weights, beat) -> 2 (products) -> the tree's stages -> accumulate -> output
+        self.latency = 2 + stages_for(depth, levels_per_stage) + 1 + (self.interval - 1)
+        super().__init__({"i": In(stream.Signature(self.in_lanes.bits)),
+                          "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    def _rom_words(self, wshape) -> list[int]:
+        """ROM word ``g * steps + t`` (pass g, step t: word t // sub, chunk t % sub) holds the
+        weights of PE p, input q at bits ``(p * simd + q) * width``."""
+        w, P, S = self.weights, self.pe, self.simd
+        mask = (1 << wshape.width) - 1
+        words = []
+        for g in range(self.passes):
+            cols = w[:, g * P:(g + 1) * P]  # [K, P]
+            for t in range(self.steps):
+                block = cols[t * S:(t + 1) * S]  # [S, P]; input t * S + q (the beats in order)
+                word = 0
+                for p in range(P):
+                    for q in range(S):
+                        word |= (int(block[q, p]) & mask) << ((p * S + q) * wshape.width)
+                words.append(word)
+        return words
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        P, S, G, NB, SB = self.pe, self.simd, self.passes, self.beats, self.sub
+        x = self.x
+        wmax = int(np.abs(self.weights).max()) if self.weights.size else 0
+        wshape = shape_for(-wmax - 1, wmax)
+        rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * self.steps, init=self._rom_words(wshape))
+        m.submodules.weights = rom
+
+        # -- the sequencer: pass g, word b, chunk s; a step takes a new word at g == 0, s == 0 -----
+        g = Signal(range(max(G, 2)), name="g")
+        b = Signal(range(max(NB, 2)), name="b")
+        s = Signal(range(max(SB, 2)), name="s")
+        addr = Signal(range(max(G * self.steps, 2)), name="addr")
+        take = (g == 0) & (s == 0)
+        step = Signal(name="step")
+        m.d.comb += step.eq(~take | self.i.valid)
+        pipe = Pipeline(m, step, name="fold")
+        en = pipe.stage()  # stage 1: the ROM word, the input word
+        fire = en & step
+        m.d.comb += self.i.ready.eq(en & take)
+        last_s, last_b, last_g = s == SB - 1, b == NB - 1, g == G - 1
+        with m.If(fire):
+            m.d.sync += s.eq(Mux(last_s, 0, s + 1))
+            with m.If(last_s):
+                m.d.sync += b.eq(Mux(last_b, 0, b + 1))
+                with m.If(last_b):
+                    m.d.sync += g.eq(Mux(last_g, 0, g + 1))
+            m.d.sync += addr.eq(Mux(last_s & last_b & last_g, 0, addr + 1))
+        rp = rom.read_port()
+        m.d.comb += [rp.addr.eq(addr), rp.en.eq(fire)]
+        word = Signal(self.in_lanes.bits, name="word", reset_less=True)
+        with m.If(fire & take):
+            m.d.sync += word.eq(self.i.payload)
+        if G > 1:  # the words of the vector, read again in every pass after the first
+            held = Memory(shape=unsigned(self.in_lanes.bits), depth=NB, init=[])
+            m.submodules.held = held
+            wp, hp = held.write_port(), held.read_port()
+            m.d.comb += [wp.addr.eq(b), wp.data.eq(self.i.payload), wp.en.eq(fire & take),
+                         hp.addr.eq(b), hp.en.eq(fire & (g != 0) & (s == 0))]
+            again = pipe.reg(g != 0, name="again")
+            current = Mux(again, hp.data, word)
+        else:
+            current = word
+        s1 = pipe.reg(s, name="s1")
+        first1 = pipe.reg((b == 0) & (s == 0), name="first1")
+        end1 = pipe.reg(last_b & last_s, name="end1")
+        g1 = pipe.reg(g, name="g1")
+        final1 = pipe.reg(last_g & last_b & last_s, name="final1")
+
+        # -- stage 2: the products ------------------------------------------------------------------
+        chunk_lanes = Lanes(S, x.width, x.signed)
+        chunks = [current[k * chunk_lanes.bits:(k + 1) * chunk_lanes.bits] for k in range(SB)]
+        chunk = Array(chunks)[s1] if SB > 1 else chunks[0]
+        xs = chunk_lanes.split(chunk)
+        ws = Lanes(P * S, wshape.width, True).split(rp.data)
+        a, c = -wmax - 1, wmax
+        plo, phi = min(a * x.min, a * x.max, c * x.min, c * x.max), max(a * x.min, a * x.max, c * x.min, c * x.max)
+        pipe.stage()
+        products = [[pipe.reg(ws[p * S + q] * xs[q], shape_for(plo, phi), name=f"prod{p}_{q}") for q in range(S)]
+                    for p in range(P)]
+        carry = [pipe.reg(v) for v in (first1, end1, g1, final1)]
+
+        # -- the trees --------------------------------------------------------------------------------
+        def add(u, v):
+            lo, hi = u[1] + v[1], u[2] + v[2]
+            sig = Signal(shape_for(lo, hi), name="sum")
+            m.d.comb += sig.eq(u[0] + v[0])
+            return (sig, lo, hi)
+
+        def register(t):
+            return (pipe.reg(t[0], name="sum_r"), t[1], t[2])
+
+        leaves = [[(r, plo, phi) for r in row] for row in products]
+        roots, (first, end, gsel, final) = tree_reduce(pipe, leaves, add, register, self.levels_per_stage,
+                                                        carry=carry)
+        valid = pipe.valid  # the last stage: tree sums ready to accumulate
+
+        # -- accumulate; at a pass's end, the sums into their group's lanes -------------------------
+        done = Signal(name="done")  # the last pass's sums are being stored now
+        o_valid = Signal(name="o_valid")
+        m.d.comb += done.eq(valid & end & final)
+        go = ~valid | ~(end & final) | ~o_valid | self.o.ready
+        out = self.out_lanes
+        groups: list[list[Signal]] = [[Signal(out.shape, name=f"y{gg}_{p}", reset_less=True) for p in range(P)]
+                                      for gg in range(G - 1)]
+        finals = []
+        for p, (root, lo, hi) in enumerate(roots):
+            biases = [int(self.bias[gg * P + p]) for gg in range(G)]
+            bshape = shape_for(min(biases + [0]), max(biases + [0]))
+            bias = Array(Const(v, bshape) for v in biases)[gsel] if G > 1 else Const(biases[0], bshape)
+            cols = [self.bounds[gg * P + p] for gg in range(G)]
+            alo, ahi = min(v[0] for v in cols), max(v[1] for v in cols)
+            plo_all = min(alo, lo, min(biases + [0]) + lo)
+            phi_all = max(ahi, hi, max(biases + [0]) + hi)
+            acc = Signal(shape_for(plo_all, phi_all), name=f"acc{p}", reset_less=True)
+            total = Signal(shape_for(plo_all, phi_all), name=f"total{p}")
+            m.d.comb += total.eq(Mux(first, bias, acc) + root)
+            y = self.requant.expr(m, total, alo, ahi) if self.requant is not None else total
+            with m.If(valid & go):
+                m.d.sync += acc.eq(total)
+                with m.If(end):
+                    for gg in range(G - 1):
+                        with m.If(gsel == gg):
+                            m.d.sync += groups[gg][p].eq(y)
+            finals.append(y)
+        o_reg = Signal(out.bits, name="o_reg", reset_less=True)
+        with m.If(done & go):
+            m.d.sync += [o_reg.eq(out.join([v for grp in groups for v in grp] + finals)), o_valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_reg)]
+        pipe.finish(go)
+        return m
+
+
+def fold_for(k: int, m_out: int, beat: int, budget: int) -> tuple[int, int]:
+    """The ``(simd, pe)`` with the fewest multipliers whose ``passes * steps`` is at most
+    ``budget`` cycles (``simd`` a divisor of ``beat``, ``pe`` of ``m_out``); the fastest if none is."""
+    best = None
+    for simd in divisors(beat):
+        for pe in divisors(m_out):
+            cycles = (m_out // pe) * (k // simd)
+            key = (cycles > budget, simd * pe if cycles <= budget else cycles, cycles)
+            if best is None or key < best[0]:
+                best = (key, simd, pe)
+    return best[1], best[2]
+
