@@ -278,6 +278,12 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
                        "multiplier does per inference (default 1: fully unrolled; amaranth --io stream: cycles each "
                        "Conv and Dense takes per output pixel or vector)")
+    group.add_argument("--dsp", choices=("auto", "always", "never"),
+                       help="amaranth --io stream: which folded multipliers are written as products a synthesis "
+                       "tool puts on DSP blocks: up to the device's DSP count (auto, the default), all (always), "
+                       "none (never: LUTs and carry chains)")
+    group.add_argument("--device", metavar="PART", help="amaranth: the ECP5 part the design is planned for "
+                       "(default LFE5U-85F; its DSP blocks bound --dsp auto)")
     group.add_argument("--axi", action="store_true", default=None,
                        help="amaranth: AXI4-Stream port names (tdata/tvalid/tready)")
 

@@ -34,6 +34,8 @@ from .tables import (
 TARGET_OPTIONS = {
     "io": ("xilinx", "amaranth"),
     "interval": ("amaranth",),
+    "dsp": ("amaranth",),
+    "device": ("amaranth",),
     "part": ("xilinx",),
     "clock_period": ("xilinx", "amaranth"),
     "reuse": ("xilinx", "amaranth"),

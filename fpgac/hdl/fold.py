@@ -17,7 +17,7 @@ output word (all ``M`` lanes) leaves after the last pass.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -27,7 +27,7 @@ from fpgac.hdl.dense import _int_bias, _int_matrix, dense_bounds
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.requant import Requantize
 
-__all__ = ["FoldedMatrix", "divisors", "fold_for"]
+__all__ = ["FoldedMatrix", "divisors", "fold_for", "lut_product"]
 
 
 def divisors(n: int) -> list[int]:
@@ -54,6 +54,10 @@ class FoldedMatrix(Component):
         Applied to each exact sum before it is stored (else the lanes hold the exact sums).
     levels_per_stage : int
         Adder levels of each PE's tree per register stage.
+    dsps : int, optional
+        How many of the ``pe * simd`` multipliers are written as ``*`` (which synthesis tools map to
+        DSP blocks); the others are sums of shifted partial products (:func:`lut_product`), which
+        they build in LUTs and carry chains. Default: all as ``*``.
 
     Ports ``i`` (words of ``beat`` lanes, ``beats`` per vector), ``o`` (one word of ``M`` lanes per
     vector). :attr:`interval` = ``passes * steps`` cycles per vector when the input keeps up;
@@ -62,7 +66,7 @@ class FoldedMatrix(Component):
     """
 
     def __init__(self, weights: object, bias: object = None, *, x: Lanes, beat: int, simd: int, pe: int,
-                 requant: Requantize | None = None, levels_per_stage: int = 2) -> None:
+                 requant: Requantize | None = None, levels_per_stage: int = 2, dsps: int | None = None) -> None:
         w = _int_matrix(weights, Lanes(np.asarray(weights).shape[0], x.width, x.signed), "FoldedMatrix")
         K, M = w.shape
         if beat < 1 or K % beat:
@@ -72,6 +76,7 @@ class FoldedMatrix(Component):
         if pe < 1 or M % pe:
             raise ValueError(f"FoldedMatrix: pe {pe} does not divide the {M} outputs")
         self.weights, self.bias = w, _int_bias(bias, M, "FoldedMatrix")
+        self.dsps = None if dsps is None else max(0, min(int(dsps), pe * simd))
         self.x, self.beat, self.simd, self.pe, self.requant = x, beat, simd, pe, requant
         self.levels_per_stage = levels_per_stage
         self.beats, self.passes, self.sub = K // beat, M // pe, beat // simd
@@ -117,18 +122,15 @@ class FoldedMatrix(Component):
         rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * self.steps, init=self._rom_words(wshape))
         m.submodules.weights = rom
 
-        # -- the sequencer: pass g, word b, chunk s; a step takes a new word at g == 0, s == 0 -----
+        # -- the sequencer: pass g, word b, chunk s ---------------------------------------------------
         g = Signal(range(max(G, 2)), name="g")
         b = Signal(range(max(NB, 2)), name="b")
         s = Signal(range(max(SB, 2)), name="s")
         addr = Signal(range(max(G * self.steps, 2)), name="addr")
-        take = (g == 0) & (s == 0)
-        step = Signal(name="step")
-        m.d.comb += step.eq(~take | self.i.valid)
+        step = Signal(name="step")  # the step (g, b, s) can go: its word is there
         pipe = Pipeline(m, step, name="fold")
         en = pipe.stage()  # stage 1: the ROM word, the input word
         fire = en & step
-        m.d.comb += self.i.ready.eq(en & take)
         last_s, last_b, last_g = s == SB - 1, b == NB - 1, g == G - 1
         with m.If(fire):
             m.d.sync += s.eq(Mux(last_s, 0, s + 1))
@@ -139,19 +141,35 @@ class FoldedMatrix(Component):
             m.d.sync += addr.eq(Mux(last_s & last_b & last_g, 0, addr + 1))
         rp = rom.read_port()
         m.d.comb += [rp.addr.eq(addr), rp.en.eq(fire)]
-        word = Signal(self.in_lanes.bits, name="word", reset_less=True)
-        with m.If(fire & take):
-            m.d.sync += word.eq(self.i.payload)
-        if G > 1:  # the words of the vector, read again in every pass after the first
-            held = Memory(shape=unsigned(self.in_lanes.bits), depth=NB, init=[])
+        if G == 1:  # each word is used in one step after another, as it arrives
+            take = s == 0
+            m.d.comb += [step.eq(~take | self.i.valid), self.i.ready.eq(en & take)]
+            current = Signal(self.in_lanes.bits, name="word", reset_less=True)
+            with m.If(fire & take):
+                m.d.sync += current.eq(self.i.payload)
+        else:  # every pass reads the vector's words again: two vectors' words in a memory, one
+            # being written as it arrives while the other (or the same, as far as it has come) is read
+            held = Memory(shape=unsigned(self.in_lanes.bits), depth=2 * NB, init=[])
             m.submodules.held = held
             wp, hp = held.write_port(), held.read_port()
-            m.d.comb += [wp.addr.eq(b), wp.data.eq(self.i.payload), wp.en.eq(fire & take),
-                         hp.addr.eq(b), hp.en.eq(fire & (g != 0) & (s == 0))]
-            again = pipe.reg(g != 0, name="again")
-            current = Mux(again, hp.data, word)
-        else:
-            current = word
+            wsel, rsel = Signal(name="wsel"), Signal(name="rsel")
+            wcount = Signal(range(NB + 1), name="wcount")
+            full = Signal(2, name="full")  # a half holds a whole vector not yet released
+            can_write = ~full.bit_select(wsel, 1)
+            m.d.comb += [self.i.ready.eq(can_write),
+                         wp.addr.eq(Mux(wsel, NB + wcount, wcount)), wp.data.eq(self.i.payload),
+                         wp.en.eq(self.i.valid & can_write)]
+            written = self.i.valid & can_write
+            with m.If(written):
+                m.d.sync += wcount.eq(Mux(wcount == NB - 1, 0, wcount + 1))
+                with m.If(wcount == NB - 1):
+                    m.d.sync += [wsel.eq(~wsel), full.bit_select(wsel, 1).eq(1)]
+            there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > b))
+            m.d.comb += [step.eq((s != 0) | there),
+                         hp.addr.eq(Mux(rsel, NB + b, b)), hp.en.eq(fire & (s == 0))]
+            with m.If(fire & last_s & last_b & last_g):  # the vector's last step: release its half
+                m.d.sync += [rsel.eq(~rsel), full.bit_select(rsel, 1).eq(0)]
+            current = hp.data
         s1 = pipe.reg(s, name="s1")
         first1 = pipe.reg((b == 0) & (s == 0), name="first1")
         end1 = pipe.reg(last_b & last_s, name="end1")
@@ -160,14 +178,19 @@ class FoldedMatrix(Component):
 
         # -- stage 2: the products ------------------------------------------------------------------
         chunk_lanes = Lanes(S, x.width, x.signed)
-        chunks = [current[k * chunk_lanes.bits:(k + 1) * chunk_lanes.bits] for k in range(SB)]
-        chunk = Array(chunks)[s1] if SB > 1 else chunks[0]
+        word1 = Signal(self.in_lanes.bits, name="word1")  # named: an expression sliced per chunk and
+        chunk = Signal(chunk_lanes.bits, name="chunk")  # lane would be copied into every use
+        m.d.comb += word1.eq(current)
+        chunks = [word1[k * chunk_lanes.bits:(k + 1) * chunk_lanes.bits] for k in range(SB)]
+        m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 else chunks[0])
         xs = chunk_lanes.split(chunk)
         ws = Lanes(P * S, wshape.width, True).split(rp.data)
         a, c = -wmax - 1, wmax
         plo, phi = min(a * x.min, a * x.max, c * x.min, c * x.max), max(a * x.min, a * x.max, c * x.min, c * x.max)
         pipe.stage()
-        products = [[pipe.reg(ws[p * S + q] * xs[q], shape_for(plo, phi), name=f"prod{p}_{q}") for q in range(S)]
+        dsps = P * S if self.dsps is None else self.dsps
+        products = [[pipe.reg(ws[p * S + q] * xs[q] if p * S + q < dsps else lut_product(m, ws[p * S + q], xs[q]),
+                              shape_for(plo, phi), name=f"prod{p}_{q}") for q in range(S)]
                     for p in range(P)]
         carry = [pipe.reg(v) for v in (first1, end1, g1, final1)]
 
@@ -222,6 +245,30 @@ class FoldedMatrix(Component):
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_reg)]
         pipe.finish(go)
         return m
+
+
+def lut_product(m: Module, a: Value, b: Value) -> Value:
+    """``a * b`` as a sum of shifted partial products, one per bit of the narrower operand (its
+    sign bit's negated when signed): no ``*`` for a synthesis tool to put on a DSP block."""
+    a, b = Value.cast(a), Value.cast(b)
+    if len(a) > len(b):
+        a, b = b, a
+    sa = a.shape().signed
+    wide = Shape(len(a) + len(b) + 1, True)
+    terms = []
+    for j in range(len(a)):
+        row = Signal(wide, name=f"pp{j}")
+        part = Mux(a[j], b, 0)
+        m.d.comb += row.eq(-(part << j) if sa and j == len(a) - 1 else part << j)
+        terms.append(row)
+    while len(terms) > 1:
+        nxt = []
+        for k in range(0, len(terms) - 1, 2):
+            t = Signal(wide, name="pps")
+            m.d.comb += t.eq(terms[k] + terms[k + 1])
+            nxt.append(t)
+        terms = nxt + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
 
 
 def fold_for(k: int, m_out: int, beat: int, budget: int) -> tuple[int, int]:

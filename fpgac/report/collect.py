@@ -85,13 +85,13 @@ def _verify(out: Path) -> dict[str, Any] | None:
 
 def _amaranth_units(out: Path, manifest: dict[str, Any], graph=None):
     """The design's components with their module names, rebuilt from the stored stages."""
-    from ..backends.amaranth.build import load_stages, top, units
+    from ..backends.amaranth import design_from
+    from ..backends.amaranth.build import load_stages, units
     from ..backends.amaranth.lower import lower
 
     facts = manifest.get("design", {})
     stages = load_stages(out) if (out / "stages.json").is_file() else lower(graph)
-    design = top(stages, reuse=facts.get("reuse", 1), axi=facts.get("axi", False),
-                 clock_period=facts.get("clock_period_ns"))
+    design = design_from(stages, facts)
     _built_only(design)
     return design, units(design, facts["toplevel"])
 

@@ -20,21 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import cache
+from ..devices import ECP5_CAPACITY, ECP5_DEVICES  # noqa: F401  (ECP5_CAPACITY: re-exported for collect)
 from ..errors import UsageError
 
 __all__ = ["FAMILIES", "Resources", "Synthesis", "nextpnr", "pnr_netlist", "synthesize", "xilinx_family"]
 
 #: --family -> yosys command; the Xilinx ones are synth_xilinx's -family values
 FAMILIES = {"ecp5": "synth_ecp5", "xc7": "synth_xilinx", "xcu": "synth_xilinx", "xcup": "synth_xilinx"}
-
-#: ECP5 devices nextpnr-ecp5 places on: --device -> its size flag
-ECP5_DEVICES = {"LFE5U-12F": "--12k", "LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k",
-                "LFE5UM-25F": "--um-25k", "LFE5UM-45F": "--um-45k", "LFE5UM-85F": "--um-85k",
-                "LFE5UM5G-25F": "--um5g-25k", "LFE5UM5G-45F": "--um5g-45k", "LFE5UM5G-85F": "--um5g-85k"}
-#: the capacity of each ECP5 device (LUT4, FF, MULT18X18D, DP16KD), from Lattice's data sheet
-ECP5_CAPACITY = {"12": (12096, 12096, 28, 56), "25": (24288, 24288, 28, 56), "45": (43848, 43848, 72, 108),
-                 "85": (83640, 83640, 156, 208)}
-
 
 def xilinx_family(part: str) -> str:
     """synth_xilinx's family for a Xilinx part name (UltraScale+ for xcvu..p, xczu, xcku..p)."""

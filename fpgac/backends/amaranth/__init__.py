@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from amaranth.back import verilog
 
-from ... import progress
+from ... import devices, progress
 from ...errors import UsageError
 from ...hdl import Timing
 from ...ir import Graph
@@ -39,10 +39,10 @@ from ..common import Vectors, ports
 from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
-from .stream import lower_stream, plan_folds, stream_top
+from .stream import dsp_budget, lower_stream, plan_folds, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
 
-__all__ = ["VERIFY_OPTIONS", "options", "rebuild", "run", "write"]
+__all__ = ["VERIFY_OPTIONS", "design_from", "options", "rebuild", "run", "write"]
 
 
 def _module_name(graph: Graph) -> str:
@@ -58,17 +58,20 @@ CLOCK_PERIOD = 7.0
 
 
 def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: float | None = None,
-            io: str | None = None, interval: int | None = None, **unknown: Any) -> dict[str, Any]:
+            io: str | None = None, interval: int | None = None, dsp: str | None = None, device: str | None = None,
+            **unknown: Any) -> dict[str, Any]:
     """The options as the design will use them, checked before any work: ``reuse`` (default 1,
     fully parallel; with ``io="stream"``, the cycles each Conv and Dense takes per output word),
     ``axi`` (AXI4-Stream port names, default off), ``clock_period`` (ns, the target the pipeline
     registers are placed for by a delay model; default 7), ``io`` ("parallel", the default: a word
     holds a whole tensor; "stream": a feature map travels a pixel a word, see :mod:`.stream`) and
     ``interval`` (stream only: the cycles per inference every layer is folded to; default the
-    input's pixels)."""
+    input's pixels), ``dsp`` (stream only: "auto", the default, writes up to the device's DSP
+    count of the folded multipliers as products for DSP blocks and the rest as partial-product
+    sums; "always" all of them; "never" none) and ``device`` (an ECP5 part, default LFE5U-85F)."""
     if unknown:
         raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period, "
-                         "io, interval")
+                         "io, interval, dsp, device")
     io = "parallel" if io is None else io
     if io not in ("parallel", "stream"):
         raise UsageError(f"io must be parallel or stream, not {io!r}")
@@ -89,8 +92,16 @@ def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: 
     if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > Timing().register:
         raise UsageError(f"clock_period must be a number of ns above {Timing().register:g} (a register's "
                          f"own delay), not {period!r}")
-    resolved = {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io}
+    if dsp is not None and dsp not in ("auto", "always", "never"):
+        raise UsageError(f"dsp must be auto, always or never, not {dsp!r}")
+    if dsp is not None and io != "stream":
+        raise UsageError("--dsp applies to --io stream (the fully parallel design multiplies by constants with "
+                         "adders, and needs no multipliers)")
+    part = devices.device(device)
+    resolved = {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io,
+                "device": part.name}
     if io == "stream":
+        resolved["dsp"] = dsp or "auto"
         resolved["reuse"] = None if given_reuse is None else int(given_reuse)
         resolved["interval"] = None if interval is None else int(interval)
     return resolved
@@ -107,12 +118,14 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
             stages = lower_stream(graph)
             words_in = _pixels(inputs[0].shape)
             plan_folds(stages, words_in, interval=resolved["interval"], reuse=reuse)
+            dsps = dsp_budget(resolved["dsp"], devices.device(resolved["device"]), stages)
         with progress.step("elaborating the Amaranth design and converting it to Verilog"):
-            design = stream_top(stages, words_in=words_in, axi=axi, clock_period=period)
+            design = stream_top(stages, words_in=words_in, axi=axi, clock_period=period, dsps=dsps)
             save_stages(stages, out)
             (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
         (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=None, axi=axi, clock_period=period,
-                                                         names=repr(names), io="stream", words_in=words_in))
+                                                         names=repr(names), io="stream", words_in=words_in,
+                                                         dsps=dsps))
     else:
         with progress.step("lowering to lane-level stages"):
             stages = lower(graph)
@@ -121,7 +134,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
             save_stages(stages, out)
             (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
         (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period,
-                                                         names=repr(names), io="parallel", words_in=1))
+                                                         names=repr(names), io="parallel", words_in=1, dsps=None))
 
     tb = out / "tb"
     tb.mkdir()
@@ -151,7 +164,8 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
              "beats": {"inputs": [p["beats"] for p in config["inputs"]],
                        "outputs": [p["beats"] for p in config["outputs"]]}}
     if io == "stream":
-        facts["folds"] = design.inner.folds if axi else design.folds
+        facts["folds"], facts["dsp_budget"] = design.folds, dsps
+        facts["dsp"], facts["device"] = resolved["dsp"], resolved["device"]
     layers = recurrent_layers(design)
     if layers:
         facts["recurrent"] = layers
@@ -229,9 +243,18 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
     return produced, extra
 
 
+def design_from(stages: list, facts: dict):
+    """The design a manifest's facts describe, built again from its stages (for the report)."""
+    if facts.get("io") == "stream":
+        return stream_top(stages, words_in=facts["beats"]["inputs"][0], axi=facts.get("axi", False),
+                          clock_period=facts.get("clock_period_ns"), dsps=facts.get("dsp_budget"))
+    return top(stages, reuse=facts.get("reuse", 1), axi=facts.get("axi", False),
+               clock_period=facts.get("clock_period_ns"))
+
+
 def rebuild(folder: Path, name: str, *, reuse: int | None = 1, axi: bool = False,
             clock_period: float = CLOCK_PERIOD, names: tuple[list[str], list[str]] | None = None,
-            io: str = "parallel", words_in: int = 1) -> Path:
+            io: str = "parallel", words_in: int = 1, dsps: int | None = None) -> Path:
     """Regenerate ``<name>.v`` in ``folder`` from its stages (what ``design.py`` calls); ``names``
     are the graph's input and output names (the ports of a design with several). With
     ``io="stream"`` each layer keeps the folding saved in its stage; ``words_in`` is the input's
@@ -239,7 +262,7 @@ def rebuild(folder: Path, name: str, *, reuse: int | None = 1, axi: bool = False
     stages = load_stages(folder)
     path = folder / f"{name}.v"
     if io == "stream":
-        design = stream_top(stages, words_in=words_in, axi=axi, clock_period=clock_period)
+        design = stream_top(stages, words_in=words_in, axi=axi, clock_period=clock_period, dsps=dsps)
     else:
         design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period, names=names)
     path.write_text(verilog.convert(design, name=name, emit_src=False))
@@ -259,7 +282,7 @@ from fpgac.backends.amaranth import rebuild
 
 if __name__ == "__main__":
     print(rebuild(Path(__file__).resolve().parent, "{name}", reuse={reuse}, axi={axi}, clock_period={clock_period},
-                  names={names}, io="{io}", words_in={words_in}))
+                  names={names}, io="{io}", words_in={words_in}, dsps={dsps}))
 '''
 
 _MAKEFILE = """# cocotb's own flow, for those who run it without fpgac: make SIM=icarus (or verilator)

@@ -32,18 +32,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from amaranth.lib import wiring
 
+from ...devices import Device
 from ...errors import UnsupportedError
 from ...ir import Graph, Node, Op, PoolKind
 from ...ir.semantics import plan
 from ...ir.semantics.windows import round_half_up_reciprocal
 from ...hdl import Chain, Collect, Dense, GlobalPool, Lanes, Pool, Requantize, StreamBuffer, Window
+from ...hdl import PReLU as PReLUUnit
 from ...hdl.conv import conv_matrix
 from ...hdl.fold import FoldedMatrix, fold_for
 from .build import AxiStream, Pipelining, stage_parts
 from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, PReLU, Requant, Stage, _fuse_relu_requant, _linear, _lower_node
 
-__all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "Pixels", "PoolPixels", "fold", "lower_stream", "plan_folds",
-           "stream_components", "stream_top"]
+__all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "Pixels", "PReLUPixels", "PoolPixels", "fold", "lower_stream", "plan_folds",
+           "dsp_budget", "stream_components", "stream_top"]
 
 
 def _out_size(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
@@ -191,6 +193,16 @@ class Pixels(Stage):
         return inputs[0]
 
 
+@dataclass
+class PReLUPixels(PReLU):
+    """A PReLU on a pixel stream: ``slopes`` per channel (lane), the same at every pixel."""
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        m = inputs[0].reshape(len(inputs[0]), self.n_in, -1)
+        slopes = self.slopes.reshape(1, -1, 1)
+        return np.where(m >= 0, np.left_shift(m, self.slope_frac), m * slopes).reshape(len(m), -1)
+
+
 #: ops applied to each pixel's lanes alike
 _PIXELWISE = {Op.QUANT, Op.LOOKUP, Op.ACTIVATION}
 
@@ -297,7 +309,7 @@ def _pixelwise(node: Node, channels: int) -> Stage:
         if np.any(slopes != slopes[:, :1]):
             raise UnsupportedError(f"node {node.name!r} (PReLU): slopes that vary within a channel are not built by "
                                    "--io stream")
-        return PReLU(**base, slopes=slopes[:, 0].astype(np.int64), slope_frac=plan(node).slope_frac)
+        return PReLUPixels(**base, slopes=slopes[:, 0].astype(np.int64), slope_frac=plan(node).slope_frac)
     return LOWERINGS[node.op](node, base)
 
 
@@ -343,14 +355,15 @@ def fold(s: ConvPixels | FoldedLinear) -> tuple[int, int, int]:
 
 
 def _matrix_unit(matrix: np.ndarray, bias: np.ndarray, x: Lanes, beat: int, simd: int, pe: int,
-                 requant: Requantize | None, opts: Pipelining) -> wiring.Component:
+                 requant: Requantize | None, opts: Pipelining, dsps: int | None) -> wiring.Component:
     """A :class:`FoldedMatrix`, or with one cycle a word (``simd == beat`` over one word, ``pe``
     all outputs) the unrolled constant-weight :class:`~fpgac.hdl.Dense`."""
     K, M = matrix.shape
     if beat == K and simd == K and pe == M:
         return Dense(matrix, bias, x=x.with_count(K), levels_per_stage=opts.levels_per_stage,
                      clock_period=opts.clock_period, requant=requant)
-    return FoldedMatrix(matrix, bias, x=x, beat=beat, simd=simd, pe=pe, requant=requant, levels_per_stage=opts.levels)
+    return FoldedMatrix(matrix, bias, x=x, beat=beat, simd=simd, pe=pe, requant=requant, levels_per_stage=opts.levels,
+                        dsps=dsps)
 
 
 def _requant_after(s: Stage, after: Stage | None) -> Requantize | None:
@@ -361,10 +374,13 @@ def _requant_after(s: Stage, after: Stage | None) -> Requantize | None:
                       rounding=r.rounding.name, overflow=r.overflow.name)
 
 
-def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) -> list[wiring.Component]:
+def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
+                      dsps: int | None = None) -> list[wiring.Component]:
     """One component per stage (a Conv's Window and matrix unit as one :class:`~fpgac.hdl.Chain`),
-    a Conv's or Dense's requantizing cast fused into its matrix unit, a buffer after each of them."""
+    a Conv's or Dense's requantizing cast fused into its matrix unit, a buffer after each of them;
+    ``dsps`` of the folded multipliers (in layer order; None: all) are products for DSP blocks."""
     parts: list[wiring.Component] = []
+    left = dsps
     k = 0
     while k < len(stages):
         s, after = stages[k], stages[k + 1] if k + 1 < len(stages) else None
@@ -373,6 +389,7 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) 
         if isinstance(s, (ConvPixels, FoldedLinear)):
             requant = _requant_after(s, after)
             simd, pe, beat = fold(s)
+            mine = None if left is None else min(left, simd * pe)
             if isinstance(s, ConvPixels):
                 nd = len(s.size)
                 size, kernel = ((1, *s.size), (1, *s.weights.shape[2:])) if nd == 1 else (s.size, s.weights.shape[2:])
@@ -380,13 +397,16 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) 
                 pads = (0, s.pads[0], 0, s.pads[1]) if nd == 1 else tuple(s.pads)
                 window = Window(x, size, kernel, strides=strides, dilations=dil, pads=pads)
                 matrix = conv_matrix(s.weights.reshape(*s.weights.shape[:2], *kernel), s.groups)
-                unit = _matrix_unit(matrix, s.bias, x, beat, simd, pe, requant, opts)
+                unit = _matrix_unit(matrix, s.bias, x, beat, simd, pe, requant, opts, mine)
                 part = Chain([window, unit])
                 part.in_lanes, part.out_lanes = x, unit.out_lanes
             else:
-                part = unit = _matrix_unit(s.matrix, s.bias, x.with_count(beat), beat, simd, pe, requant, opts)
+                part = unit = _matrix_unit(s.matrix, s.bias, x.with_count(beat), beat, simd, pe, requant, opts, mine)
+            if left is not None and isinstance(unit, FoldedMatrix):
+                left -= mine
             part.fold = {"node": s.node, "cycles_per_word": s.cycles, "simd": simd, "pe": pe,
                          "multipliers": 0 if isinstance(unit, Dense) else simd * pe,
+                         "dsp_multipliers": 0 if isinstance(unit, Dense) else (simd * pe if mine is None else mine),
                          "words": s.words_out, "cycles": getattr(unit, "interval", 1) * s.words_out}
             expect = after if requant is not None else s
             if requant is not None:
@@ -411,6 +431,11 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) 
                               out_width=out.width, out_signed=out.signed)
             part.nodes = nodes
             parts.append(part)
+        elif isinstance(s, PReLUPixels):
+            out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
+            part = PReLUUnit(x, slopes=s.slopes, slope_frac=s.slope_frac, out_width=out.width, out_signed=out.signed)
+            part.nodes = nodes
+            parts.append(part)
         elif isinstance(s, Pixels):
             part = Collect(x, s.count, channels_first=True)
             part.nodes = nodes
@@ -421,12 +446,26 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining()) 
     return parts
 
 
+def dsp_budget(dsp: str, part: Device, stages: Sequence[Stage]) -> int | None:
+    """How many folded multipliers are written as products for DSP blocks: all with "always"
+    (None), none with "never", and with "auto" the device's DSP count less what the Softmax
+    units take (two products a lane and one more each: the exponentials' and the reciprocal's)."""
+    if dsp == "always":
+        return None
+    if dsp == "never":
+        return 0
+    held = sum(2 * s.n_in + 1 for s in stages if type(s).__name__ == "Softmax")
+    return max(0, part.dsps - held)
+
+
 def stream_top(stages: Sequence[Stage], *, words_in: int, axi: bool = False,
-               clock_period: float | None = None) -> wiring.Component:
+               clock_period: float | None = None, dsps: int | None = None) -> wiring.Component:
     """The whole network on a stream: ports ``i`` (``words_in`` words per inference: the input's
-    pixels) and ``o``; ``interval`` is the planned cycles per inference (the slowest layer's)."""
+    pixels) and ``o``; ``interval`` is the planned cycles per inference (the slowest layer's).
+    ``dsps``: how many of the folded multipliers are products for DSP blocks, in layer order
+    (the rest are built from LUTs); None: all."""
     opts = Pipelining(clock_period=clock_period)
-    parts = stream_components(stages, opts)
+    parts = stream_components(stages, opts, dsps=dsps)
     chain = Chain(parts)
     chain.in_lanes = Lanes(stages[0].n_in, stages[0].in_type.width, stages[0].in_type.signed)
     chain.out_lanes = Lanes(stages[-1].n_out, stages[-1].out_type.width, stages[-1].out_type.signed)
