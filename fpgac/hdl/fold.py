@@ -91,8 +91,9 @@ class FoldedMatrix(Component):
         self.multipliers = pe * simd
         self.interval = self.passes * self.steps
         depth = tree_depth(simd)
-        # sequencer -> 1 (weights, beat) -> 2 (products) -> the tree's stages -> accumulate -> output
-        self.latency = 2 + stages_for(depth, levels_per_stage) + 1 + (self.interval - 1)
+        # sequencer -> 1 (ROM read) -> 2 (chunk, weights) -> 3 (products) -> the tree's stages ->
+        # accumulate -> the pass's sums -> output
+        self.latency = 3 + stages_for(depth, levels_per_stage) + 2 + (self.interval - 1)
         super().__init__({"i": In(stream.Signature(self.in_lanes.bits)),
                           "o": Out(stream.Signature(self.out_lanes.bits))})
 
@@ -176,18 +177,20 @@ class FoldedMatrix(Component):
         g1 = pipe.reg(g, name="g1")
         final1 = pipe.reg(last_g & last_b & last_s, name="final1")
 
-        # -- stage 2: the products ------------------------------------------------------------------
+        # -- the chunk of the word this step multiplies ------------------------------------------------------------------
         chunk_lanes = Lanes(S, x.width, x.signed)
         word1 = Signal(self.in_lanes.bits, name="word1")  # named: an expression sliced per chunk and
         chunk = Signal(chunk_lanes.bits, name="chunk")  # lane would be copied into every use
         m.d.comb += word1.eq(current)
         chunks = [word1[k * chunk_lanes.bits:(k + 1) * chunk_lanes.bits] for k in range(SB)]
         m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 else chunks[0])
-        xs = chunk_lanes.split(chunk)
-        ws = Lanes(P * S, wshape.width, True).split(rp.data)
+        pipe.stage()  # stage 2: the chunk and the weights registered (the ROM's and the mux's delay end here)
+        xs = chunk_lanes.split(pipe.reg(chunk, name="chunk_r"))
+        ws = Lanes(P * S, wshape.width, True).split(pipe.reg(rp.data, name="weights_r"))
+        first1, end1, g1, final1 = (pipe.reg(v) for v in (first1, end1, g1, final1))
         a, c = -wmax - 1, wmax
         plo, phi = min(a * x.min, a * x.max, c * x.min, c * x.max), max(a * x.min, a * x.max, c * x.min, c * x.max)
-        pipe.stage()
+        pipe.stage()  # stage 3: the products
         dsps = P * S if self.dsps is None else self.dsps
         products = [[pipe.reg(ws[p * S + q] * xs[q] if p * S + q < dsps else lut_product(m, ws[p * S + q], xs[q]),
                               shape_for(plo, phi), name=f"prod{p}_{q}") for q in range(S)]
@@ -207,17 +210,11 @@ class FoldedMatrix(Component):
         leaves = [[(r, plo, phi) for r in row] for row in products]
         roots, (first, end, gsel, final) = tree_reduce(pipe, leaves, add, register, self.levels_per_stage,
                                                         carry=carry)
-        valid = pipe.valid  # the last stage: tree sums ready to accumulate
+        summed = pipe.valid  # the tree's last stage: its sums go into the accumulators
 
-        # -- accumulate; at a pass's end, the sums into their group's lanes -------------------------
-        done = Signal(name="done")  # the last pass's sums are being stored now
-        o_valid = Signal(name="o_valid")
-        m.d.comb += done.eq(valid & end & final)
-        go = ~valid | ~(end & final) | ~o_valid | self.o.ready
+        # -- accumulate; at a pass's end the sums are registered, then requantized into their lanes ---
         out = self.out_lanes
-        groups: list[list[Signal]] = [[Signal(out.shape, name=f"y{gg}_{p}", reset_less=True) for p in range(P)]
-                                      for gg in range(G - 1)]
-        finals = []
+        totals, ranges = [], []
         for p, (root, lo, hi) in enumerate(roots):
             biases = [int(self.bias[gg * P + p]) for gg in range(G)]
             bshape = shape_for(min(biases + [0]), max(biases + [0]))
@@ -229,13 +226,26 @@ class FoldedMatrix(Component):
             acc = Signal(shape_for(plo_all, phi_all), name=f"acc{p}", reset_less=True)
             total = Signal(shape_for(plo_all, phi_all), name=f"total{p}")
             m.d.comb += total.eq(Mux(first, bias, acc) + root)
-            y = self.requant.expr(m, total, alo, ahi) if self.requant is not None else total
-            with m.If(valid & go):
+            with m.If(summed & pipe.en):
                 m.d.sync += acc.eq(total)
-                with m.If(end):
-                    for gg in range(G - 1):
-                        with m.If(gsel == gg):
-                            m.d.sync += groups[gg][p].eq(y)
+            totals.append(total)
+            ranges.append((alo, ahi))
+        pipe.stage()  # the pass's sums, registered
+        results = [pipe.reg(t, name=f"result{p}") for p, t in enumerate(totals)]
+        end, gsel, final = (pipe.reg(v) for v in (end, gsel, final))
+        valid = pipe.valid
+        o_valid = Signal(name="o_valid")
+        go = ~valid | ~(end & final) | ~o_valid | self.o.ready
+        done = valid & end & final  # the last pass's sums are being stored now
+        groups: list[list[Signal]] = [[Signal(out.shape, name=f"y{gg}_{p}", reset_less=True) for p in range(P)]
+                                      for gg in range(G - 1)]
+        finals = []
+        for p, (r, (alo, ahi)) in enumerate(zip(results, ranges)):
+            y = self.requant.expr(m, r, alo, ahi) if self.requant is not None else r
+            with m.If(valid & end & go):
+                for gg in range(G - 1):
+                    with m.If(gsel == gg):
+                        m.d.sync += groups[gg][p].eq(y)
             finals.append(y)
         o_reg = Signal(out.bits, name="o_reg", reset_less=True)
         with m.If(done & go):
