@@ -22,6 +22,7 @@ from fpgac.sim import run_fixed
 from .tables import (
     print_design,
     print_distillation,
+    print_folds,
     print_label_accuracy,
     print_layers,
     print_pruning,
@@ -80,6 +81,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if compiled.search is not None:
             print_search(compiled.search)
         print(f"wrote {out} (target {args.target}, {args.vectors} test vectors); check it with: fpgac verify {out}")
+        print_folds(api.load_design(out, manifest=True)[1].get("design", {}))
         report = api.golden_report(out)
         print("the golden model (what the design must compute) on those vectors:")
         print(f"  {'vs pruned float' if report.unpruned else 'vs float':<18} {report.float.line(report.vectors)}")

@@ -168,3 +168,20 @@ def print_distillation(compiled) -> None:
         print(f"  {'distilled':<18} {what}: on the {r['held_out']} held-out calibration rows, {', '.join(parts)} "
               f"({r['epochs']} epochs, {r['seconds']:.1f} s; "
               f"{'through the types, as the hardware computes' if r.get('quantization_aware') else 'the float network'})")
+
+
+def print_folds(design: dict[str, Any]) -> None:
+    """amaranth ``--io stream``: how each Conv and Dense was folded, and the interval planned."""
+    folds = design.get("folds")
+    if not folds:
+        return
+    table = [("layer", "inputs x outputs a cycle", "multipliers (DSP)", "cycles/word", "words", "cycles/inference")]
+    for f in folds:
+        shape = f"{f['simd']} x {f['pe']}" if f["multipliers"] else "unrolled, constant weights"
+        mults = f"{f['multipliers']:,} ({f['dsp_multipliers']:,})" if f["multipliers"] else "-"
+        table.append((f["node"], shape, mults, f"{f['cycles_per_word']:,}", f"{f['words']:,}", f"{f['cycles']:,}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print(f"\nfolding (--io stream): {design['interval_cycles']:,} cycles per inference planned "
+          f"(device {design.get('device')}, --dsp {design.get('dsp')})")
+    for row in table:
+        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())

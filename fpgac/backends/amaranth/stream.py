@@ -400,6 +400,7 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                 unit = _matrix_unit(matrix, s.bias, x, beat, simd, pe, requant, opts, mine)
                 part = Chain([window, unit])
                 part.in_lanes, part.out_lanes = x, unit.out_lanes
+                part.interval = getattr(unit, "interval", 1)  # cycles per output word
             else:
                 part = unit = _matrix_unit(s.matrix, s.bias, x.with_count(beat), beat, simd, pe, requant, opts, mine)
             if left is not None and isinstance(unit, FoldedMatrix):
