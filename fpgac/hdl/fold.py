@@ -274,7 +274,7 @@ def lut_product(m: Module, a: Value, b: Value) -> Value:
     while len(terms) > 1:
         nxt = []
         for k in range(0, len(terms) - 1, 2):
-            t = Signal(wide, name="pps")
+            t = Signal(wide, name="pps", attrs={"keep": 1})  # kept: each sum its own carry chain
             m.d.comb += t.eq(terms[k] + terms[k + 1])
             nxt.append(t)
         terms = nxt + ([terms[-1]] if len(terms) % 2 else [])
