@@ -262,6 +262,16 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        "a distill step's (epochs=E:t=T:alpha=A:lr=L:mix=M:seed=S); needs the train extra")
 
 
+def _reuse(text: str) -> int | str:
+    """``--reuse``: an integer, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer or auto, not {text!r}") from None
+
+
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target options")
     group.add_argument("--io", choices=("parallel", "stream"),
@@ -275,9 +285,10 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--clock-period", type=float, metavar="NS", help="xilinx, amaranth: target clock period in ns "
                        "(default 5 for xilinx, 7 for amaranth, which places its pipeline registers for it by a "
                        "delay model of ECP5 carry chains)")
-    group.add_argument("--reuse", type=int, metavar="R", help="xilinx, amaranth: multiplications each "
+    group.add_argument("--reuse", type=_reuse, metavar="R", help="xilinx, amaranth: multiplications each "
                        "multiplier does per inference (default 1: fully unrolled; amaranth --io stream: cycles each "
-                       "Conv and Dense takes per output pixel or vector)")
+                       "Conv and Dense takes per output pixel or vector, or auto: the shortest interval whose design "
+                       "fits the --device by fpgac's resource estimate)")
     group.add_argument("--dsp", choices=("auto", "always", "never"),
                        help="amaranth --io stream: which folded multipliers are written as products a synthesis "
                        "tool puts on DSP blocks: up to the device's DSP count (auto, the default), all (always), "

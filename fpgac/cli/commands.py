@@ -60,7 +60,9 @@ def target_options(args: argparse.Namespace) -> dict[str, Any]:
             flag = "--" + dest.replace("_", "-")
             raise UsageError(f"{flag} applies to --target {' or '.join(targets)}, not {args.target}")
         options[dest] = value
-    if options.get("reuse") is not None and options["reuse"] < 1:
+    if options.get("reuse") == "auto" and args.target != "amaranth":
+        raise UsageError("--reuse auto applies to --target amaranth --io stream")
+    if isinstance(options.get("reuse"), int) and options["reuse"] < 1:
         raise UsageError(f"--reuse must be at least 1, not {options['reuse']}")
     if options.get("interval") is not None and options["interval"] < 1:
         raise UsageError(f"--interval must be at least 1 cycle, not {options['interval']}")

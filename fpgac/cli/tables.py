@@ -185,3 +185,8 @@ def print_folds(design: dict[str, Any]) -> None:
           f"(device {design.get('device')}, --dsp {design.get('dsp')})")
     for row in table:
         print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+    e = design.get("estimate")
+    if e:
+        print(f"estimated resources (fpgac's model of the components, not measured; fpgac report measures): "
+              f"LUT4-eq {e['luts']:,}, FF {e['ffs']:,}, MULT18X18D {e['dsps']:,}, DP16KD {e['brams']:,} "
+              f"(on {e['device']})")

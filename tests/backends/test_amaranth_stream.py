@@ -175,6 +175,8 @@ def test_stream_designs_bit_exact_on_verilator(tmp_path, case) -> None:
     (["--io", "stream", "--interval", "10", "--reuse", "2"], "not both"),
     (["--io", "stream", "--device", "XC7A35T"], "unknown device 'XC7A35T'"),
     (["--io", "stream", "--interval", "0"], "--interval must be at least 1"),
+    (["--reuse", "auto"], "--reuse auto applies to --io stream"),
+    (["--io", "stream", "--reuse", "many"], "an integer or auto, not 'many'"),
 ])
 def test_bad_stream_options_are_refused_before_any_work(tmp_path, capsys, argv, message) -> None:
     out = tmp_path / "no"
@@ -193,3 +195,36 @@ def test_a_branching_model_is_refused_in_stream_mode_by_name(tmp_path, capsys) -
     assert _compile([str(path), "-o", str(out)]) == 2 and not out.exists()
     err = capsys.readouterr().err
     assert "--io stream builds a chain of layers" in err and "Traceback" not in err
+
+
+def big_dense(path: Path) -> Path:
+    """x [4, 16, 16] -> Conv 8 (3x3) -> ReLU -> Flatten -> Gemm 1024: 8.4 M weight bits at 8 bits."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Flatten", ["r1"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
+    return _save(path, nodes, [4, 16, 16], [1024], {"w1": _w(8, 4, 3, 3), "b1": _w(8), "wf": _w(1024, 2048) * 0.05,
+                                                     "bf": _w(1024)})
+
+
+def test_reuse_auto_folds_to_fit_the_device(tmp_path, capsys) -> None:
+    intervals = {}
+    for device in ("LFE5U-85F", "LFE5U-25F"):
+        out = tmp_path / device
+        assert _compile([str(EXAMPLES / "cnn2d.onnx"), "-o", str(out), "--vectors", "5", "--reuse", "auto",
+                         "--device", device]) == 0
+        facts = json.loads((out / "fpgac.json").read_text())["design"]
+        e = facts["estimate"]
+        assert e["device"] == device and "not measured" in e["source"]
+        from fpgac.devices import device as part
+        cap = part(device)
+        assert e["dsps"] <= cap.dsps and e["brams"] <= cap.brams and e["luts"] <= 0.85 * cap.luts
+        intervals[device] = facts["interval_cycles"]
+    assert intervals["LFE5U-25F"] >= intervals["LFE5U-85F"]
+    # 8.4 M bits of weights need more block RAM than an LFE5U-25F has (56 x 18 kbit) at any folding
+    out = tmp_path / "too big"
+    assert _compile([str(big_dense(tmp_path / "big.onnx")), "-o", str(out), "--reuse", "auto", "--device",
+                     "LFE5U-25F"]) == 2
+    err = capsys.readouterr().err
+    assert not out.exists() and "does not fit LFE5U-25F at any folding" in err and "DP16KD" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

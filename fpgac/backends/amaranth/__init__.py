@@ -39,6 +39,7 @@ from ..common import Vectors, ports
 from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
+from .estimate import auto_interval, estimate
 from .stream import dsp_budget, lower_stream, plan_folds, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
 
@@ -76,9 +77,13 @@ def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: 
     if io not in ("parallel", "stream"):
         raise UsageError(f"io must be parallel or stream, not {io!r}")
     given_reuse = reuse
-    reuse = 1 if reuse is None else reuse
-    if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
-        raise UsageError(f"reuse must be an integer of at least 1, not {reuse!r}")
+    if reuse == "auto":
+        if io != "stream":
+            raise UsageError("--reuse auto applies to --io stream (it folds each layer to fit the --device)")
+    else:
+        reuse = 1 if reuse is None else reuse
+        if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
+            raise UsageError(f"reuse must be an integer of at least 1 (or auto, with --io stream), not {reuse!r}")
     if interval is not None:
         if io != "stream":
             raise UsageError("--interval applies to --io stream (the fully parallel design takes a vector a cycle, "
@@ -98,11 +103,11 @@ def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: 
         raise UsageError("--dsp applies to --io stream (the fully parallel design multiplies by constants with "
                          "adders, and needs no multipliers)")
     part = devices.device(device)
-    resolved = {"reuse": int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io,
+    resolved = {"reuse": reuse if reuse == "auto" else int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io,
                 "device": part.name}
     if io == "stream":
         resolved["dsp"] = dsp or "auto"
-        resolved["reuse"] = None if given_reuse is None else int(given_reuse)
+        resolved["reuse"] = None if given_reuse is None else given_reuse if given_reuse == "auto" else int(given_reuse)
         resolved["interval"] = None if interval is None else int(interval)
     return resolved
 
@@ -117,8 +122,13 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
         with progress.step("lowering to stages on a pixel stream"):
             stages = lower_stream(graph)
             words_in = _pixels(inputs[0].shape)
-            plan_folds(stages, words_in, interval=resolved["interval"], reuse=reuse)
-            dsps = dsp_budget(resolved["dsp"], devices.device(resolved["device"]), stages)
+            part = devices.device(resolved["device"])
+            if reuse == "auto":
+                interval, estimated = auto_interval(stages, words_in, part, resolved["dsp"])
+            else:
+                plan_folds(stages, words_in, interval=resolved["interval"], reuse=reuse)
+            dsps = dsp_budget(resolved["dsp"], part, stages)
+            estimated = estimate(stages, dsps)
         with progress.step("elaborating the Amaranth design and converting it to Verilog"):
             design = stream_top(stages, words_in=words_in, axi=axi, clock_period=period, dsps=dsps)
             save_stages(stages, out)
@@ -165,6 +175,10 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
                        "outputs": [p["beats"] for p in config["outputs"]]}}
     if io == "stream":
         facts["folds"], facts["dsp_budget"] = design.folds, dsps
+        facts["estimate"] = {"luts": estimated.luts, "ffs": estimated.ffs, "dsps": estimated.dsps,
+                             "brams": estimated.brams, "device": resolved["device"],
+                             "source": "estimated by fpgac's resource model of the components (not measured: "
+                                       "fpgac report synthesizes the Verilog)"}
         facts["dsp"], facts["device"] = resolved["dsp"], resolved["device"]
     layers = recurrent_layers(design)
     if layers:

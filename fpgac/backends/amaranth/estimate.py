@@ -1,0 +1,163 @@
+"""A resource estimate of an ``--io stream`` design on ECP5, for choosing its folding (``--reuse auto``).
+
+Not a measurement: ``fpgac report`` synthesizes the Verilog for that. The model counts what the
+components are made of, with costs read off yosys ``synth_ecp5`` runs of the components (8-bit
+lanes; wider lanes scale by their bits):
+
+- a FoldedMatrix: per multiplier on a DSP block one MULT18X18D; per LUT product (partial-product
+  sums, :func:`~fpgac.hdl.fold.lut_product`) about 149 LUT4-eq for 8 x 8 bits, scaling with the
+  product of the widths; each PE's adder tree a carry chain per adder; the chunk multiplexer; the
+  weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
+  memory in distributed RAM;
+- a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
+  about three LUT4s), and the padding multiplexers;
+- an unrolled Dense: about 2 LUT4-eq per input bit of each non-zero weight (16 at 8 bits);
+- everything else a LUT4 per lane bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...devices import Device
+from ...errors import UnsupportedError
+from .lower import Stage
+from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, dsp_budget, fold, plan_folds
+
+__all__ = ["Estimate", "auto_interval", "estimate", "fits"]
+
+#: LUT4-eq of one 8 x 8 LUT product (measured: 16 of them in a FoldedMatrix, synth_ecp5)
+LUT_PRODUCT = 149
+#: LUT4 sites of one TRELLIS_DPR16X4 (16 x 4 bits of distributed RAM)
+LUTRAM_CELL = 3
+#: the DP16KD block's aspect ratios (depth, width)
+BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: the share of a device's LUTs and FFs a design may fill and still be placed and routed
+HEADROOM = 0.85
+
+
+@dataclass(frozen=True)
+class Estimate:
+    luts: int
+    ffs: int
+    dsps: int
+    brams: int
+
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.luts + other.luts, self.ffs + other.ffs, self.dsps + other.dsps, self.brams + other.brams)
+
+    def over(self, part: Device) -> list[str]:
+        """What does not fit ``part`` (LUTs and FFs with routing headroom)."""
+        return [f"{name} {used:,} of {have:,}" for name, used, have in
+                (("LUT4-eq", self.luts, int(part.luts * HEADROOM)), ("FF", self.ffs, int(part.ffs * HEADROOM)),
+                 ("MULT18X18D", self.dsps, part.dsps), ("DP16KD", self.brams, part.brams)) if used > have]
+
+
+def brams(depth: int, width: int) -> int:
+    """DP16KD blocks of a ROM or RAM of ``depth`` words of ``width`` bits."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM_SHAPES)
+
+
+def _lutram(depth: int, width: int, copies: int) -> int:
+    return copies * math.ceil(depth / 16) * math.ceil(width / 4) * LUTRAM_CELL
+
+
+def _window(channels: int, bits: int, width: int, rows: int, taps: int) -> Estimate:
+    ram = _lutram(rows * width, channels * bits, taps)
+    return Estimate(ram + taps * channels * bits // 2, 2 * taps * channels * bits, 0, 0)
+
+
+def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, ww: int, dsp: int) -> Estimate:
+    mults = simd * pe
+    passes, steps = m // pe, k // simd
+    lut_products = mults - dsp
+    scale = wx * ww / 64
+    tree = pe * (simd - 1) * (wx + ww + math.ceil(math.log2(max(simd, 2))))
+    mux = (beat // simd - 1) * simd * wx // 2
+    luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + pe * 60 + 100
+    ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx
+    held = _lutram(2 * (k // beat), beat * wx, 1) if passes > 1 else 0
+    rom = brams(passes * steps, mults * ww) if passes * steps > 16 else 0
+    if passes * steps <= 16:  # a shallow ROM is logic
+        luts += mults * ww
+    return Estimate(luts + held, ffs, dsp, rom)
+
+
+def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
+    """The resources of the stream design of ``stages`` as :func:`~.stream.plan_folds` left them."""
+    total = Estimate(0, 0, 0, 0)
+    left = dsps
+    for s in stages:
+        bits = s.in_type.width
+        if isinstance(s, (ConvPixels, FoldedLinear)):
+            simd, pe, beat = fold(s)
+            k = beat * (1 if isinstance(s, ConvPixels) else s.beats)
+            ww = int(np.abs(s.weights if isinstance(s, ConvPixels) else s.matrix).max()).bit_length() + 1
+            if isinstance(s, ConvPixels):
+                size = (1, *s.size) if len(s.size) == 1 else tuple(s.size)
+                kernel = s.weights.shape[2:]
+                span = (kernel[0] - 1) * (s.dilations[0] if len(s.size) == 2 else 1) + 1
+                stride = s.strides[0] if len(s.size) == 2 else 1
+                total = total + _window(s.n_in, bits, size[1], span + stride, int(np.prod(kernel)))
+            if simd == beat == k and pe == s.n_out:  # unrolled, constant weights
+                nnz = int(np.count_nonzero(s.weights if isinstance(s, ConvPixels) else s.matrix))
+                total = total + Estimate(2 * bits * nnz, nnz * 6, 0, 0)
+                continue
+            mine = simd * pe if left is None else min(left, simd * pe)
+            if left is not None:
+                left -= mine
+            total = total + _matrix(k, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine)
+        elif isinstance(s, PoolPixels):
+            size = (1, *s.size) if len(s.size) == 1 else tuple(s.size)
+            taps = int(np.prod(s.kernel))
+            span = (s.kernel[0] - 1) * s.dilations[0] + 1 if len(s.size) == 2 else 1
+            stride = s.strides[0] if len(s.size) == 2 else 1
+            total = total + _window(s.n_in, bits, size[1], span + stride, taps)
+            total = total + Estimate(taps * s.n_in * bits, taps * s.n_in * bits, 0, 0)
+        elif isinstance(s, Pixels):
+            total = total + Estimate(s.n_out * bits // 2, 2 * s.n_out * bits, 0, 0)
+        else:
+            lanes = max(s.n_in, s.n_out)
+            total = total + Estimate(lanes * bits, lanes * bits, 0, 0)
+    return total
+
+
+def fits(stages: Sequence[Stage], part: Device, dsps: int | None) -> tuple[bool, Estimate]:
+    found = estimate(stages, dsps)
+    return not found.over(part), found
+
+
+def auto_interval(stages: Sequence[Stage], words_in: int, part: Device, dsp: str) -> tuple[int, Estimate]:
+    """``--reuse auto``: the shortest interval (cycles per inference) whose design the estimate
+    fits on ``part``, the stages folded for it. An UnsupportedError when even the smallest design
+    (a multiplier per layer) does not fit, with its counts against the part's."""
+    layers = [s for s in stages if isinstance(s, (ConvPixels, FoldedLinear))]
+    most = max([words_in] + [int(np.prod(s.weights.shape)) * s.words_out if isinstance(s, ConvPixels)
+                             else s.n_in * s.n_out for s in layers])
+    candidates, n = [], float(words_in)
+    while n < most:
+        candidates.append(int(n))
+        n *= 1.08
+    candidates.append(most)
+    dsps = dsp_budget(dsp, part, stages)
+    lo, hi = 0, len(candidates) - 1
+    plan_folds(stages, words_in, interval=candidates[hi])
+    ok, smallest = fits(stages, part, dsps)
+    if not ok:
+        raise UnsupportedError(
+            f"the model does not fit {part.name} at any folding: its smallest design ({candidates[hi]:,} cycles per "
+            f"inference, a multiplier per layer) needs about {'; '.join(smallest.over(part))} (estimated; LUTs and "
+            f"FFs counted against {HEADROOM:.0%} of the part's, for routing)")
+    while lo < hi:  # the estimate shrinks as the interval grows: the first candidate that fits
+        mid = (lo + hi) // 2
+        plan_folds(stages, words_in, interval=candidates[mid])
+        if fits(stages, part, dsps)[0]:
+            hi = mid
+        else:
+            lo = mid + 1
+    plan_folds(stages, words_in, interval=candidates[lo])
+    return candidates[lo], estimate(stages, dsps)
