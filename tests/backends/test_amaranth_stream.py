@@ -134,11 +134,19 @@ def _compile(argv: list[str]) -> int:
     return main(["compile", *argv, "--target", "amaranth", "--io", "stream", "--bits", "8", "-q"])
 
 
+def _conformance(name: str) -> Path:
+    from conformance_models import MODELS as CONFORMANCE
+
+    return next(m for m in CONFORMANCE if m.name == name) / "model.onnx"
+
+
 CASES = {  # model, extra options
     "cnn2d": ("cnn2d", []),
     "cnn1d, partial products": ("cnn1d", ["--dsp", "never"]),
     "strided feature map": ("strided feature map", ["--interval", "40"]),
     "dilated, global max, reuse 3": ("dilated, global max", ["--reuse", "3"]),
+    "conformance BatchNorm2d (a per-channel linear map)": ("test_BatchNorm2d_eval", []),
+    "conformance AvgPool1d (a reshape that keeps the pixels)": ("test_AvgPool1d_stride", []),
 }
 
 
@@ -146,11 +154,12 @@ CASES = {  # model, extra options
 @pytest.mark.parametrize("case", CASES)
 def test_stream_designs_bit_exact_on_verilator(tmp_path, case) -> None:
     name, extra = CASES[case]
-    path = EXAMPLES / f"{name}.onnx" if name in ("cnn2d", "cnn1d") else MODELS[name](tmp_path / "m.onnx")
+    path = (EXAMPLES / f"{name}.onnx" if name in ("cnn2d", "cnn1d") else _conformance(name) if name.startswith("test_")
+            else MODELS[name](tmp_path / "m.onnx"))
     out = tmp_path / "design"
     assert _compile([str(path), "--input-range=-1,1", "-o", str(out), "--vectors", "60", *extra]) == 0
     facts = json.loads((out / "fpgac.json").read_text())["design"]
-    assert facts["io"] == "stream" and facts["folds"]
+    assert facts["io"] == "stream" and "folds" in facts
     report = api.verify(out)
     assert report.vectors == 60 and report.mismatched_bits == 0, report.lines()
     assert report.extra["interval_cycles"] >= facts["interval_cycles"] > 0

@@ -27,7 +27,7 @@ against ``run_fixed`` before any hardware is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from amaranth.lib import wiring
@@ -42,9 +42,9 @@ from ...hdl import PReLU as PReLUUnit
 from ...hdl.conv import conv_matrix
 from ...hdl.fold import FoldedMatrix, fold_for
 from .build import AxiStream, Pipelining, stage_parts
-from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, PReLU, Requant, Stage, _fuse_relu_requant, _linear, _lower_node
+from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, Linear, PReLU, Requant, Stage, _probe, _fuse_relu_requant, _linear, _lower_node
 
-__all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "Pixels", "PReLUPixels", "PoolPixels", "fold", "lower_stream", "plan_folds",
+__all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "LinearPixels", "Pixels", "PReLUPixels", "PoolPixels", "fold", "lower_stream", "plan_folds",
            "dsp_budget", "stream_components", "stream_top"]
 
 
@@ -203,6 +203,42 @@ class PReLUPixels(PReLU):
         return np.where(m >= 0, np.left_shift(m, self.slope_frac), m * slopes).reshape(len(m), -1)
 
 
+#: linear ops that may act on each pixel's channels alike (per-channel scale and shift, a constant
+#: per channel added or multiplied): probed, and built as a Linear over a pixel's lanes when they do
+_PER_PIXEL = {Op.SCALE_SHIFT, Op.ADD, Op.SUB, Op.MUL}
+
+
+def _per_pixel_linear(node: Node, channels: int, pixels: int) -> Stage:
+    """A linear op that maps each pixel's channels by the same ``[C, C]`` matrix and bias: found by
+    probing the golden op on the zero map and on each channel set to one at every pixel, and
+    checked on each channel set to one at a single pixel (which must reach that pixel only)."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape = (channels, pixels)
+    zero = _probe(node, np.zeros((1, channels * pixels), dtype=np.int64))[0].reshape(shape)
+    every = np.kron(np.eye(channels, dtype=np.int64), np.ones((1, pixels), dtype=np.int64))
+    cols = _probe(node, every).reshape(channels, channels, pixels) - zero  # [c_in, c_out, pixel]
+    single = np.zeros((channels, channels, pixels), dtype=np.int64)
+    single[np.arange(channels), np.arange(channels), pixels - 1] = 1
+    one = _probe(node, single.reshape(channels, -1)).reshape(channels, channels, pixels) - zero
+    expect = np.zeros_like(one)
+    expect[:, :, pixels - 1] = cols[:, :, pixels - 1]
+    if (np.any(zero != zero[:, :1]) or np.any(cols != cols[:, :, :1]) or np.any(one != expect)):
+        raise UnsupportedError(f"node {node.name!r} ({node.op.value}) on a feature map {list(x.type.shape)}: it does "
+                               "not act on every pixel alike; not built by --io stream")
+    return LinearPixels(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=channels, n_out=channels,
+                        matrix=cols[:, :, 0], bias=zero[:, 0])
+
+
+@dataclass
+class LinearPixels(Linear):
+    """``y = x @ matrix + bias`` on each pixel's ``n_in`` channels (a ``[C, C]`` matrix)."""
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        n = len(inputs[0])
+        x = inputs[0].reshape(n, self.n_in, -1)
+        return (np.einsum("ncp,cd->ndp", x, self.matrix) + self.bias.reshape(1, -1, 1)).reshape(n, -1)
+
+
 #: ops applied to each pixel's lanes alike
 _PIXELWISE = {Op.QUANT, Op.LOOKUP, Op.ACTIVATION}
 
@@ -244,8 +280,13 @@ def lower_stream(graph: Graph) -> list[Stage]:
             pixels = 1
         elif node.op is Op.RESHAPE and spatial and len(out_shape) == 1:
             spatial = False  # a Flatten: the pixels are the words of the flat vector, in stream order
+        elif (node.op is Op.RESHAPE and spatial and len(out_shape) >= 2 and out_shape[0] == shape[0]
+              and int(np.prod(out_shape[1:])) == pixels):
+            pass  # unit axes added or removed, or a 2-D map seen as 1-D: the same pixels in the same order
         elif node.op in _PIXELWISE and (spatial or pixels > 1):
             stages.append(_pixelwise(node, shape[0] if spatial else int(np.prod(shape)) // pixels))
+        elif node.op in _PER_PIXEL and spatial and out_shape == shape:
+            stages.append(_per_pixel_linear(node, shape[0], pixels))
         elif node.op is Op.DENSE and not spatial:
             stages.append(_dense(node, pixels))
             pixels = 1
@@ -432,6 +473,9 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                               out_width=out.width, out_signed=out.signed)
             part.nodes = nodes
             parts.append(part)
+        elif isinstance(s, LinearPixels):  # as the fully parallel target builds a Linear, on a pixel
+            plain = Linear(**{f.name: getattr(s, f.name) for f in fields(Linear)})
+            parts += stage_parts(plain, opts, buffer=False)
         elif isinstance(s, PReLUPixels):
             out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
             part = PReLUUnit(x, slopes=s.slopes, slope_frac=s.slope_frac, out_width=out.width, out_signed=out.signed)
@@ -473,7 +517,7 @@ def stream_top(stages: Sequence[Stage], *, words_in: int, axi: bool = False,
     chain.folds = [p.fold for p in parts if hasattr(p, "fold")]
     chain.interval = max([words_in] + [f["cycles"] for f in chain.folds])
     chain.words_in = words_in
-    chain.words_out = getattr(stages[-1], "words_out", None) or _words_out(stages)
+    chain.words_out = _words_out(stages, words_in)
     chain.in_ports, chain.out_ports = [("i", chain.in_lanes)], [("o", chain.out_lanes)]
     if not axi:
         return chain
@@ -482,10 +526,10 @@ def stream_top(stages: Sequence[Stage], *, words_in: int, axi: bool = False,
     return wrapped
 
 
-def _words_out(stages: Sequence[Stage]) -> int:
-    """Words per inference on the output: those of the last stage that sets a word count."""
-    for s in reversed(stages):
-        w = getattr(s, "words_out", None)
-        if w is not None:
-            return w
-    return 1
+def _words_out(stages: Sequence[Stage], words_in: int) -> int:
+    """Words per inference on the output: those of the last stage that changes the word count
+    (the input's, when none does)."""
+    words = words_in
+    for s in stages:
+        words = getattr(s, "words_out", words)
+    return words
