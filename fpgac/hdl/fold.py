@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, Value, unsigned
-from amaranth.lib import stream
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -128,11 +129,20 @@ class FoldedMatrix(Component):
         b = Signal(range(max(NB, 2)), name="b")
         s = Signal(range(max(SB, 2)), name="s")
         addr = Signal(range(max(G * self.steps, 2)), name="addr")
-        step = Signal(name="step")  # the step (g, b, s) can go: its word is there
+        step = Signal(name="step")  # the step (g, b, s) goes: its word is there (and, for a vector's
+        # first step, its output has a place in the queue: nothing after the sequencer ever stalls)
         pipe = Pipeline(m, step, name="fold")
-        en = pipe.stage()  # stage 1: the ROM word, the input word
-        fire = en & step
+        pipe.stage()  # stage 1: the ROM word, the input word
+        fire = step
         last_s, last_b, last_g = s == SB - 1, b == NB - 1, g == G - 1
+        depth = self.latency - (self.interval - 1)
+        queue = SyncFIFO(width=self.out_lanes.bits, depth=-(-(self.interval + depth) // self.interval) + 1)
+        m.submodules.queue = queue
+        inflight = Signal(range(queue.depth + 1), name="inflight")  # started, not yet taken from the queue
+        starting = (g == 0) & (b == 0) & (s == 0)
+        room = ~starting | (inflight < queue.depth)
+        popped = queue.r_stream.valid & queue.r_stream.ready
+        m.d.sync += inflight.eq(inflight + (fire & starting) - popped)
         with m.If(fire):
             m.d.sync += s.eq(Mux(last_s, 0, s + 1))
             with m.If(last_s):
@@ -144,7 +154,7 @@ class FoldedMatrix(Component):
         m.d.comb += [rp.addr.eq(addr), rp.en.eq(fire)]
         if G == 1:  # each word is used in one step after another, as it arrives
             take = s == 0
-            m.d.comb += [step.eq(~take | self.i.valid), self.i.ready.eq(en & take)]
+            m.d.comb += [step.eq((~take | self.i.valid) & room), self.i.ready.eq(take & room)]
             current = Signal(self.in_lanes.bits, name="word", reset_less=True)
             with m.If(fire & take):
                 m.d.sync += current.eq(self.i.payload)
@@ -166,7 +176,7 @@ class FoldedMatrix(Component):
                 with m.If(wcount == NB - 1):
                     m.d.sync += [wsel.eq(~wsel), full.bit_select(wsel, 1).eq(1)]
             there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > b))
-            m.d.comb += [step.eq((s != 0) | there),
+            m.d.comb += [step.eq(((s != 0) | there) & room),
                          hp.addr.eq(Mux(rsel, NB + b, b)), hp.en.eq(fire & (s == 0))]
             with m.If(fire & last_s & last_b & last_g):  # the vector's last step: release its half
                 m.d.sync += [rsel.eq(~rsel), full.bit_select(rsel, 1).eq(0)]
@@ -226,7 +236,7 @@ class FoldedMatrix(Component):
             acc = Signal(shape_for(plo_all, phi_all), name=f"acc{p}", reset_less=True)
             total = Signal(shape_for(plo_all, phi_all), name=f"total{p}")
             m.d.comb += total.eq(Mux(first, bias, acc) + root)
-            with m.If(summed & pipe.en):
+            with m.If(summed):
                 m.d.sync += acc.eq(total)
             totals.append(total)
             ranges.append((alo, ahi))
@@ -234,26 +244,21 @@ class FoldedMatrix(Component):
         results = [pipe.reg(t, name=f"result{p}") for p, t in enumerate(totals)]
         end, gsel, final = (pipe.reg(v) for v in (end, gsel, final))
         valid = pipe.valid
-        o_valid = Signal(name="o_valid")
-        go = ~valid | ~(end & final) | ~o_valid | self.o.ready
-        done = valid & end & final  # the last pass's sums are being stored now
+        done = valid & end & final  # the last pass's sums go into the queue now
         groups: list[list[Signal]] = [[Signal(out.shape, name=f"y{gg}_{p}", reset_less=True) for p in range(P)]
                                       for gg in range(G - 1)]
         finals = []
         for p, (r, (alo, ahi)) in enumerate(zip(results, ranges)):
             y = self.requant.expr(m, r, alo, ahi) if self.requant is not None else r
-            with m.If(valid & end & go):
+            with m.If(valid & end):
                 for gg in range(G - 1):
                     with m.If(gsel == gg):
                         m.d.sync += groups[gg][p].eq(y)
             finals.append(y)
-        o_reg = Signal(out.bits, name="o_reg", reset_less=True)
-        with m.If(done & go):
-            m.d.sync += [o_reg.eq(out.join([v for grp in groups for v in grp] + finals)), o_valid.eq(1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
-        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_reg)]
-        pipe.finish(go)
+        m.d.comb += [queue.w_stream.payload.eq(out.join([v for grp in groups for v in grp] + finals)),
+                     queue.w_stream.valid.eq(done)]
+        wiring.connect(m, queue.r_stream, wiring.flipped(self.o))
+        pipe.finish(Const(1))
         return m
 
 
