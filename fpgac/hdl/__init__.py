@@ -17,6 +17,7 @@ from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
 from fpgac.hdl.conv import Conv, GlobalPool, Pool, PoolKind, Window
 from fpgac.hdl.dense import Dense, DenseReuse, Timing
+from fpgac.hdl.fold import FoldedMatrix, lut_product
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import Lookup, TableSpec
@@ -40,6 +41,7 @@ __all__ = [
     "Dense",
     "DenseReuse",
     "Fixed",
+    "FoldedMatrix",
     "Timing",
     "Fork",
     "Groups",
@@ -70,6 +72,7 @@ __all__ = [
     "Window",
     "const_mul",
     "csd",
+    "lut_product",
     "run_streams",
     "run_vectors",
     "shape_for",

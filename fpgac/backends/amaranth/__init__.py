@@ -1,9 +1,12 @@
 """The amaranth target: the quantized network as Amaranth components, its Verilog, a cocotb testbench.
 
 The IR is lowered to lane-level stages (:mod:`.lower`), each stage becomes a :mod:`fpgac.hdl`
-component (:mod:`.build`), and the chain is converted with ``amaranth.back.verilog``. The design
-is fully parallel: one input word carries the whole input tensor, one output word the whole
-output (a stream per graph input and output when there are several), and a new vector can enter every cycle (every ``reuse`` cycles or so with ``--reuse``).
+component (:mod:`.build`), and the chain is converted with ``amaranth.back.verilog``. By default
+the design is fully parallel: one input word carries the whole input tensor, one output word the
+whole output (a stream per graph input and output when there are several), and a new vector can
+enter every cycle (every ``reuse`` cycles or so with ``--reuse``). With ``io="stream"`` a feature
+map travels a pixel a word and each Conv and Dense is folded to a cycle budget (:mod:`.stream`;
+``reuse="auto"`` picks the budget from a resource estimate, :mod:`.estimate`).
 
 An output directory holds::
 
