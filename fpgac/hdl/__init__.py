@@ -26,6 +26,7 @@ from fpgac.hdl.recurrent_stack import RecurrentStack
 from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax
+from fpgac.hdl.tiled import TiledPool
 from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Metered, Serialize, StreamBuffer
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "StreamBuffer",
     "StreamRun",
     "TableSpec",
+    "TiledPool",
     "Window",
     "const_mul",
     "csd",

@@ -10,7 +10,8 @@ lanes; wider lanes scale by their bits):
   weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
   memory in distributed RAM;
 - a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
-  about three LUT4s), and the padding multiplexers;
+  about three LUT4s), and the padding multiplexers; a pool over whole tiles (TiledPool) one row of
+  partial results, one copy;
 - an unrolled Dense: about 2 LUT4-eq per input bit of each non-zero weight (16 at 8 bits);
 - everything else a LUT4 per lane bit.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from ...devices import Device
 from ...errors import UnsupportedError
 from .lower import Stage
-from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, dsp_budget, fold, plan_folds
+from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, _tiled, dsp_budget, fold, plan_folds
 
 __all__ = ["Estimate", "auto_interval", "estimate", "fits"]
 
@@ -111,6 +112,10 @@ def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
             if left is not None:
                 left -= mine
             total = total + _matrix(k, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine)
+        elif isinstance(s, PoolPixels) and _tiled(s):  # a row of partial results, one copy
+            ow = s.out_size[-1]
+            acc = bits + (int(np.prod(s.kernel)).bit_length() if s.kind == "avg" else 0)
+            total = total + Estimate(_lutram(ow, s.n_in * acc, 1) + 3 * s.n_in * acc, 3 * s.n_in * acc, 0, 0)
         elif isinstance(s, PoolPixels):
             size = (1, *s.size) if len(s.size) == 1 else tuple(s.size)
             taps = int(np.prod(s.kernel))

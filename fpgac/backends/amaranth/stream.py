@@ -41,6 +41,7 @@ from ...hdl import Chain, Collect, Dense, GlobalPool, Lanes, Pool, Requantize, S
 from ...hdl import PReLU as PReLUUnit
 from ...hdl.conv import conv_matrix
 from ...hdl.fold import FoldedMatrix, fold_for
+from ...hdl.tiled import TiledPool
 from .build import AxiStream, Pipelining, stage_parts
 from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, Linear, PReLU, Requant, Stage, _probe, _fuse_relu_requant, _linear, _lower_node
 
@@ -415,6 +416,12 @@ def _requant_after(s: Stage, after: Stage | None) -> Requantize | None:
                       rounding=r.rounding.name, overflow=r.overflow.name)
 
 
+def _tiled(s: PoolPixels) -> bool:
+    """Non-overlapping tiles covering the image: a :class:`~fpgac.hdl.tiled.TiledPool`."""
+    return (tuple(s.kernel) == tuple(s.strides) and not any(s.pads) and all(d == 1 for d in s.dilations)
+            and all(o * k == n for o, k, n in zip(s.out_size, s.kernel, s.size)))
+
+
 def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                       dsps: int | None = None) -> list[wiring.Component]:
     """One component per stage (a Conv's Window and matrix unit as one :class:`~fpgac.hdl.Chain`),
@@ -459,6 +466,15 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                 raise AssertionError(f"node {s.node!r}: lanes {part.out_lanes} differ from the IR's {out}")
             part.nodes = nodes
             parts += [part, StreamBuffer(out.bits)]
+        elif isinstance(s, PoolPixels) and _tiled(s):
+            out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
+            size, kernel = ((1, *s.size), (1, *s.kernel)) if len(s.size) == 1 else (tuple(s.size), tuple(s.kernel))
+            taps = int(np.prod(s.kernel))
+            part = TiledPool(x, size, kernel, kind=s.kind,
+                             reciprocal=int(s.reciprocals[taps]) if s.kind == "avg" else None,
+                             out_width=out.width, out_signed=out.signed)
+            part.nodes = nodes
+            parts.append(part)
         elif isinstance(s, PoolPixels):
             out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
             part = Pool(x, s.size, s.kernel, kind=s.kind, out_size=s.out_size, strides=s.strides,
