@@ -266,6 +266,22 @@ class StreamBuffer(Component):
         return m
 
 
+class Queue(Component):
+    """A first-in first-out queue of ``depth`` words of ``bits``: ports ``i``, ``o`` (latency 1)."""
+
+    def __init__(self, bits: int, depth: int) -> None:
+        self.bits, self.depth = bits, max(2, int(depth))
+        self.latency = 1
+        super().__init__({"i": In(stream.Signature(bits)), "o": Out(stream.Signature(bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.fifo = fifo = SyncFIFO(width=self.bits, depth=self.depth)
+        wiring.connect(m, wiring.flipped(self.i), fifo.w_stream)
+        wiring.connect(m, fifo.r_stream, wiring.flipped(self.o))
+        return m
+
+
 class Collect(Component):
     """Gather ``count`` words of a stream into one word: a pixel stream into a whole tensor.
 

@@ -42,6 +42,7 @@ from ...hdl import PReLU as PReLUUnit
 from ...hdl.conv import conv_matrix
 from ...hdl.fold import FoldedMatrix, fold_for
 from ...hdl.tiled import TiledPool
+from ...hdl.streams import Queue
 from .build import AxiStream, Pipelining, stage_parts
 from .lower import LOWERINGS, MAX_LANE_PAIRS, REFUSED, Linear, PReLU, Requant, Stage, _probe, _fuse_relu_requant, _linear, _lower_node
 
@@ -474,7 +475,9 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                              reciprocal=int(s.reciprocals[taps]) if s.kind == "avg" else None,
                              out_width=out.width, out_signed=out.signed)
             part.nodes = nodes
-            parts.append(part)
+            # a row of its results may wait, as in a window's line buffer: the layers on either
+            # side each keep their own pace within a row
+            parts += [part, Queue(out.bits, part.out_size[1])]
         elif isinstance(s, PoolPixels):
             out = Lanes(s.n_out, s.out_type.width, s.out_type.signed)
             part = Pool(x, s.size, s.kernel, kind=s.kind, out_size=s.out_size, strides=s.strides,
