@@ -43,7 +43,8 @@ from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
 from .estimate import auto_interval, estimate
-from .stream import dsp_budget, lower_stream, plan_folds, stream_top
+from .stream import lower_stream, plan_folds
+from .stream_build import dsp_budget, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
 
 __all__ = ["VERIFY_OPTIONS", "design_from", "options", "rebuild", "run", "write"]

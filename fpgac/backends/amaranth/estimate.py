@@ -27,7 +27,8 @@ import numpy as np
 from ...devices import Device
 from ...errors import UnsupportedError
 from .lower import Stage
-from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, _tiled, dsp_budget, fold, plan_folds
+from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, fold, plan_folds, tiled
+from .stream_build import dsp_budget
 
 __all__ = ["Estimate", "auto_interval", "estimate", "fits"]
 
@@ -112,7 +113,7 @@ def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
             if left is not None:
                 left -= mine
             total = total + _matrix(k, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine)
-        elif isinstance(s, PoolPixels) and _tiled(s):  # a row of partial results, one copy
+        elif isinstance(s, PoolPixels) and tiled(s):  # a row of partial results, one copy
             ow = s.out_size[-1]
             acc = bits + (int(np.prod(s.kernel)).bit_length() if s.kind == "avg" else 0)
             total = total + Estimate(_lutram(ow, s.n_in * acc, 1) + 3 * s.n_in * acc, 3 * s.n_in * acc, 0, 0)
