@@ -15,7 +15,7 @@ sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requan
 
 from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
-from fpgac.hdl.conv import Conv, GlobalPool, Pool, PoolKind, Window
+from fpgac.hdl.conv import Conv, Pool, PoolKind, Window
 from fpgac.hdl.dense import Dense, DenseReuse, Timing
 from fpgac.hdl.fold import FoldedMatrix, lut_product
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
@@ -26,7 +26,7 @@ from fpgac.hdl.recurrent_stack import RecurrentStack
 from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax
-from fpgac.hdl.tiled import TiledPool
+from fpgac.hdl.tiled import GlobalPool, TiledPool
 from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Metered, Serialize, StreamBuffer
 
 __all__ = [

@@ -11,7 +11,8 @@ image after another. A 1-D signal ``[C, L]`` is an image of height 1. The IR is 
 receptive field as one word. :class:`Conv` is a Window followed by a :class:`~fpgac.hdl.Dense`
 (or :class:`~fpgac.hdl.DenseReuse`) over the window: grouped and depthwise convolutions are a
 Dense whose cross-group weights are zero, which costs nothing in shift-and-add form.
-:class:`Pool` is a Window followed by a max or sum tree; :class:`GlobalPool` accumulates.
+:class:`Pool` is a Window followed by a max or sum tree (:mod:`fpgac.hdl.tiled` has the pools
+that need no line buffer: over whole tiles, and over the whole image).
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ import enum
 from collections.abc import Sequence
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fpgac.hdl.activation import const_mul
 from fpgac.hdl.arith import Term, TermBuilder, stages_for, tree_depth, tree_reduce
 from fpgac.hdl.dense import Dense, DenseReuse
-from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.lanes import Component, Lanes, Pipeline
 from fpgac.hdl.streams import Chain
 
-__all__ = ["Conv", "GlobalPool", "Pool", "PoolKind", "Window"]
+__all__ = ["Conv", "Pool", "PoolKind", "Window"]
 
 
 def _pair(v: Sequence[int] | int, nd: int, what: str) -> tuple[int, ...]:
@@ -81,6 +81,10 @@ class Window(Component):
         Append ``2 * kh * kw`` bits above the taps: bit ``t`` of the first group is set when tap
         ``t`` lies inside the input, of the second when it lies inside the input or its explicit
         pads (for an average pool's divisor).
+    serial : bool
+        Read the taps one a cycle through one read port (a window every ``kh * kw`` cycles at
+        most) instead of all at once: the buffer is one memory copy instead of one per tap, for a
+        consumer that takes a word every ``kh * kw`` cycles or slower.
 
     Output word: ``kh * kw * C`` lanes of ``x``'s format, tap ``t = dy * kw + dx`` and channel ``c``
     in lane ``t * C + c`` (:attr:`out_lanes`), then the masks if asked for.
@@ -94,7 +98,9 @@ class Window(Component):
 
     def __init__(self, x: Lanes, size: Sequence[int], kernel: Sequence[int], *, strides: Sequence[int] = (1, 1),
                  dilations: Sequence[int] = (1, 1), pads: Sequence[int] = (0, 0, 0, 0),
-                 out_size: Sequence[int] | None = None, pad_value: int = 0, masks: bool = False) -> None:
+                 out_size: Sequence[int] | None = None, pad_value: int = 0, masks: bool = False,
+                 serial: bool = False) -> None:
+        self.serial = serial
         (self.height, self.width), self.kernel = tuple(size), tuple(kernel)
         self.strides, self.dilations, self.pads = tuple(strides), tuple(dilations), tuple(pads)
         if len(self.kernel) != 2 or len(self.strides) != 2 or len(self.dilations) != 2 or len(self.pads) != 4:
@@ -170,7 +176,17 @@ class Window(Component):
         rneed = Mux(rmax < 0, 0, Mux(rmax > H - 1, H - 1, rmax))
         cneed = Mux(cmax < 0, 0, Mux(cmax > W - 1, W - 1, cmax))
         have = (wr > rneed) | ((wr == rneed) & (wc > cneed))
-        emit = ~rd_done & have & out_free
+        if self.serial:  # tap t read this cycle; the window leaves with its last tap
+            t = Signal(range(max(self.taps, 2)), name="tap")
+            last_tap = t == self.taps - 1
+            gather = ~rd_done & have
+            emit = gather & last_tap & out_free
+            with m.If(gather & ~last_tap):
+                m.d.sync += t.eq(t + 1)
+            with m.If(emit):
+                m.d.sync += t.eq(0)
+        else:
+            emit = ~rd_done & have & out_free
 
         taps, inside, counted = [], [], []
         pad_word = x.join([Const(self.pad_value, x.shape)] * x.count)
@@ -183,13 +199,17 @@ class Window(Component):
             row_cnt = (row >= -pt) & (row < H + pb)
             for tx in range(kw):
                 col = cmin + tx * dx_
-                rp = mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(rowaddr + col)
                 ok = Signal(name=f"inside{ty}_{tx}")
                 m.d.comb += ok.eq(row_in & (col >= 0) & (col < W))
                 inside.append(ok)
                 counted.append(row_cnt & (col >= -pl) & (col < W + pr))
-                taps.append(Mux(ok, rp.data, pad_word))
+                if not self.serial:
+                    rp = mem.read_port(domain="comb")
+                    m.d.comb += rp.addr.eq(rowaddr + col)
+                    taps.append(Mux(ok, rp.data, pad_word))
+        self._mem, self._inside = mem, inside
+        if self.serial:
+            taps = [self._serial_tap(m, t, gather & ~last_tap, rmin, cmin, rbase, pad_word)]
         word = Cat(*taps, *inside, *counted) if self.masks else Cat(*taps)
 
         with m.If(emit):
@@ -212,6 +232,28 @@ class Window(Component):
             m.d.sync += [rd_done.eq(0), wr.eq(0), wc.eq(0), wbase.eq(0),
                          oy.eq(0), ox.eq(0), rmin.eq(-pt), cmin.eq(-pl), rbase.eq(rbase_init)]
         return m
+
+    def _serial_tap(self, m: Module, t: Signal, shift: Value, rmin: Signal, cmin: Signal, rbase: Signal,
+                         pad_word: Value) -> Value:
+        """Serial mode: read tap ``t`` through one port; taps ``0 .. t - 1`` are shifted into a
+        register as they are read (with ``shift``). Returns the whole window's taps once ``t`` is the
+        last: the register's taps, then this cycle's."""
+        x, (kh, kw), (dy_, dx_), L, W = self.in_lanes, self.kernel, self.dilations, self.rows, self.width
+        depth = L * W
+        rp = self._mem.read_port(domain="comb")
+        offsets = Array(Const(((ty * dy_) % L) * W, range(depth + 1)) for ty in range(kh) for tx in range(kw))
+        columns = Array(Const(tx * dx_, range(max(kw * dx_, 2))) for ty in range(kh) for tx in range(kw))
+        row = Signal(range(depth * 2), name="tap_row")
+        m.d.comb += [row.eq(rbase + offsets[t]),
+                     rp.addr.eq(Mux(row >= depth, row - depth, row) + cmin + columns[t])]
+        ok = Array(self._inside)[t]
+        value = Mux(ok, rp.data, pad_word)
+        held = Signal(x.bits * max(self.taps - 1, 1), name="taps_read", reset_less=True)
+        if self.taps == 1:
+            return value
+        with m.If(shift):
+            m.d.sync += held.eq(Cat(held[x.bits:], value) if self.taps > 2 else value)
+        return Cat(held, value)
 
 
 def conv_matrix(weights: np.ndarray, groups: int) -> np.ndarray:
@@ -249,6 +291,8 @@ class Conv(Chain):
         Use a :class:`DenseReuse` with this reuse factor instead of the unrolled :class:`Dense`.
     levels_per_stage, out_width, out_signed
         As :class:`Dense`.
+    serial : bool
+        The Window reads its taps one a cycle (see :class:`Window`).
 
     Ports ``i`` (a pixel stream of ``C`` lanes), ``o`` (a pixel stream of ``M`` lanes: the output
     image, row-major). :attr:`dense` and :attr:`window` are the parts; :attr:`out_size` the output
@@ -259,7 +303,7 @@ class Conv(Chain):
     def __init__(self, x: Lanes, size: Sequence[int], weights: object, bias: object = None, *,
                  strides: object = None, dilations: object = None, pads: object = None, groups: int = 1,
                  reuse: int | None = None, levels_per_stage: int = 2,
-                 out_width: int | None = None, out_signed: bool | None = None) -> None:
+                 out_width: int | None = None, out_signed: bool | None = None, serial: bool = False) -> None:
         w = np.asarray(weights)
         if w.ndim not in (3, 4) or w.dtype.kind not in "iu":
             raise ValueError(f"Conv weights must be an integer array [M, C/groups, *kernel], not {w.dtype} {w.shape}")
@@ -268,7 +312,7 @@ class Conv(Chain):
         if len(size) != w.ndim - 2:
             raise ValueError(f"Conv weights {w.shape} need {w.ndim - 2} spatial axes, not size {size}")
         size2, kernel2, strides2, dil2, pads2 = _geometry(tuple(size), w.shape[2:], strides, dilations, pads)
-        self.window = Window(x, size2, kernel2, strides=strides2, dilations=dil2, pads=pads2)
+        self.window = Window(x, size2, kernel2, strides=strides2, dilations=dil2, pads=pads2, serial=serial)
         self.out_size = self.window.out_size if len(size) == 2 else (self.window.out_size[1],)
         mat = conv_matrix(w.reshape(w.shape[0], w.shape[1], *kernel2), groups)
         lanes = self.window.out_lanes
@@ -402,76 +446,3 @@ class Pool(Chain):
         self.in_lanes, self.out_lanes = x, out
         self.latency = self.window.latency + self.reduce.latency
         super().__init__([self.window, self.reduce])
-
-
-class GlobalPool(Component):
-    """Max or average over all pixels of each image of a pixel stream: one output word per image.
-
-    Parameters
-    ----------
-    x : Lanes
-        One pixel: ``C`` channel lanes.
-    count : int
-        Pixels per image (``H * W``, or ``L``).
-    kind : PoolKind
-    reciprocal : int
-        AVG only: ``y = sum * reciprocal`` (a constant shift-and-add product; the IR's plan gives
-        ``round_half_up(2**K / count)``).
-
-    Ports ``i`` (pixel stream), ``o`` (one word of ``C`` lanes per image). The result is
-    registered with the image's last pixel (latency 1 from it); the next image is accepted
-    meanwhile, into the accumulators.
-    """
-
-    def __init__(self, x: Lanes, count: int, *, kind: object, reciprocal: int | None = None,
-                 out_width: int | None = None, out_signed: bool | None = None) -> None:
-        self.kind = PoolKind.cast(kind)
-        if count < 1:
-            raise ValueError(f"GlobalPool count must be >= 1, not {count}")
-        avg = self.kind is PoolKind.AVG
-        if avg and (reciprocal is None or reciprocal < 0):
-            raise ValueError(f"an average GlobalPool needs a reciprocal >= 0, not {reciprocal!r}")
-        self.in_lanes, self.count = x, count
-        if avg:
-            self.recip = int(reciprocal)
-            self.sum_bounds = (count * x.min, count * x.max)
-            a, b = self.sum_bounds[0] * self.recip, self.sum_bounds[1] * self.recip
-            lo, hi = min(a, b), max(a, b)
-        else:
-            lo, hi = x.min, x.max
-        out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="GlobalPool")
-        self.out_lanes = out
-        self.latency = 1
-        super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(out.bits))})
-
-    def elaborate(self, platform: object) -> Module:
-        m = Module()
-        x, n = self.in_lanes, self.count
-        avg = self.kind is PoolKind.AVG
-        k = Signal(range(max(n, 2)), name="k")
-        o_valid, o_reg = Signal(name="o_valid"), Signal(self.out_lanes.bits, name="o_reg")
-        last = k == n - 1
-        out_free = ~o_valid | self.o.ready
-        fire = self.i.valid & self.i.ready
-        m.d.comb += [self.i.ready.eq(~last | out_free), self.o.valid.eq(o_valid), self.o.payload.eq(o_reg)]
-        acc_shape = shape_for(*self.sum_bounds) if avg else x.shape
-        ys = []
-        for c, v in enumerate(x.split(self.i.payload)):
-            acc = Signal(acc_shape, name=f"acc{c}")
-            nxt = Signal(acc_shape, name=f"acc{c}_next")
-            if avg:
-                m.d.comb += nxt.eq(Mux(k == 0, v, acc + v))
-                prod, _, _ = const_mul(m, nxt, self.recip, *self.sum_bounds, name=f"avg{c}_")
-                ys.append(prod)
-            else:
-                m.d.comb += nxt.eq(Mux((k == 0) | (v > acc), v, acc))
-                ys.append(nxt)
-            with m.If(fire):
-                m.d.sync += acc.eq(nxt)
-        with m.If(fire):
-            m.d.sync += k.eq(Mux(last, 0, k + 1))
-        with m.If(fire & last):
-            m.d.sync += [o_reg.eq(self.out_lanes.join(ys)), o_valid.eq(1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
-        return m

@@ -1,4 +1,4 @@
-"""Pooling over non-overlapping tiles of a pixel stream, with one row of partial results.
+"""Pooling without a line buffer: over non-overlapping tiles, and over whole images.
 
 :class:`TiledPool` is the common pool (kernel equal to stride, no padding, no dilation, the image
 a whole number of tiles) without a line buffer of whole input rows: each tile's row is reduced as
@@ -19,7 +19,7 @@ from fpgac.hdl.activation import const_mul
 from fpgac.hdl.conv import PoolKind
 from fpgac.hdl.lanes import Component, Lanes, shape_for
 
-__all__ = ["TiledPool"]
+__all__ = ["GlobalPool", "TiledPool"]
 
 
 class TiledPool(Component):
@@ -111,6 +111,79 @@ class TiledPool(Component):
                 with m.Else():
                     m.d.sync += ox.eq(ox + 1)
         with m.If(fire & emit):
+            m.d.sync += [o_reg.eq(self.out_lanes.join(ys)), o_valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        return m
+
+
+class GlobalPool(Component):
+    """Max or average over all pixels of each image of a pixel stream: one output word per image.
+
+    Parameters
+    ----------
+    x : Lanes
+        One pixel: ``C`` channel lanes.
+    count : int
+        Pixels per image (``H * W``, or ``L``).
+    kind : PoolKind
+    reciprocal : int
+        AVG only: ``y = sum * reciprocal`` (a constant shift-and-add product; the IR's plan gives
+        ``round_half_up(2**K / count)``).
+
+    Ports ``i`` (pixel stream), ``o`` (one word of ``C`` lanes per image). The result is
+    registered with the image's last pixel (latency 1 from it); the next image is accepted
+    meanwhile, into the accumulators.
+    """
+
+    def __init__(self, x: Lanes, count: int, *, kind: object, reciprocal: int | None = None,
+                 out_width: int | None = None, out_signed: bool | None = None) -> None:
+        self.kind = PoolKind.cast(kind)
+        if count < 1:
+            raise ValueError(f"GlobalPool count must be >= 1, not {count}")
+        avg = self.kind is PoolKind.AVG
+        if avg and (reciprocal is None or reciprocal < 0):
+            raise ValueError(f"an average GlobalPool needs a reciprocal >= 0, not {reciprocal!r}")
+        self.in_lanes, self.count = x, count
+        if avg:
+            self.recip = int(reciprocal)
+            self.sum_bounds = (count * x.min, count * x.max)
+            a, b = self.sum_bounds[0] * self.recip, self.sum_bounds[1] * self.recip
+            lo, hi = min(a, b), max(a, b)
+        else:
+            lo, hi = x.min, x.max
+        out = Lanes.output(x.count, lo, hi, out_width, out_signed, what="GlobalPool")
+        self.out_lanes = out
+        self.latency = 1
+        super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(out.bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        x, n = self.in_lanes, self.count
+        avg = self.kind is PoolKind.AVG
+        k = Signal(range(max(n, 2)), name="k")
+        o_valid, o_reg = Signal(name="o_valid"), Signal(self.out_lanes.bits, name="o_reg")
+        last = k == n - 1
+        out_free = ~o_valid | self.o.ready
+        fire = self.i.valid & self.i.ready
+        m.d.comb += [self.i.ready.eq(~last | out_free), self.o.valid.eq(o_valid), self.o.payload.eq(o_reg)]
+        acc_shape = shape_for(*self.sum_bounds) if avg else x.shape
+        ys = []
+        for c, v in enumerate(x.split(self.i.payload)):
+            acc = Signal(acc_shape, name=f"acc{c}")
+            nxt = Signal(acc_shape, name=f"acc{c}_next")
+            if avg:
+                m.d.comb += nxt.eq(Mux(k == 0, v, acc + v))
+                prod, _, _ = const_mul(m, nxt, self.recip, *self.sum_bounds, name=f"avg{c}_")
+                ys.append(prod)
+            else:
+                m.d.comb += nxt.eq(Mux((k == 0) | (v > acc), v, acc))
+                ys.append(nxt)
+            with m.If(fire):
+                m.d.sync += acc.eq(nxt)
+        with m.If(fire):
+            m.d.sync += k.eq(Mux(last, 0, k + 1))
+        with m.If(fire & last):
             m.d.sync += [o_reg.eq(self.out_lanes.join(ys)), o_valid.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += o_valid.eq(0)

@@ -143,6 +143,7 @@ def _conformance(name: str) -> Path:
 CASES = {  # model, extra options
     "cnn2d": ("cnn2d", []),
     "cnn1d, partial products": ("cnn1d", ["--dsp", "never"]),
+    "cnn2d, windows read a tap a cycle": ("cnn2d", ["--interval", "640"]),
     "strided feature map": ("strided feature map", ["--interval", "40"]),
     "dilated, global max, reuse 3": ("dilated, global max", ["--reuse", "3"]),
     "conformance BatchNorm2d (a per-channel linear map)": ("test_BatchNorm2d_eval", []),

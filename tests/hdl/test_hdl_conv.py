@@ -55,8 +55,9 @@ CONVS = [  # C, M, size, kernel, strides, dilations, pads, groups
 ]
 
 
+@pytest.mark.parametrize("serial", [False, True], ids=["taps at once", "a tap a cycle"])
 @pytest.mark.parametrize("case", range(len(CONVS)))
-def test_conv_matches_golden(case: int) -> None:
+def test_conv_matches_golden(case: int, serial: bool) -> None:
     c, mo, size, kernel, strides, dilations, pads, groups = CONVS[case]
     rng = np.random.default_rng(case)
     weights = rng.integers(-6, 7, size=(mo, c // groups, *kernel))
@@ -65,7 +66,7 @@ def test_conv_matches_golden(case: int) -> None:
     images = rng.integers(X_TYPE.min_mantissa, X_TYPE.max_mantissa + 1, size=(3, c, *size))
     images[0, :, 0] = X_TYPE.max_mantissa
     x = Lanes(c, X_TYPE.width, True)
-    dut = Conv(x, size, weights, bias, strides=strides, dilations=dilations, pads=pads, groups=groups)
+    dut = Conv(x, size, weights, bias, strides=strides, dilations=dilations, pads=pads, groups=groups, serial=serial)
     out_shape = (mo, *dut.out_size)
     expected = _golden(Op.CONV, images, out_shape, 0, {"strides": list(strides), "dilations": list(dilations),
                                                            "pads": list(pads), "groups": groups}, weights, bias)

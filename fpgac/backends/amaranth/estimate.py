@@ -10,7 +10,7 @@ lanes; wider lanes scale by their bits):
   weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
   memory in distributed RAM;
 - a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
-  about three LUT4s), and the padding multiplexers; a pool over whole tiles (TiledPool) one row of
+  about three LUT4s; one copy when the taps are read one a cycle), and the padding multiplexers; a pool over whole tiles (TiledPool) one row of
   partial results, one copy;
 - an unrolled Dense: about 2 LUT4-eq per input bit of each non-zero weight (16 at 8 bits);
 - everything else a LUT4 per lane bit.
@@ -68,9 +68,9 @@ def _lutram(depth: int, width: int, copies: int) -> int:
     return copies * math.ceil(depth / 16) * math.ceil(width / 4) * LUTRAM_CELL
 
 
-def _window(channels: int, bits: int, width: int, rows: int, taps: int) -> Estimate:
-    ram = _lutram(rows * width, channels * bits, taps)
-    return Estimate(ram + taps * channels * bits // 2, 2 * taps * channels * bits, 0, 0)
+def _window(channels: int, bits: int, width: int, rows: int, taps: int, serial: bool = False) -> Estimate:
+    ram = _lutram(rows * width, channels * bits, 1 if serial else taps)
+    return Estimate(ram + (1 if serial else taps) * channels * bits // 2, 2 * taps * channels * bits, 0, 0)
 
 
 def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, ww: int, dsp: int) -> Estimate:
@@ -104,7 +104,9 @@ def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
                 kernel = s.weights.shape[2:]
                 span = (kernel[0] - 1) * (s.dilations[0] if len(s.size) == 2 else 1) + 1
                 stride = s.strides[0] if len(s.size) == 2 else 1
-                total = total + _window(s.n_in, bits, size[1], span + stride, int(np.prod(kernel)))
+                taps = int(np.prod(kernel))
+                serial = (s.n_out // pe) * (k // simd) >= taps  # the unit's cycles per window
+                total = total + _window(s.n_in, bits, size[1], span + stride, taps, serial)
             if simd == beat == k and pe == s.n_out:  # unrolled, constant weights
                 nnz = int(np.count_nonzero(s.weights if isinstance(s, ConvPixels) else s.matrix))
                 total = total + Estimate(2 * bits * nnz, nnz * 6, 0, 0)

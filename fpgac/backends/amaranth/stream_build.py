@@ -71,9 +71,12 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                 size, kernel = ((1, *s.size), (1, *s.weights.shape[2:])) if nd == 1 else (s.size, s.weights.shape[2:])
                 strides, dil = ((1, *s.strides), (1, *s.dilations)) if nd == 1 else (s.strides, s.dilations)
                 pads = (0, s.pads[0], 0, s.pads[1]) if nd == 1 else tuple(s.pads)
-                window = Window(x, size, kernel, strides=strides, dilations=dil, pads=pads)
                 matrix = conv_matrix(s.weights.reshape(*s.weights.shape[:2], *kernel), s.groups)
                 unit = _matrix_unit(matrix, s.bias, x, beat, simd, pe, requant, opts, mine)
+                # a unit that takes a window every as many cycles as it has taps, or fewer, reads
+                # them one a cycle: one copy of the line buffer instead of one per tap
+                serial = getattr(unit, "interval", 1) >= int(np.prod(kernel))
+                window = Window(x, size, kernel, strides=strides, dilations=dil, pads=pads, serial=serial)
                 part = Chain([window, unit])
                 part.in_lanes, part.out_lanes = x, unit.out_lanes
                 part.interval = getattr(unit, "interval", 1)  # cycles per output word
