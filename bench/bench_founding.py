@@ -57,7 +57,7 @@ def bench(name: str, reuse: int, interval: int, vectors: int, work: Path) -> Non
     report = json.loads((out / "report" / "report.json").read_text()) if code_r == 0 else None
     print(f"- compile {compile_s:.1f} s; verify {vectors} vectors on Verilator {verify_s:.0f} s: "
           f"{'bit-exact' if code == 0 else 'FAILED: ' + text.splitlines()[-1]} "
-          f"({verified.get('mismatched_bits', '?')} mismatching bits); report {report_s:.0f} s")
+          f"({verified.get('mismatching_bits', '?')} mismatching bits); report {report_s:.0f} s")
     if report is None:
         print(f"- report failed: {text_r.splitlines()[-1] if text_r else ''}\n")
         return
@@ -66,9 +66,10 @@ def bench(name: str, reuse: int, interval: int, vectors: int, work: Path) -> Non
     print("- resources (yosys synth_ecp5, measured): " + ", ".join(
         f"{k} {v:,} of {CAPACITY[k]:,} ({v / CAPACITY[k]:.0%})" for k, v in used.items()))
     mhz = total.get("clock_mhz")
-    interval = verified.get("interval_cycles") or facts["interval_cycles"]
+    measured = verified.get("measurements", {})
+    interval = measured.get("interval_cycles") or facts["interval_cycles"]
     print(f"- clock (nextpnr-ecp5 {DEVICE}, measured): {f'{mhz:.1f} MHz' if mhz else report['sources'].get('clock')}")
-    latency = verified.get("latency_cycles") or facts["latency_cycles"]
+    latency = measured.get("latency_cycles") or facts["latency_cycles"]
     print(f"- latency {latency:,} cycles, interval {interval:,.0f} cycles per inference "
           f"(measured by Verilator)" + (f"; {mhz * 1e6 / interval:,.0f} inferences/s at that clock" if mhz else ""))
     for f in facts.get("folds", []):
