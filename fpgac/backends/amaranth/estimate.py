@@ -10,7 +10,8 @@ lanes; wider lanes scale by their bits):
   weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
   memory in distributed RAM;
 - a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
-  about three LUT4s; one copy when the taps are read one a cycle), and the padding multiplexers; a pool over whole tiles (TiledPool) one row of
+  eight logic cells once placed; one copy when the taps are read one a cycle), and the padding
+  multiplexers; a pool over whole tiles (TiledPool) one row of
   partial results, one copy;
 - an unrolled Dense: about 2 LUT4-eq per input bit of each non-zero weight (16 at 8 bits);
 - everything else a LUT4 per lane bit.
@@ -34,8 +35,10 @@ __all__ = ["Estimate", "auto_interval", "estimate", "fits"]
 
 #: LUT4-eq of one 8 x 8 LUT product (measured: 16 of them in a FoldedMatrix, synth_ecp5)
 LUT_PRODUCT = 149
-#: LUT4 sites of one TRELLIS_DPR16X4 (16 x 4 bits of distributed RAM)
-LUTRAM_CELL = 3
+#: logic cells (TRELLIS_COMB, a LUT4 each) one TRELLIS_DPR16X4 (16 x 4 bits of distributed RAM)
+#: takes in nextpnr-ecp5's packing: 8.05 measured (the founding CNN: 4,582 DPR16X4 cells and
+#: 73,607 LUT4-eq came to 110,485 TRELLIS_COMB)
+LUTRAM_CELL = 8
 #: the DP16KD block's aspect ratios (depth, width)
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 #: the share of a device's LUTs and FFs a design may fill and still be placed and routed
