@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, api
+from .. import __version__, api, devices
 from ..backends.common import VECTORS, load_vectors, read_manifest
+from ..devices import ECP5_DEVICES
 from ..errors import UsageError
 from ..inputs import read_input
 from ..ir import FixedType, Op
@@ -25,7 +26,7 @@ from ..ir.fixed import to_float
 from ..ir.semantics.interpret import evaluate_fixed
 from ..layers import layer_table
 from ..sim import run_fixed
-from .synth import ECP5_CAPACITY, Resources, nextpnr, pnr_netlist, synthesize, xilinx_family
+from .synth import Resources, nextpnr, pnr_netlist, synthesize, xilinx_family
 
 __all__ = ["SCHEMA", "collect"]
 
@@ -288,11 +289,10 @@ def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report
                                       f"LUT4-eq (this design: {synthesis.total.luts:,}; it takes from many minutes "
                                       "to hours here); --pnr runs it")
         return {"clock_mhz": None, "latency_ns": None}
-    size = device.upper().split("-")[1][:2]
-    cap = ECP5_CAPACITY.get(size)
+    part = devices.device(device) if device.upper() in ECP5_DEVICES else None
     over = []
-    if cap is not None:
-        luts, ffs, dsps, brams = cap
+    if part is not None:
+        luts, ffs, dsps, brams = part.luts, part.ffs, part.dsps, part.brams
         t = synthesis.total
         over = [f"{name} {used:,} of {have:,}" for name, used, have in
                 (("LUT4-eq", t.luts, luts), ("FF", t.ffs, ffs), ("MULT18X18D", t.dsps, dsps), ("DP16KD", t.brams, brams))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cache
-from ..devices import ECP5_CAPACITY, ECP5_DEVICES  # noqa: F401  (ECP5_CAPACITY: re-exported for collect)
+from ..devices import ECP5_DEVICES
 from ..errors import UsageError
 
 __all__ = ["FAMILIES", "Resources", "Synthesis", "nextpnr", "pnr_netlist", "synthesize", "xilinx_family"]

@@ -99,7 +99,8 @@ def test_folding_worked_by_hand() -> None:
     # a Flatten into a Dense: 36 pixels of 64 channels; the budget per inference is shared by layers
     # by their words: 576 input pixels -> conv of 576 output words gets 1 cycle each, the Dense 576
     stages = [ConvPixels(node="c", in_type=None, out_type=None, n_in=3, n_out=4, weights=np.zeros((4, 3, 3, 3)),
-                         bias=np.zeros(4), size=(24, 24), strides=(1, 1), dilations=(1, 1), pads=(1, 1, 1, 1)),
+                         bias=np.zeros(4), size=(24, 24), strides=(1, 1), dilations=(1, 1), pads=(1, 1, 1, 1),
+                         out_size=(24, 24)),
               FoldedLinear(node="d", in_type=None, out_type=None, n_in=2304, n_out=10, matrix=np.zeros((2304, 10)),
                            bias=np.zeros(10), beats=36)]
     assert plan_folds(stages, 576) == 576

@@ -128,7 +128,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
             words_in = _pixels(inputs[0].shape)
             part = devices.device(resolved["device"])
             if reuse == "auto":
-                interval, estimated = auto_interval(stages, words_in, part, resolved["dsp"])
+                auto_interval(stages, words_in, part, resolved["dsp"])
             else:
                 plan_folds(stages, words_in, interval=resolved["interval"], reuse=reuse)
             dsps = dsp_budget(resolved["dsp"], part, stages)

@@ -53,7 +53,7 @@ from ...ir import parse_type
 from ...ir.tables import Table
 from . import lower as L
 
-__all__ = ["AxiStream", "components", "load_stages", "save_stages", "top"]
+__all__ = ["AxiStream", "components", "load_stages", "requantize_spec", "save_stages", "top"]
 
 
 def _lanes(count: int, t) -> Lanes:
@@ -109,9 +109,14 @@ def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
     return parts
 
 
-def _dense_requant(s: L.Linear, r: L.Requant, opts: Pipelining) -> Dense:
-    spec = Requantize(shift=r.in_type.frac_bits - r.out_type.frac_bits, width=r.out_type.width,
+def requantize_spec(r: L.Requant) -> Requantize:
+    """The cast of a Requant stage, for a component to do on its own results."""
+    return Requantize(shift=r.in_type.frac_bits - r.out_type.frac_bits, width=r.out_type.width,
                       signed=r.out_type.signed, rounding=r.out_type.rounding.name, overflow=r.out_type.overflow.name)
+
+
+def _dense_requant(s: L.Linear, r: L.Requant, opts: Pipelining) -> Dense:
+    spec = requantize_spec(r)
     part = Dense(s.matrix, s.bias, x=_lanes(s.n_in, s.in_type), levels_per_stage=opts.levels_per_stage,
                  clock_period=opts.clock_period, requant=spec)
     if _lanes(s.n_out, s.out_type).width < part.acc_lanes.width or part.out_lanes != _lanes(r.n_out, r.out_type):

@@ -142,7 +142,7 @@ def fits(stages: Sequence[Stage], part: Device, dsps: int | None) -> tuple[bool,
     return not found.over(part), found
 
 
-def auto_interval(stages: Sequence[Stage], words_in: int, part: Device, dsp: str) -> tuple[int, Estimate]:
+def auto_interval(stages: Sequence[Stage], words_in: int, part: Device, dsp: str) -> int:
     """``--reuse auto``: the shortest interval (cycles per inference) whose design the estimate
     fits on ``part``, the stages folded for it. An UnsupportedError when even the smallest design
     (a multiplier per layer) does not fit, with its counts against the part's."""
@@ -171,4 +171,4 @@ def auto_interval(stages: Sequence[Stage], words_in: int, part: Device, dsp: str
         else:
             lo = mid + 1
     plan_folds(stages, words_in, interval=candidates[lo])
-    return candidates[lo], estimate(stages, dsps)
+    return candidates[lo]

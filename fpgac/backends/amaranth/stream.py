@@ -43,13 +43,6 @@ __all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "LinearPixels", "Pi
            "fold", "lower_stream", "plan_folds", "tiled"]
 
 
-def _out_size(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-              pads: Sequence[int]) -> tuple[int, ...]:
-    nd = len(size)
-    return tuple((n + pads[a] + pads[a + nd] - d * (k - 1) - 1) // s + 1
-                 for a, (n, k, s, d) in enumerate(zip(size, kernel, strides, dilations)))
-
-
 def _windows(x: np.ndarray, size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
              dilations: Sequence[int], pads: Sequence[int], out_size: Sequence[int], fill: int) -> np.ndarray:
     """``(n, C, *out, taps)``: every window's taps of ``x`` (``(n, C, *size)``), ``fill`` outside."""
@@ -77,11 +70,8 @@ class ConvPixels(Stage):
     dilations: tuple[int, ...] = ()
     pads: tuple[int, ...] = ()
     groups: int = 1
+    out_size: tuple[int, ...] = ()  # the output positions, as the golden model's window has them
     cycles: int = 1
-
-    @property
-    def out_size(self) -> tuple[int, ...]:
-        return _out_size(self.size, self.weights.shape[2:], self.strides, self.dilations, self.pads)
 
     @property
     def words_out(self) -> int:
@@ -318,7 +308,7 @@ def _conv(node: Node) -> ConvPixels:
     return ConvPixels(node=node.name, in_type=x.type.dtype, out_type=y.type.dtype, n_in=x.type.shape[0], n_out=M,
                       weights=weights, bias=bias, size=tuple(w.size), strides=tuple(w.strides),
                       dilations=tuple(w.dilations), pads=tuple(w.begins) + tuple(w.ends),
-                      groups=int(node.attrs["groups"]))
+                      groups=int(node.attrs["groups"]), out_size=tuple(w.out))
 
 
 def _pool(node: Node) -> PoolPixels:

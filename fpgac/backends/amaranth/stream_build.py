@@ -22,7 +22,7 @@ from ...hdl.conv import conv_matrix
 from ...hdl.fold import FoldedMatrix
 from ...hdl.streams import Queue
 from ...hdl.tiled import TiledPool
-from .build import AxiStream, Pipelining, stage_parts
+from .build import AxiStream, Pipelining, requantize_spec, stage_parts
 from .lower import Linear, Requant, Stage
 from .stream import (ConvPixels, FoldedLinear, GlobalPoolPixels, LinearPixels, Pixels, PoolPixels, PReLUPixels,
                      fold, tiled)
@@ -42,14 +42,6 @@ def _matrix_unit(matrix: np.ndarray, bias: np.ndarray, x: Lanes, beat: int, simd
                         dsps=dsps)
 
 
-def _requant_after(s: Stage, after: Stage | None) -> Requantize | None:
-    if not isinstance(after, Requant):
-        return None
-    r = after.out_type
-    return Requantize(shift=s.out_type.frac_bits - r.frac_bits, width=r.width, signed=r.signed,
-                      rounding=r.rounding.name, overflow=r.overflow.name)
-
-
 def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
                       dsps: int | None = None) -> list[wiring.Component]:
     """One component per stage (a Conv's Window and matrix unit as one :class:`~fpgac.hdl.Chain`),
@@ -63,7 +55,7 @@ def stream_components(stages: Sequence[Stage], opts: Pipelining = Pipelining(),
         x = Lanes(s.n_in, s.in_type.width, s.in_type.signed)
         nodes = [s.node]
         if isinstance(s, (ConvPixels, FoldedLinear)):
-            requant = _requant_after(s, after)
+            requant = requantize_spec(after) if isinstance(after, Requant) else None
             simd, pe, beat = fold(s)
             mine = None if left is None else min(left, simd * pe)
             if isinstance(s, ConvPixels):
