@@ -64,6 +64,8 @@ class FoldedMatrix(Component):
     vector). :attr:`interval` = ``passes * steps`` cycles per vector when the input keeps up;
     :attr:`latency` from the last input word's acceptance to the output with nothing stalled.
     The whole unit holds while its output waits; it never holds a vector it could finish.
+    With several passes the vector waits in a memory of two vectors' ``simd``-lane chunks (each
+    word's chunks are written one a cycle), so it is as narrow as the multipliers read it.
     """
 
     def __init__(self, weights: object, bias: object = None, *, x: Lanes, beat: int, simd: int, pe: int,
@@ -94,7 +96,9 @@ class FoldedMatrix(Component):
         depth = tree_depth(simd)
         # sequencer -> 1 (ROM read) -> 2 (chunk, weights) -> 3 (products) -> the tree's stages ->
         # accumulate -> the pass's sums -> output
-        self.latency = 3 + stages_for(depth, levels_per_stage) + 2 + (self.interval - 1)
+        self.depth = 3 + stages_for(depth, levels_per_stage) + 2
+        # with several passes a word's chunks are written one a cycle before the last can be read
+        self.latency = self.depth + (self.interval - 1) + (self.sub if self.passes > 1 and self.sub > 1 else 0)
         super().__init__({"i": In(stream.Signature(self.in_lanes.bits)),
                           "o": Out(stream.Signature(self.out_lanes.bits))})
 
@@ -119,6 +123,7 @@ class FoldedMatrix(Component):
         m = Module()
         P, S, G, NB, SB = self.pe, self.simd, self.passes, self.beats, self.sub
         x = self.x
+        chunk_bits = S * x.width
         wmax = int(np.abs(self.weights).max()) if self.weights.size else 0
         wshape = shape_for(-wmax - 1, wmax)
         rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * self.steps, init=self._rom_words(wshape))
@@ -135,7 +140,7 @@ class FoldedMatrix(Component):
         pipe.stage()  # stage 1: the ROM word, the input word
         fire = step
         last_s, last_b, last_g = s == SB - 1, b == NB - 1, g == G - 1
-        depth = self.latency - (self.interval - 1)
+        depth = self.depth
         queue = SyncFIFO(width=self.out_lanes.bits, depth=-(-(self.interval + depth) // self.interval) + 1)
         m.submodules.queue = queue
         inflight = Signal(range(queue.depth + 1), name="inflight")  # started, not yet taken from the queue
@@ -158,26 +163,45 @@ class FoldedMatrix(Component):
             current = Signal(self.in_lanes.bits, name="word", reset_less=True)
             with m.If(fire & take):
                 m.d.sync += current.eq(self.i.payload)
-        else:  # every pass reads the vector's words again: two vectors' words in a memory, one
-            # being written as it arrives while the other (or the same, as far as it has come) is read
-            held = Memory(shape=unsigned(self.in_lanes.bits), depth=2 * NB, init=[])
+        else:  # every pass reads the vector's chunks again: two vectors' chunks in a memory (a chunk
+            # a word: the memory is as narrow as the multipliers read it, deep enough for block RAM),
+            # one half written as its words arrive, a chunk a cycle, while the other (or the same,
+            # as far as it has come) is read
+            held = Memory(shape=unsigned(chunk_bits), depth=2 * self.steps, init=[])
             m.submodules.held = held
             wp, hp = held.write_port(), held.read_port()
             wsel, rsel = Signal(name="wsel"), Signal(name="rsel")
-            wcount = Signal(range(NB + 1), name="wcount")
+            wcount = Signal(range(self.steps + 1), name="wcount")  # chunks of the half being written
             full = Signal(2, name="full")  # a half holds a whole vector not yet released
             can_write = ~full.bit_select(wsel, 1)
-            m.d.comb += [self.i.ready.eq(can_write),
-                         wp.addr.eq(Mux(wsel, NB + wcount, wcount)), wp.data.eq(self.i.payload),
-                         wp.en.eq(self.i.valid & can_write)]
-            written = self.i.valid & can_write
+            if SB == 1:
+                source_valid, source = self.i.valid, self.i.payload
+                m.d.comb += self.i.ready.eq(can_write)
+            else:  # a word waits in a register while its chunks are written, one a cycle
+                word_in = Signal(self.in_lanes.bits, name="word_in", reset_less=True)
+                loaded = Signal(name="loaded")
+                c = Signal(range(SB), name="c")
+                parts = [word_in[k * chunk_bits:(k + 1) * chunk_bits] for k in range(SB)]
+                source_valid, source = loaded, Array(parts)[c]
+                leaving = loaded & can_write & (c == SB - 1)
+                m.d.comb += self.i.ready.eq(~loaded | leaving)
+                with m.If(loaded & can_write):
+                    m.d.sync += c.eq(Mux(c == SB - 1, 0, c + 1))
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += [word_in.eq(self.i.payload), loaded.eq(1)]
+                with m.Elif(leaving):
+                    m.d.sync += loaded.eq(0)
+            written = source_valid & can_write
+            m.d.comb += [wp.addr.eq(Mux(wsel, self.steps + wcount, wcount)), wp.data.eq(source), wp.en.eq(written)]
             with m.If(written):
-                m.d.sync += wcount.eq(Mux(wcount == NB - 1, 0, wcount + 1))
-                with m.If(wcount == NB - 1):
+                m.d.sync += wcount.eq(Mux(wcount == self.steps - 1, 0, wcount + 1))
+                with m.If(wcount == self.steps - 1):
                     m.d.sync += [wsel.eq(~wsel), full.bit_select(wsel, 1).eq(1)]
-            there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > b))
-            m.d.comb += [step.eq(((s != 0) | there) & room),
-                         hp.addr.eq(Mux(rsel, NB + b, b)), hp.en.eq(fire & (s == 0))]
+            t = Signal(range(self.steps), name="t")  # the step within the pass: b * SB + s
+            with m.If(fire):
+                m.d.sync += t.eq(Mux(last_s & last_b, 0, t + 1))
+            there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > t))
+            m.d.comb += [step.eq(there & room), hp.addr.eq(Mux(rsel, self.steps + t, t)), hp.en.eq(fire)]
             with m.If(fire & last_s & last_b & last_g):  # the vector's last step: release its half
                 m.d.sync += [rsel.eq(~rsel), full.bit_select(rsel, 1).eq(0)]
             current = hp.data
@@ -188,14 +212,16 @@ class FoldedMatrix(Component):
         final1 = pipe.reg(last_g & last_b & last_s, name="final1")
 
         # -- the chunk of the word this step multiplies ------------------------------------------------------------------
-        chunk_lanes = Lanes(S, x.width, x.signed)
-        word1 = Signal(self.in_lanes.bits, name="word1")  # named: an expression sliced per chunk and
-        chunk = Signal(chunk_lanes.bits, name="chunk")  # lane would be copied into every use
-        m.d.comb += word1.eq(current)
-        chunks = [word1[k * chunk_lanes.bits:(k + 1) * chunk_lanes.bits] for k in range(SB)]
-        m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 else chunks[0])
+        chunk = Signal(chunk_bits, name="chunk")  # named: an expression sliced per lane would be copied into every use
+        if G == 1:
+            word1 = Signal(self.in_lanes.bits, name="word1")
+            m.d.comb += word1.eq(current)
+            chunks = [word1[k * chunk_bits:(k + 1) * chunk_bits] for k in range(SB)]
+            m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 else chunks[0])
+        else:  # the memory gave this step's chunk
+            m.d.comb += chunk.eq(current)
         pipe.stage()  # stage 2: the chunk and the weights registered (the ROM's and the mux's delay end here)
-        xs = chunk_lanes.split(pipe.reg(chunk, name="chunk_r"))
+        xs = Lanes(S, x.width, x.signed).split(pipe.reg(chunk, name="chunk_r"))
         ws = Lanes(P * S, wshape.width, True).split(pipe.reg(rp.data, name="weights_r"))
         first1, end1, g1, final1 = (pipe.reg(v) for v in (first1, end1, g1, final1))
         a, c = -wmax - 1, wmax

@@ -8,7 +8,7 @@ lanes; wider lanes scale by their bits):
   sums, :func:`~fpgac.hdl.fold.lut_product`) about 149 LUT4-eq for 8 x 8 bits, scaling with the
   product of the widths; each PE's adder tree a carry chain per adder; the chunk multiplexer; the
   weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
-  memory in distributed RAM;
+  memory (simd-lane chunks) in distributed RAM when 64 words or fewer, else in DP16KD blocks;
 - a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
   eight logic cells once placed; one copy when the taps are read one a cycle), and the padding
   multiplexers; a pool over whole tiles (TiledPool) one row of
@@ -85,8 +85,13 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, 
     mux = (beat // simd - 1) * simd * wx // 2
     luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + pe * 60 + 100
     ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx
-    held = _lutram(2 * (k // beat), beat * wx, 1) if passes > 1 else 0
     rom = brams(passes * steps, mults * ww) if passes * steps > 16 else 0
+    held = 0
+    if passes > 1:  # two vectors of simd-lane chunks: distributed RAM when shallow, else block RAM
+        if 2 * steps <= 64:
+            held = _lutram(2 * steps, simd * wx, 1)
+        else:
+            rom += brams(2 * steps, simd * wx)
     if passes * steps <= 16:  # a shallow ROM is logic
         luts += mults * ww
     return Estimate(luts + held, ffs, dsp, rom)
