@@ -129,6 +129,15 @@ def _yosys_run(verilog: Path, script: str, outputs: Sequence[str], timeout: floa
     return stored, False
 
 
+def _part_run(verilog: Path, module: str, timeout: float | None) -> tuple[Path, bool]:
+    """One module of ``verilog`` synthesized for ECP5 on its own, hierarchy kept: its cells
+    (``stat.json``) and its netlist (``part.json``). One run serves both the resource count and the
+    netlist for place and route (the cache finds it the second time)."""
+    script = (f"read_verilog {verilog.name}; synth_ecp5 -top {module} -noflatten; tee -q -o stat.json stat -json; "
+              "write_json part.json")
+    return _yosys_run(verilog, script, ["stat.json", "part.json"], timeout)
+
+
 def synthesize(verilog: Path, top: str, family: str = "ecp5", *, parts: Sequence[str] = (),
                timeout: float | None = None, jobs: int | None = None) -> Synthesis:
     """Synthesize ``verilog`` (its module ``top``) for ``family`` with yosys, keeping the
@@ -153,9 +162,17 @@ def synthesize(verilog: Path, top: str, family: str = "ecp5", *, parts: Sequence
     parts = [p for p in parts if p in present]  # a part that is only wiring has no module of its own
     if jobs == 1:
         parts = []  # one run of the whole design: exactly the design README's synthesis
-    runs = [script(p) for p in parts] + [script(top, parts)]
+
+    def run(part: str | None) -> tuple[Path, bool]:
+        if part is None:  # the rest: the top with the parts as black boxes
+            return _yosys_run(verilog, script(top, parts), ["stat.json"], timeout)
+        if family == "ecp5":  # its netlist kept too, for place and route
+            return _part_run(verilog, part, timeout)
+        return _yosys_run(verilog, script(part), ["stat.json"], timeout)
+
+    runs = [*parts, None]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(lambda text: _yosys_run(verilog, text, ["stat.json"], timeout), runs))
+        done = list(pool.map(run, runs))
     modules: dict[str, Resources] = {}
     for folder, _ in done:
         stat = json.loads((folder / "stat.json").read_text())
@@ -217,10 +234,11 @@ def pnr_netlist(verilog: Path, top: str, timeout: float | None = None, *, parts:
         shutil.copy2(folder / "netlist.json", work / "netlist.json")
         return work / "netlist.json"
     box = f"blackbox {' '.join(parts)}; "
-    runs = [f"read_verilog {wrapped.name}; synth_ecp5 -top {p} -noflatten; write_json part.json" for p in parts]
-    runs.append(f"read_verilog {wrapped.name}; {box}synth_ecp5 -top fpgac_pnr -noflatten; write_json part.json")
+    top = f"read_verilog {wrapped.name}; {box}synth_ecp5 -top fpgac_pnr -noflatten; write_json part.json"
     with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
-        done = list(pool.map(lambda script: _yosys_run(wrapped, script, ["part.json"], timeout), runs))
+        # the parts from the design's own Verilog: the runs `synthesize` made, found in the cache
+        done = list(pool.map(lambda p: _yosys_run(wrapped, top, ["part.json"], timeout) if p is None
+                             else _part_run(verilog, p, timeout), [*parts, None]))
     modules: dict[str, Any] = {}
     for folder, _ in done:
         for name, module in json.loads((folder / "part.json").read_text())["modules"].items():
