@@ -17,7 +17,7 @@ output word (all ``M`` lanes) leaves after the last pass.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -289,27 +289,44 @@ class FoldedMatrix(Component):
 
 
 def lut_product(m: Module, a: Value, b: Value) -> Value:
-    """``a * b`` as a sum of shifted partial products, one per bit of the narrower operand (its
-    sign bit's negated when signed): no ``*`` for a synthesis tool to put on a DSP block."""
+    """``a * b`` as a sum of shifted partial products, one per bit of one operand (the unsigned
+    one if there is one, else the narrower; a signed one's sign bit negated): no ``*`` for a
+    synthesis tool to put on a DSP block. Each row and each sum is as wide as its range needs, and
+    the low bits of the lower-shifted term of a sum pass by the adder (about 136 LUT4-eq for 8 x 8
+    bits with ``synth_ecp5``, measured, against 158 with every row full width)."""
     a, b = Value.cast(a), Value.cast(b)
-    if len(a) > len(b):
+    if (a.shape().signed, len(a)) > (b.shape().signed, len(b)):
         a, b = b, a
-    sa = a.shape().signed
-    wide = Shape(len(a) + len(b) + 1, True)
-    terms = []
+    signed_a = a.shape().signed
+    b_lo = -(1 << (len(b) - 1)) if b.shape().signed else 0
+    b_hi = (1 << (len(b) - 1)) - 1 if b.shape().signed else (1 << len(b)) - 1
+    terms = []  # (signal, shift, lo, hi, negated): the term adds -+(signal << shift), a value in [lo, hi]
     for j in range(len(a)):
-        row = Signal(wide, name=f"pp{j}")
-        part = Mux(a[j], b, 0)
-        m.d.comb += row.eq(-(part << j) if sa and j == len(a) - 1 else part << j)
-        terms.append(row)
+        negated = signed_a and j == len(a) - 1  # subtracted where it is summed (the adder subtracts)
+        row = Signal(shape_for(min(0, b_lo), max(0, b_hi)), name=f"pp{j}")
+        m.d.comb += row.eq(Mux(a[j], b, 0))
+        lo, hi = (min(0, -b_hi), max(0, -b_lo)) if negated else (min(0, b_lo), max(0, b_hi))
+        terms.append((row, j, lo << j, hi << j, negated))
     while len(terms) > 1:
         nxt = []
         for k in range(0, len(terms) - 1, 2):
-            t = Signal(wide, name="pps", attrs={"keep": 1})  # kept: each sum its own carry chain
-            m.d.comb += t.eq(terms[k] + terms[k + 1])
-            nxt.append(t)
+            # the higher-shifted term first; only the sign row is negated, and no row is shifted more
+            (u, su, ulo, uhi, neg), (v, sv, vlo, vhi, _) = sorted(terms[k:k + 2], key=lambda term: -term[1])
+            d = su - sv  # v's low d bits pass by: the adder sums the rest
+            lo, hi = ulo + vlo, uhi + vhi
+            high = Signal(shape_for(lo >> su, hi >> su), name="pps", attrs={"keep": 1})  # its own carry chain
+            m.d.comb += high.eq((v >> d) - u if neg else u + (v >> d))
+            total = Signal(shape_for(lo >> sv, hi >> sv), name="ppt")
+            m.d.comb += total.eq(Cat(v[:d], high) if d else high)
+            nxt.append((total, sv, lo, hi, False))
         terms = nxt + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
+    if terms[0][4]:  # a one-bit signed operand: its only row is negated
+        row, shift, lo, hi, _ = terms[0]
+        neg = Signal(shape_for(lo >> shift, hi >> shift), name="ppn")
+        m.d.comb += neg.eq(-row)
+        terms = [(neg, shift, lo, hi, False)]
+    value, shift = terms[0][:2]
+    return value << shift
 
 
 def fold_for(k: int, m_out: int, beat: int, budget: int) -> tuple[int, int]:

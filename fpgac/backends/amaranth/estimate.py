@@ -5,7 +5,7 @@ components are made of, with costs read off yosys ``synth_ecp5`` runs of the com
 lanes; wider lanes scale by their bits):
 
 - a FoldedMatrix: per multiplier on a DSP block one MULT18X18D; per LUT product (partial-product
-  sums, :func:`~fpgac.hdl.fold.lut_product`) about 149 LUT4-eq for 8 x 8 bits, scaling with the
+  sums, :func:`~fpgac.hdl.fold.lut_product`) about 136 LUT4-eq for 8 x 8 bits, scaling with the
   product of the widths; each PE's adder tree a carry chain per adder; the chunk multiplexer; the
   weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
   memory (simd-lane chunks) in distributed RAM when 64 words or fewer, else in DP16KD blocks;
@@ -27,14 +27,15 @@ import numpy as np
 
 from ...devices import Device
 from ...errors import UnsupportedError
-from .lower import Stage
+from .lower import Requant, Stage
 from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, fold, plan_folds, tiled
 from .stream_build import dsp_budget
 
 __all__ = ["Estimate", "auto_interval", "estimate", "fits"]
 
-#: LUT4-eq of one 8 x 8 LUT product (measured: 16 of them in a FoldedMatrix, synth_ecp5)
-LUT_PRODUCT = 149
+#: LUT4-eq of one 8 x 8 LUT product (measured: 16 of them between registers, synth_ecp5; the
+#: same signed or unsigned)
+LUT_PRODUCT = 136
 #: logic cells (TRELLIS_COMB, a LUT4 each) one TRELLIS_DPR16X4 (16 x 4 bits of distributed RAM)
 #: takes in nextpnr-ecp5's packing: 8.05 measured (the founding CNN: 4,582 DPR16X4 cells and
 #: 73,607 LUT4-eq came to 110,485 TRELLIS_COMB)
@@ -76,7 +77,7 @@ def _window(channels: int, bits: int, width: int, rows: int, taps: int, serial: 
     return Estimate(ram + (1 if serial else taps) * channels * bits // 2, 2 * taps * channels * bits, 0, 0)
 
 
-def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, ww: int, dsp: int) -> Estimate:
+def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, ww: int, dsp: int, wo: int) -> Estimate:
     mults = simd * pe
     passes, steps = m // pe, k // simd
     lut_products = mults - dsp
@@ -94,18 +95,21 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, 
             rom += brams(2 * steps, simd * wx)
     if passes * steps <= 16:  # a shallow ROM is logic
         luts += mults * ww
-    return Estimate(luts + held, ffs, dsp, rom)
+    queue = _lutram(3, m * wo, 1)  # the outputs' queue (a few words)
+    return Estimate(luts + held + queue, ffs, dsp, rom)
 
 
 def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
     """The resources of the stream design of ``stages`` as :func:`~.stream.plan_folds` left them."""
     total = Estimate(0, 0, 0, 0)
     left = dsps
-    for s in stages:
+    for k, s in enumerate(stages):
         bits = s.in_type.width
+        if isinstance(s, Requant) and k and isinstance(stages[k - 1], (ConvPixels, FoldedLinear)):
+            continue  # built into the matrix unit before it (counted there)
         if isinstance(s, (ConvPixels, FoldedLinear)):
             simd, pe, beat = fold(s)
-            k = beat * (1 if isinstance(s, ConvPixels) else s.beats)
+            k_in = beat * (1 if isinstance(s, ConvPixels) else s.beats)
             ww = int(np.abs(s.weights if isinstance(s, ConvPixels) else s.matrix).max()).bit_length() + 1
             if isinstance(s, ConvPixels):
                 size = (1, *s.size) if len(s.size) == 1 else tuple(s.size)
@@ -113,16 +117,18 @@ def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
                 span = (kernel[0] - 1) * (s.dilations[0] if len(s.size) == 2 else 1) + 1
                 stride = s.strides[0] if len(s.size) == 2 else 1
                 taps = int(np.prod(kernel))
-                serial = (s.n_out // pe) * (k // simd) >= taps  # the unit's cycles per window
+                serial = (s.n_out // pe) * (k_in // simd) >= taps  # the unit's cycles per window
                 total = total + _window(s.n_in, bits, size[1], span + stride, taps, serial)
-            if simd == beat == k and pe == s.n_out:  # unrolled, constant weights
+            if simd == beat == k_in and pe == s.n_out:  # unrolled, constant weights
                 nnz = int(np.count_nonzero(s.weights if isinstance(s, ConvPixels) else s.matrix))
                 total = total + Estimate(2 * bits * nnz, nnz * 6, 0, 0)
                 continue
             mine = simd * pe if left is None else min(left, simd * pe)
             if left is not None:
                 left -= mine
-            total = total + _matrix(k, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine)
+            after = stages[k + 1] if k + 1 < len(stages) else s
+            wo = (after if isinstance(after, Requant) else s).out_type.width
+            total = total + _matrix(k_in, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine, wo)
         elif isinstance(s, PoolPixels) and tiled(s):  # a row of partial results, one copy
             ow = s.out_size[-1]
             acc = bits + (int(np.prod(s.kernel)).bit_length() if s.kind == "avg" else 0)

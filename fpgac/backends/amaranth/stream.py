@@ -27,17 +27,17 @@ against ``run_fixed`` before any hardware is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ...errors import UnsupportedError
-from ...ir import Graph, Node, Op, PoolKind
+from ...ir import Graph, Node, Op, Overflow, PoolKind
 from ...ir.semantics import plan
 from ...hdl.fold import fold_for
 from ...ir.semantics.windows import round_half_up_reciprocal
-from .lower import (LOWERINGS, MAX_LANE_PAIRS, REFUSED, Linear, PReLU, Stage, _fuse_relu_requant, _linear, _lower_node,
-                    _probe)
+from .lower import (LOWERINGS, MAX_LANE_PAIRS, REFUSED, Linear, PReLU, Relu, Requant, Stage, _fuse_relu_requant, _linear,
+                    _lower_node, _probe)
 
 __all__ = ["ConvPixels", "FoldedLinear", "GlobalPoolPixels", "LinearPixels", "Pixels", "PReLUPixels", "PoolPixels",
            "fold", "lower_stream", "plan_folds", "tiled"]
@@ -292,7 +292,36 @@ def lower_stream(graph: Graph) -> list[Stage]:
         raise UnsupportedError("--io stream: the model computes nothing (no layer)")
     if current is not graph.outputs[0]:
         raise UnsupportedError(f"output {graph.outputs[0].name!r} is not the last layer computed")
-    return _fuse_relu_requant(stages)
+    return _fuse_relu_requant(_cast_before_max(stages))
+
+
+def _cast_before_max(stages: list[Stage]) -> list[Stage]:
+    """Move each cast (Requant) that follows a ReLU or a max pool before it, so a Conv's or
+    Dense's cast is built into its matrix unit and the ReLU and pool work on the narrow lanes.
+    Exact: a cast that rounds and saturates is non-decreasing, so it commutes with a maximum
+    (``q(max(a, b)) == max(q(a), q(b))``), and it maps 0 to 0, so with the ReLU too; a cast to an
+    unsigned type then makes the ReLU's zeros itself (the ReLU is dropped). Not done for a cast
+    that wraps or sets overflows to zero (not monotone), nor across a change of scale."""
+    out = list(stages)
+    moved = True
+    while moved:
+        moved = False
+        for k in range(1, len(out)):
+            r, s = out[k], out[k - 1]
+            if not (isinstance(r, Requant) and r.out_type.overflow in (Overflow.SAT, Overflow.SAT_SYM)):
+                continue
+            is_max = ((isinstance(s, (PoolPixels, GlobalPoolPixels)) and s.kind == "max")
+                      or isinstance(s, Relu))
+            if not is_max or s.in_type.frac_bits != s.out_type.frac_bits or s.out_type != r.in_type:
+                continue
+            cast = replace(r, in_type=s.in_type, n_in=s.n_in, n_out=s.n_in)
+            if isinstance(s, Relu) and not r.out_type.signed:
+                out[k - 1:k + 1] = [cast]  # the unsigned cast saturates the negatives to 0 itself
+            else:
+                out[k - 1:k + 1] = [cast, replace(s, in_type=r.out_type, out_type=r.out_type)]
+            moved = True
+            break
+    return out
 
 
 def _conv(node: Node) -> ConvPixels:
