@@ -27,6 +27,7 @@ from fpgac.backends.amaranth.stream import ConvPixels, FoldedLinear, lower_strea
 from fpgac.cli import main
 from fpgac.hdl import Lanes, Requantize, run_vectors
 from fpgac.hdl.fold import FoldedMatrix, fold_for
+from fpgac.ir import FixedType, Overflow, Rounding
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RNG = np.random.default_rng(31)
@@ -239,3 +240,32 @@ def test_reuse_auto_folds_to_fit_the_device(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert not out.exists() and "does not fit LFE5U-25F at any folding" in err and "DP16KD" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("out_type", [FixedType(8, 3, False, Rounding.RND, Overflow.SAT),
+                                      FixedType(6, 2, True, Rounding.RND_CONV, Overflow.SAT),
+                                      FixedType(7, 4, True, Rounding.TRN, Overflow.SAT_SYM),
+                                      FixedType(8, 3, True, Rounding.RND, Overflow.WRAP)], ids=str)
+def test_a_cast_moves_before_relu_and_max_pool_exactly(out_type) -> None:
+    """A ReLU and a max pool then a cast: the cast moves first where it rounds and saturates (the
+    same numbers on every input, extremes included); where it wraps it stays (wrapping is not
+    monotone: it would change the maximum)."""
+    from fpgac.backends.amaranth.lower import Relu, Requant
+    from fpgac.backends.amaranth.stream import PoolPixels, _cast_before_max
+
+    wide = FixedType(20, 9, True)
+    relu_out = FixedType(20, 9, False)
+    stages = [Relu(node="r", in_type=wide, out_type=relu_out, n_in=3, n_out=3),
+              PoolPixels(node="p", in_type=relu_out, out_type=relu_out, n_in=3, n_out=3, kind="max", size=(4, 6),
+                         kernel=(2, 2), strides=(2, 2), dilations=(1, 1), pads=(0, 0, 0, 0), out_size=(2, 3)),
+              Requant(node="q", in_type=relu_out, out_type=out_type, n_in=3 * 6, n_out=3 * 6)]
+    moved = _cast_before_max(stages)
+    if out_type.overflow is Overflow.WRAP:
+        assert moved == stages
+        return
+    assert isinstance(moved[0], Requant) and moved[0].in_type == wide and moved[-1].out_type == out_type
+    assert [type(s).__name__ for s in moved] == (["Requant", "PoolPixels"] if not out_type.signed
+                                                 else ["Requant", "Relu", "PoolPixels"])
+    x = RNG.integers(-(1 << 19), 1 << 19, (64, 3 * 24))
+    x[:4] = [[-(1 << 19)], [(1 << 19) - 1], [0], [1]]
+    np.testing.assert_array_equal(execute(moved, x), execute(stages, x))
