@@ -11,7 +11,8 @@ targets (fits the device; the CNN at least 5,000 images per second) rather than 
     python3 bench/bench_founding.py [--model lstm|cnn ...] [--reuse R] [--interval N] [--vectors N] [--keep DIR]
 
 The LSTM is built fully parallel between its layers with ``--reuse R`` (default 2048); the CNN with
-``--io stream --interval N`` (default 10,000 cycles per image: 5,000 images/s at 50 MHz).
+``--io stream --reuse auto --device LFE5U-85F`` (the shortest interval whose design fpgac's estimate
+fits on the part), or ``--interval N`` cycles per image when given.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def _run(argv: list[str]) -> tuple[int, float, str]:
     return done.returncode, time.monotonic() - start, (done.stdout + done.stderr).strip()
 
 
-def bench(name: str, reuse: int, interval: int, vectors: int, work: Path) -> None:
+def bench(name: str, reuse: int, interval: int | None, vectors: int, work: Path) -> None:
     model = work / f"{name}.onnx"
     onnx.save(getattr(founding, name)(), model)
-    options = ["--io", "stream", "--interval", str(interval)] if name == "cnn" else ["--reuse", str(reuse)]
-    out = work / f"{name}_{'i' + str(interval) if name == 'cnn' else 'r' + str(reuse)}"
+    cnn = ["--io", "stream", *(["--interval", str(interval)] if interval else ["--reuse", "auto", "--device", DEVICE])]
+    options = cnn if name == "cnn" else ["--reuse", str(reuse)]
+    out = work / f"{name}_{('i' + str(interval) if interval else 'auto') if name == 'cnn' else 'r' + str(reuse)}"
     code, compile_s, text = _run(["fpgac", "compile", str(model), "--target", "amaranth", "--bits", "8",
                                   "--input-range", "-1,1", *options, "-o", str(out), "-q"])
     print(f"## {name}, 8 bits, {' '.join(options)}")
@@ -88,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=["lstm", "cnn"], choices=["lstm", "cnn"])
     parser.add_argument("--reuse", type=int, default=2048, help="the LSTM's reuse factor")
-    parser.add_argument("--interval", type=int, default=10_000, help="the CNN's cycles per image")
+    parser.add_argument("--interval", type=int, help="the CNN's cycles per image (default: --reuse auto)")
     parser.add_argument("--vectors", type=int, default=100)
     parser.add_argument("--keep", type=Path, help="keep the designs in this folder")
     args = parser.parse_args()

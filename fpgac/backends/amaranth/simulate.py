@@ -27,6 +27,7 @@ from ... import cache as fpgac_cache
 from ... import progress as fpgac_progress
 from ...provenance import program_version
 from ..common import BackendError
+from .meminit import data_files
 
 __all__ = ["SIMULATORS", "run_testbench", "simulator_version", "toolchain_env", "verilator_root"]
 
@@ -107,6 +108,10 @@ def run_testbench(
     if results_dir.exists():
         shutil.rmtree(results_dir)
     results_dir.mkdir(parents=True)
+    for source in sources:  # the memories' contents, read by $readmemh from the folder the run is in
+        for name in data_files(Path(source)):
+            (results_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(source).parent / name, results_dir / name)
     log_build, log_test = build_dir / "build.log", results_dir / "test.log"
     extra_env = {"FPGAC_TB_DIR": str(tb_dir), "FPGAC_RESULTS_DIR": str(results_dir), "FPGAC_SEED": str(seed)}
     if vectors is not None:
