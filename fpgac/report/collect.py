@@ -312,6 +312,8 @@ def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report
     report["sources"]["clock"] = placed.note + (" (the design inside a wrapper of two shift registers, so that it "
                                                 "needs four pins)" if placed.mhz else "")
     report["placement"] = {k: {"used": u, "available": a} for k, (u, a) in placed.utilisation.items()}
+    if placed.critical_path:
+        report["critical_path"] = placed.critical_path
     cycles = facts.get("latency_cycles")
     return {"clock_mhz": placed.mhz,
             "latency_ns": round(cycles * 1000.0 / placed.mhz, 1) if placed.mhz and cycles is not None else None}

@@ -74,6 +74,11 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     if fpga:
         design += [["clock reached", f"{h['clock_mhz']:.1f} MHz" if h.get("clock_mhz") else src.get("clock", "-")],
                    ["latency (ns)", f"{h['latency_ns']} ns" if h.get("latency_ns") else "-"]]
+        path = report.get("critical_path")
+        if path and path.get("from"):
+            split = (f" ({path['logic_ns']:g} ns logic, {path['routing_ns']:g} ns routing)"
+                     if path.get("logic_ns") is not None else "")
+            design.append(["critical path (nextpnr)", f"`{path['from']}` to `{path['to']}`{split}"])
     else:
         design += [["code (flash)", f"{_n(h.get('flash_bytes'))} bytes"], ["data (ram)", f"{_n(h.get('ram_bytes'))} bytes"],
                    ["operations per inference", _n(h.get("operations_per_inference"))],

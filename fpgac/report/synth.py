@@ -297,6 +297,27 @@ class Placement:
     note: str
     utilisation: dict[str, tuple[int, int]] = field(default_factory=dict)  # cell kind -> (used, available)
     command: str = ""
+    critical_path: dict[str, Any] = field(default_factory=dict)  # from, to, logic and routing ns, lines
+
+
+def critical_path(log: str) -> dict[str, Any]:
+    """The critical path of clock ``clk`` in nextpnr's log: where it starts and ends (the cells'
+    names), its logic and routing delay, and its lines as nextpnr printed them."""
+    lines = log.splitlines()
+    starts = [k for k, line in enumerate(lines) if "Critical path report for clock" in line and "clk" in line]
+    if not starts:
+        return {}
+    block = []
+    for line in lines[starts[-1] + 1:]:
+        text = re.sub(r"^Info:\s?", "", line)
+        block.append(text)
+        if re.search(r"ns logic, [\d.]+ ns routing", text):
+            break
+    cells = [m.group(1) for text in block for m in [re.search(r"(?:Source|Sink) (\S+)", text)] if m]
+    split = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", block[-1]) if block else None
+    return {"from": cells[0] if cells else None, "to": cells[-1] if cells else None,
+            "logic_ns": float(split.group(1)) if split else None, "routing_ns": float(split.group(2)) if split else None,
+            "lines": block}
 
 
 def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381", *,
@@ -324,4 +345,4 @@ def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381",
     if not found:
         return Placement(None, "not measured: nextpnr reported no clock", used, command)
     return Placement(float(found[-1]), f"measured: nextpnr-ecp5 {flag} --package {package.upper()}, seed 1", used,
-                     command)
+                     command, critical_path(log))

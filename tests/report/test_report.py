@@ -215,3 +215,26 @@ def test_clock_from_place_and_route(amaranth_design: Path, tmp_path: Path, capsy
     assert total["clock_mhz"] > 20
     assert total["latency_ns"] == round(total["latency_cycles"] * 1000.0 / total["clock_mhz"], 1)
     assert report["placement"]["TRELLIS_FF"]["used"] >= total["ffs"]  # the design's, and the wrapper's few
+
+
+def test_the_critical_path_is_read_from_nextpnrs_log() -> None:
+    """Where the critical path starts and ends and its logic and routing delay, from a log in
+    nextpnr-ecp5 0.x's format (the lines below are from a run on 16 LUT products)."""
+    from fpgac.report.synth import critical_path
+
+    log = """Info: Critical path report for clock 'clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source \\$like$340_TRELLIS_FF_Q_6.Q
+Info:    routing  1.28  1.80 Net \\$like$340[4] (50,12) -> (51,14)
+Info:                          Sink pps$354_CCU2C_S1_2_A1_LUT4_Z.C
+Info:      logic  0.40  8.38 Source pps$360_CCU2C_S1_5$CCU2_COMB1.F
+Info:                          Sink ry$446_TRELLIS_FF_Q.DI
+Info:      setup  0.00  8.42 Source ry$446_TRELLIS_FF_Q.DI
+Info: 3.46 ns logic, 4.95 ns routing
+
+Info: Max frequency for clock 'clk': 118.82 MHz (PASS at 100.00 MHz)
+"""
+    path = critical_path(log)
+    assert path["from"] == "\\$like$340_TRELLIS_FF_Q_6.Q" and path["to"] == "ry$446_TRELLIS_FF_Q.DI"
+    assert (path["logic_ns"], path["routing_ns"]) == (3.46, 4.95) and len(path["lines"]) == 8
+    assert critical_path("Info: Max frequency for clock 'clk': 1 MHz") == {}
