@@ -31,6 +31,12 @@ from fpgac.hdl.requant import Requantize
 __all__ = ["FoldedMatrix", "divisors", "fold_for", "lut_product"]
 
 
+#: above this many chunks a word, the chunk a step is read from a shift register, not a multiplexer
+#: (measured with synth_ecp5: 32 chunks of 72 bits 0.7 LUT4 a bit by multiplexer, 64 of 8 bits 1.5, 128
+#: of 8 bits 2.3; a shift register 1)
+SHIFT_CHUNKS = 32
+
+
 def divisors(n: int) -> list[int]:
     """The divisors of ``n``, ascending."""
     return [d for d in range(1, n + 1) if n % d == 0]
@@ -124,6 +130,10 @@ class FoldedMatrix(Component):
         P, S, G, NB, SB = self.pe, self.simd, self.passes, self.beats, self.sub
         x = self.x
         chunk_bits = S * x.width
+        # a word's chunks one after another: chosen by a multiplexer, or with many chunks (where
+        # yosys's multiplexer costs over a LUT a bit) read as the low bits of a register shifted
+        # down a chunk a step (a LUT a bit)
+        shifted = SB > SHIFT_CHUNKS
         wmax = int(np.abs(self.weights).max()) if self.weights.size else 0
         wshape = shape_for(-wmax - 1, wmax)
         rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * self.steps, init=self._rom_words(wshape))
@@ -163,6 +173,9 @@ class FoldedMatrix(Component):
             current = Signal(self.in_lanes.bits, name="word", reset_less=True)
             with m.If(fire & take):
                 m.d.sync += current.eq(self.i.payload)
+            if shifted:  # shifted down a chunk at each later step: the step's chunk is the low bits
+                with m.Elif(fire):
+                    m.d.sync += current.eq(current >> chunk_bits)
         else:  # every pass reads the vector's chunks again: two vectors' chunks in a memory (a chunk
             # a word: the memory is as narrow as the multipliers read it, deep enough for block RAM),
             # one half written as its words arrive, a chunk a cycle, while the other (or the same,
@@ -182,15 +195,19 @@ class FoldedMatrix(Component):
                 loaded = Signal(name="loaded")
                 c = Signal(range(SB), name="c")
                 parts = [word_in[k * chunk_bits:(k + 1) * chunk_bits] for k in range(SB)]
-                source_valid, source = loaded, Array(parts)[c]
+                source_valid, source = loaded, parts[0] if shifted else Array(parts)[c]
                 leaving = loaded & can_write & (c == SB - 1)
                 m.d.comb += self.i.ready.eq(~loaded | leaving)
                 with m.If(loaded & can_write):
                     m.d.sync += c.eq(Mux(c == SB - 1, 0, c + 1))
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += [word_in.eq(self.i.payload), loaded.eq(1)]
-                with m.Elif(leaving):
-                    m.d.sync += loaded.eq(0)
+                with m.Else():
+                    if shifted:
+                        with m.If(loaded & can_write):
+                            m.d.sync += word_in.eq(word_in >> chunk_bits)
+                    with m.If(leaving):
+                        m.d.sync += loaded.eq(0)
             written = source_valid & can_write
             m.d.comb += [wp.addr.eq(Mux(wsel, self.steps + wcount, wcount)), wp.data.eq(source), wp.en.eq(written)]
             with m.If(written):
@@ -217,7 +234,7 @@ class FoldedMatrix(Component):
             word1 = Signal(self.in_lanes.bits, name="word1")
             m.d.comb += word1.eq(current)
             chunks = [word1[k * chunk_bits:(k + 1) * chunk_bits] for k in range(SB)]
-            m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 else chunks[0])
+            m.d.comb += chunk.eq(Array(chunks)[s1] if SB > 1 and not shifted else chunks[0])
         else:  # the memory gave this step's chunk
             m.d.comb += chunk.eq(current)
         pipe.stage()  # stage 2: the chunk and the weights registered (the ROM's and the mux's delay end here)
