@@ -2,13 +2,16 @@
 
 Not a measurement: ``fpgac report`` synthesizes the Verilog for that. The model counts what the
 components are made of, with costs read off yosys ``synth_ecp5`` runs of the components (8-bit
-lanes; wider lanes scale by their bits):
+lanes; wider lanes scale by their bits). On the founding CNN's layers it comes within 5% of
+``synth_ecp5`` (the distributed RAM counted as the logic cells it takes once placed):
 
 - a FoldedMatrix: per multiplier on a DSP block one MULT18X18D; per LUT product (partial-product
   sums, :func:`~fpgac.hdl.fold.lut_product`) about 136 LUT4-eq for 8 x 8 bits, scaling with the
-  product of the widths; each PE's adder tree a carry chain per adder; the chunk multiplexer; the
-  weights ROM in DP16KD blocks (the best of the block's six aspect ratios), the two-vector input
-  memory (simd-lane chunks) in distributed RAM when 64 words or fewer, else in DP16KD blocks;
+  product of the widths; each PE's adder tree a carry chain per adder, and its accumulator,
+  bias and cast (:data:`PE_LUTS`); the chunk multiplexer or shift register; the weights ROM in
+  DP16KD blocks (the best of the block's six aspect ratios; a multiplexer over the blocks of a ROM
+  deeper than one), the two-vector input memory (simd-lane chunks) in distributed RAM when 64
+  words or fewer, else in DP16KD blocks; the outputs' queue in distributed RAM;
 - a line buffer (Window, a Pool's too): distributed RAM, one copy per tap (a 16 x 4 cell takes
   eight logic cells once placed; one copy when the taps are read one a cycle), and the padding
   multiplexers; a pool over whole tiles (TiledPool) one row of
@@ -27,8 +30,17 @@ import numpy as np
 
 from ...devices import Device
 from ...errors import UnsupportedError
+from ...hdl.fold import SHIFT_CHUNKS
 from .lower import Requant, Stage
-from .stream import ConvPixels, FoldedLinear, Pixels, PoolPixels, fold, plan_folds, tiled
+from .stream import (
+    ConvPixels,
+    FoldedLinear,
+    Pixels,
+    PoolPixels,
+    fold,
+    plan_folds,
+    tiled,
+)
 from .stream_build import dsp_budget
 
 __all__ = ["Estimate", "auto_interval", "estimate", "fits"]
@@ -40,6 +52,9 @@ LUT_PRODUCT = 136
 #: takes in nextpnr-ecp5's packing: 8.05 measured (the founding CNN: 4,582 DPR16X4 cells and
 #: 73,607 LUT4-eq came to 110,485 TRELLIS_COMB)
 LUTRAM_CELL = 8
+#: LUT4-eq of each PE besides its products and tree: the accumulator, the bias, the requantizing
+#: cast, the registers of the passes' results (measured on the founding CNN's layers: 75 to 150)
+PE_LUTS = 130
 #: the DP16KD block's aspect ratios (depth, width)
 BRAM_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 #: the share of a device's LUTs and FFs a design may fill and still be placed and routed
@@ -83,8 +98,11 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, 
     lut_products = mults - dsp
     scale = wx * ww / 64
     tree = pe * (simd - 1) * (wx + ww + math.ceil(math.log2(max(simd, 2))))
-    mux = (beat // simd - 1) * simd * wx // 2
-    luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + pe * 60 + 100
+    sub = beat // simd  # chunks a word: a multiplexer (about 0.7 LUT4 a bit), or a shift register (one)
+    mux = 0 if sub == 1 else beat * wx if sub > SHIFT_CHUNKS else beat * wx * 7 // 10
+    depth = passes * steps  # a ROM deeper than a block's 2,048 words: a multiplexer over the blocks' outputs
+    cascade = mults * ww * max(0, math.ceil(depth / 2048) - 1)
+    luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + cascade + pe * PE_LUTS + 100
     ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx
     rom = brams(passes * steps, mults * ww) if passes * steps > 16 else 0
     held = 0
