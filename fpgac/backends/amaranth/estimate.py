@@ -98,7 +98,7 @@ def _window(channels: int, bits: int, width: int, rows: int, taps: int, serial: 
     return Estimate(ram + (1 if serial else taps) * channels * bits // 2, 2 * taps * channels * bits, 0, 0)
 
 
-def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, ww: int, dsp: int, wo: int) -> Estimate:
+def _matrix(k: int, m: int, beat: int, simd: int, pe: int, wx: int, ww: int, dsp: int, wo: int) -> Estimate:
     mults = simd * pe
     passes, steps = m // pe, k // simd
     lut_products = mults - dsp
@@ -110,14 +110,14 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, words: int, wx: int, 
     cascade = mults * ww * max(0, math.ceil(depth / 2048) - 1)
     luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + cascade + pe * PE_LUTS + 100
     ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx
-    rom = brams(passes * steps, mults * ww) if passes * steps > 16 else 0
+    rom = brams(depth, mults * ww) if depth > 16 else 0
     held = 0
     if passes > 1:  # two vectors of simd-lane chunks: distributed RAM when shallow, else block RAM
         if 2 * steps <= 64:
             held = _lutram(2 * steps, simd * wx, 1)
         else:
             rom += brams(2 * steps, simd * wx)
-    if passes * steps <= 16:  # a shallow ROM is logic
+    if depth <= 16:  # a shallow ROM is logic
         luts += mults * ww
     queue = _lutram(3, m * wo, 1)  # the outputs' queue (a few words)
     return Estimate(luts + held + queue, ffs, dsp, rom)
@@ -152,7 +152,7 @@ def estimate(stages: Sequence[Stage], dsps: int | None) -> Estimate:
                 left -= mine
             after = stages[k + 1] if k + 1 < len(stages) else s
             wo = (after if isinstance(after, Requant) else s).out_type.width
-            total = total + _matrix(k_in, s.n_out, beat, simd, pe, s.words_out, bits, ww, mine, wo)
+            total = total + _matrix(k_in, s.n_out, beat, simd, pe, bits, ww, mine, wo)
         elif isinstance(s, PoolPixels) and tiled(s):  # a row of partial results, one copy
             ow = s.out_size[-1]
             acc = bits + (int(np.prod(s.kernel)).bit_length() if s.kind == "avg" else 0)
