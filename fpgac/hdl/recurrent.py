@@ -19,9 +19,10 @@ Two forms:
   through the elementwise pipeline (eight register stages: a carry chain or a table read each);
 - folded (``reuse`` R > 1): a multiply-accumulate array of ``4 * units * simd`` multipliers, each
   used about R times per step. Pass ``g`` computes the four sums of hidden units ``g * units ..``
-  over ``ceil((n_x + hidden) / simd)`` cycles, ``simd`` inputs a cycle (one input word selected
-  for all multipliers: no per-multiplier multiplexer); the weights stream from ROMs (block RAM
-  when large), one word per cycle; each pass's sums go through the elementwise pipeline while the
+  over ``ceil((n_x + hidden) / simd)`` cycles, ``simd`` inputs a cycle (the same ones for all
+  multipliers, from a register of the step's input and state that rotates by ``simd`` lanes a
+  cycle: no multiplexer); the weights stream from ROMs (block RAM when large), one word per cycle
+  at a counted address; each pass's sums go through the elementwise pipeline while the
   next pass accumulates, a few units a cycle (as many as fit in a pass's cycles, so the tables
   and multipliers of the pipeline are few). A step costs ``passes * ceil((n_x + hidden) / simd)
   + 12`` cycles, plus the cycles a pass's units take through the pipeline when it takes fewer than
@@ -39,12 +40,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.dense import Dense
+from fpgac.hdl.gate_sums import GateSums, bounds_add, bounds_mul, bounds_shl
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import TableSpec, table_finish, table_reads
 from fpgac.hdl.requant import Overflow, Rounding, requant_expr
@@ -84,20 +85,7 @@ def folding(hidden: int, inputs: int, reuse: int) -> tuple[int, int]:
     return max(d for d in range(1, hidden + 1) if hidden % d == 0 and 4 * d <= max(4, want)), 1
 
 
-def _mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    corners = [x * y for x in a for y in b]
-    return min(corners), max(corners)
-
-
-def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    return a[0] + b[0], a[1] + b[1]
-
-
-def _shl(a: tuple[int, int], k: int) -> tuple[int, int]:
-    return a[0] << k, a[1] << k
-
-
-class Recurrent(Component):
+class Recurrent(GateSums, Component):
     """An LSTM (``kind="lstm"``) or GRU (``"gru"``) over a sequence, see the module docstring.
 
     Parameters
@@ -256,8 +244,8 @@ class Recurrent(Component):
         for p in range(n):
             i, f, k = regs[p], regs[2 * n + p], regs[3 * n + p]
             ib, fb, kb = bounds[p], bounds[2 * n + p], bounds[3 * n + p]
-            fcs.append((f * c_old[p], _mul(fb, c_range)))
-            iks.append((i * k, _mul(ib, kb)))
+            fcs.append((f * c_old[p], bounds_mul(fb, c_range)))
+            iks.append((i * k, bounds_mul(ib, kb)))
         pipe.stage()
         fcs = [(pipe.reg(v, shape_for(*b), name=f"fc{p}"), b) for p, (v, b) in enumerate(fcs)]
         iks = [(pipe.reg(v, shape_for(*b), name=f"ik{p}"), b) for p, (v, b) in enumerate(iks)]
@@ -266,7 +254,7 @@ class Recurrent(Component):
         new_c, mags, negs = [], [], []
         for p in range(n):
             s = (fcs[p][0] << (total - fc)) + (iks[p][0] << (total - fk))
-            sbounds = _add(_shl(fcs[p][1], total - fc), _shl(iks[p][1], total - fk))
+            sbounds = bounds_add(bounds_shl(fcs[p][1], total - fc), bounds_shl(iks[p][1], total - fk))
             c = cell.rq(m, s, sbounds, total)
             mag, neg = self._magnitude(m, c, cell, f"cmag{p}")
             new_c.append(c)
@@ -289,7 +277,7 @@ class Recurrent(Component):
         outs = [pipe.reg(v, name=f"o___{p}") for p, v in enumerate(outs)]
         new_c = [pipe.reg(c, name=f"c_new_{p}") for p, c in enumerate(new_c)]
         # 8: h = rq(o * th_cell(c))
-        new_h = [state.rq(m, outs[p] * t, _mul(bounds[n + p], tb), fs + fv) for p, (t, tb) in enumerate(ths)]
+        new_h = [state.rq(m, outs[p] * t, bounds_mul(bounds[n + p], tb), fs + fv) for p, (t, tb) in enumerate(ths)]
         pipe.stage()
         return ([pipe.reg(v, state.lanes.shape, name=f"h_out{p}") for p, v in enumerate(new_h)],
                 [pipe.reg(v, cell.lanes.shape, name=f"c_out{p}") for p, v in enumerate(new_c)])
@@ -323,7 +311,7 @@ class Recurrent(Component):
         nh = [pipe.reg(v, name=f"nh_{p}") for p, v in enumerate(nh)]
         h_old = [pipe.reg(v, name=f"h_old_{p}") for p, v in enumerate(h_old)]
         # 4: r * (R_n h + Rb_n)
-        rns = [(regs[n + p] * nh[p], _mul(bounds[n + p], self._sum_bounds(3))) for p in range(n)]
+        rns = [(regs[n + p] * nh[p], bounds_mul(bounds[n + p], self._sum_bounds(3))) for p in range(n)]
         pipe.stage()
         rns = [(pipe.reg(v, shape_for(*b), name=f"rn{p}"), b) for p, (v, b) in enumerate(rns)]
         nx = [pipe.reg(v, name=f"nx__{p}") for p, v in enumerate(nx)]
@@ -333,7 +321,7 @@ class Recurrent(Component):
         mags, negs = [], []
         for p in range(n):
             pre = (nx[p] << fs) + rns[p][0]
-            pb = _add(_shl(self._sum_bounds(2), fs), rns[p][1])
+            pb = bounds_add(bounds_shl(self._sum_bounds(2), fs), rns[p][1])
             g = gate.rq(m, pre, pb, self.acc_frac + fs)
             mag, neg = self._magnitude(m, g, gate, f"nmag{p}")
             mags.append(mag)
@@ -363,7 +351,8 @@ class Recurrent(Component):
             t, tb = ns[p]
             zb = bounds[p]
             s = ((one - z[p]) * t << (total - fn)) + (z[p] * h_old[p] << (total - fh))
-            sb = _add(_shl(_mul((one - zb[1], one - zb[0]), tb), total - fn), _shl(_mul(zb, h_range), total - fh))
+            sb = bounds_add(bounds_shl(bounds_mul((one - zb[1], one - zb[0]), tb), total - fn),
+                            bounds_shl(bounds_mul(zb, h_range), total - fh))
             new_h.append(state.rq(m, s, sb, total))
         pipe.stage()
         return [pipe.reg(v, state.lanes.shape, name=f"h_out{p}") for p, v in enumerate(new_h)], []
@@ -380,7 +369,6 @@ class Recurrent(Component):
         c_lanes = Lanes(H, cw, self.cell.signed) if self.cell is not None else None
         h_init, c_init = hl.pack(self.h0), c_lanes.pack(self.c0) if c_lanes is not None else 0
 
-        x_reg = Signal(x.bits, name="x_t", reset_less=True)  # this step's input (the folded form reads it)
         h = Signal(H * sw, name="h", init=h_init)  # the state, fixed during a step
         h_rot = Signal(H * sw, name="h_rot", init=h_init)  # h, rotated a group at each issue
         c = Signal(H * cw, name="c", init=c_init)  # the cell, rotated a group at each issue
@@ -391,7 +379,7 @@ class Recurrent(Component):
         t = Signal(range(max(T, 2)), name="t")
         done = Signal(range(G + 1), name="done")  # groups finished in this step
 
-        v = [*x.split(x_reg if folded else self.i.payload), *hl.split(h)]  # the product's input lanes
+        v = [*x.split(self.i.payload), *hl.split(h)]  # the product's input lanes, taken at ``start``
 
         # the elementwise pipeline: ``issue`` takes the sums of the next group
         issue = Signal(name="issue")
@@ -422,7 +410,7 @@ class Recurrent(Component):
             with m.State("STEP"):  # the next step starts with its input, once its output has room
                 with m.If(self.i.valid & (~produce | ~y_valid | self.o.ready)):
                     m.d.comb += [self.i.ready.eq(1), start.eq(1)]
-                    m.d.sync += [x_reg.eq(self.i.payload), done.eq(0)]
+                    m.d.sync += done.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(last):
@@ -435,117 +423,3 @@ class Recurrent(Component):
                         m.d.sync += [h.eq(next_h), h_rot.eq(next_h), c.eq(next_c), t.eq(t + 1)]
                     m.next = "STEP"
         return m
-
-    def _parallel(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
-        """The sums by the :class:`Dense`: ``start`` hands it ``v``; all units issue at once when its
-        output comes; ``used`` releases that output at the end of the step."""
-        m.submodules.matvec = mv = self.matvec
-        start, used, waiting = Signal(name="start"), Signal(name="sums_used"), Signal(name="waiting")
-        H = self.hidden
-        m.d.comb += [mv.i.payload.eq(self.v_lanes.join(v)), mv.i.valid.eq(start), mv.o.ready.eq(used)]
-        with m.If(start):
-            m.d.sync += waiting.eq(1)
-        with m.Elif(waiting & mv.o.valid):
-            m.d.sync += waiting.eq(0)
-        m.d.comb += issue.eq(waiting & mv.o.valid)
-        sums = mv.out_lanes.split(mv.o.payload)
-        return [sums[k * H:(k + 1) * H] for k in range(4)], start, used
-
-    def _folded(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
-        """The sums by the multiply-accumulate array: ``start`` runs the passes; a pass's sums are
-        held in ``sums`` and issued the cycle after its last accumulation."""
-        H, P, G, S, K, C = self.hidden, self.units, self.groups, self.simd, len(v), self.chunks
-        start, used = Signal(name="start"), Signal(name="sums_used")
-        w = self.weights
-        wmax = int(np.abs(w).max()) if w.size else 0
-        wshape = shape_for(-wmax - 1, wmax)
-        # PE e = k * P + p computes column k * H + g * P + p in pass g; its ROM word at g * C + c holds
-        # the weights of inputs c * S .. c * S + S - 1 (zeros past the last input)
-        mask = (1 << wshape.width) - 1
-        roms = []
-        for k in range(4):
-            words = []
-            for g in range(G):
-                for c in range(C):
-                    word = 0
-                    for p in range(P):
-                        for q in range(S):
-                            i = c * S + q
-                            value = int(w[i, k * H + g * P + p]) if i < K else 0
-                            word |= (value & mask) << ((p * S + q) * wshape.width)
-                    words.append(word)
-            rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * C, init=words)
-            m.submodules[f"weights{k}"] = rom
-            roms.append(rom.read_port())
-
-        # stage 0: the address; stage 1: the weights and the selected inputs; stage 2: products;
-        # stage 3: accumulate (the bias first), and at a pass's end, its sums
-        running, g, c = Signal(name="running"), Signal(range(max(G, 2)), name="g"), Signal(range(max(C, 2)), name="c")
-        with m.If(start):
-            m.d.sync += [running.eq(1), g.eq(0), c.eq(0)]
-        with m.Elif(running):
-            with m.If(c == C - 1):
-                m.d.sync += [c.eq(0), g.eq(g + 1)]
-                with m.If(g == G - 1):
-                    m.d.sync += running.eq(0)
-            with m.Else():
-                m.d.sync += c.eq(c + 1)
-        for rp in roms:
-            m.d.comb += [rp.addr.eq(g * C + c), rp.en.eq(1)]
-        lanes = self.v_lanes
-        padded = v + [Const(0, lanes.shape)] * (C * S - K)
-        chunk = Array(Cat(*(padded[c_ * S + q].as_signed() if lanes.signed else padded[c_ * S + q] for q in range(S)))
-                      for c_ in range(C))[c] if C > 1 else Cat(*padded)
-        v1 = Signal(S * lanes.width, name="v_sel", reset_less=True)
-        valid1, first1, last1 = Signal(name="valid1"), Signal(name="first1"), Signal(name="last1")
-        g1 = Signal.like(g, name="g1")
-        m.d.sync += [v1.eq(chunk), valid1.eq(running), first1.eq(c == 0), last1.eq(c == C - 1), g1.eq(g)]
-        xs1 = Lanes(S, lanes.width, lanes.signed).split(v1)
-        pbounds = _mul((-wmax - 1, wmax), (lanes.min, lanes.max))
-        prod_shape = shape_for(pbounds[0] * S, pbounds[1] * S)
-        products = []
-        for k, rp in enumerate(roms):
-            ws = Lanes(P * S, wshape.width, True).split(rp.data)
-            for p in range(P):
-                term = sum(ws[p * S + q] * xs1[q] for q in range(S))
-                r = Signal(prod_shape, name=f"prod{k}_{p}", reset_less=True)
-                m.d.sync += r.eq(term)
-                products.append(r)
-        valid2, first2, last2, g2 = Signal(name="valid2"), Signal(name="first2"), Signal(name="last2"), Signal.like(g1)
-        m.d.sync += [valid2.eq(valid1), first2.eq(first1), last2.eq(last1), g2.eq(g1)]
-        acc_shape = shape_for(*self.partial)
-        sums, accs = [], []
-        ready = Signal(name="sums_ready")
-        for e, r in enumerate(products):
-            k, p = divmod(e, P)
-            biases = [int(self.bias[k * H + g_ * P + p]) for g_ in range(G)]
-            bias = Array(Const(b, shape_for(min(biases + [0]), max(biases + [0]))) for b in biases)[g2] if G > 1 \
-                else Const(biases[0], shape_for(min(biases[0], 0), max(biases[0], 0)))
-            a = Signal(acc_shape, name=f"acc{k}_{p}", reset_less=True)
-            nxt = Mux(first2, bias, a) + r
-            out = Signal(shape_for(*self._sum_bounds(k)), name=f"sum{k}_{p}", reset_less=True)
-            with m.If(valid2):
-                m.d.sync += a.eq(nxt)
-                with m.If(last2):
-                    m.d.sync += out.eq(nxt)
-            accs.append(a)
-            sums.append(out)
-        m.d.sync += ready.eq(valid2 & last2)
-        gates = [sums[k * P:(k + 1) * P] for k in range(4)]
-        E = self.lanes
-        if E == P:
-            m.d.comb += issue.eq(ready)
-            return gates, start, used
-        # a pass's sums held and handed on E units a cycle (the hold rotates), done by the next pass's
-        count = Signal(range(P // E + 1), name="to_issue")
-        widths = [len(g[0]) for g in gates]  # each sum's own width
-        holds = [Signal(P * w, name=f"hold{k}", reset_less=True) for k, w in enumerate(widths)]
-        with m.If(ready):
-            m.d.sync += [hold.eq(Cat(*g)) for hold, g in zip(holds, gates)]
-            m.d.sync += count.eq(P // E)
-        with m.Elif(count != 0):
-            m.d.sync += [hold.eq(Cat(hold[E * w:], hold[:E * w])) for hold, w in zip(holds, widths)]
-            m.d.sync += count.eq(count - 1)
-        m.d.comb += issue.eq(count != 0)
-        return [Lanes(E, w, g[0].shape().signed).split(hold[:E * w]) for hold, w, g in zip(holds, widths, gates)], \
-            start, used
