@@ -28,13 +28,48 @@ from fpgac.hdl.dense import _int_bias, _int_matrix, dense_bounds
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.requant import Requantize
 
-__all__ = ["FoldedMatrix", "divisors", "fold_for", "lut_product"]
+__all__ = ["BANK_WORDS", "FoldedMatrix", "banked", "divisors", "fold_for", "lut_product"]
 
 
 #: above this many chunks a word, the chunk a step is read from a shift register, not a multiplexer
 #: (measured with synth_ecp5: 32 chunks of 72 bits 0.7 LUT4 a bit by multiplexer, 64 of 8 bits 1.5, 128
 #: of 8 bits 2.3; a shift register 1)
 SHIFT_CHUNKS = 32
+
+#: a block RAM's depth at 9 bits a word or wider (an ECP5 DP16KD: 2,048 x 9; wider words take blocks
+#: side by side). A deeper memory is built as banks of this many words, each read into a register
+#: before the multiplexer that picks one: behind one memory, synthesis cascades the blocks' slow
+#: outputs through that multiplexer in the same cycle (a folded layer's slowest path, measured)
+BANK_WORDS = 2048
+
+
+def banked(m: Module, name: str, width: int, depth: int, read_addr: Value, read_en: Value, *,
+           init: list[int] | None = None, write: tuple[Value, Value, Value] | None = None,
+           bank_words: int = BANK_WORDS) -> tuple[list[Value], Value]:
+    """A memory of ``depth`` words of ``width`` bits as banks of ``bank_words`` words (a power of
+    two; one bank when it is not deeper): the banks' read data (a cycle after ``read_addr``, each
+    bank read at the address's low bits) and the bank ``read_addr`` falls in (to be registered
+    alongside the read, then to pick one). ``write``: ``(addr, data, en)`` of a write port."""
+    if bank_words < 1 or bank_words & (bank_words - 1):
+        raise ValueError(f"bank_words must be a power of two, not {bank_words}")
+    count = -(-depth // bank_words)
+    low = (bank_words - 1).bit_length()
+    BANK = bank_words
+    datas = []
+    for k in range(count):
+        size = min(BANK, depth - k * BANK)
+        mem = Memory(shape=unsigned(width), depth=size,
+                     init=[] if init is None else init[k * BANK:k * BANK + size])
+        m.submodules[name if count == 1 else f"{name}{k}"] = mem
+        if write is not None:
+            addr, data, en = write
+            wp = mem.write_port()
+            hit = Const(1, 1) if count == 1 else Value.cast(addr)[low:] == k
+            m.d.comb += [wp.addr.eq(addr[:low] if count > 1 else addr), wp.data.eq(data), wp.en.eq(en & hit)]
+        rp = mem.read_port()
+        m.d.comb += [rp.addr.eq(read_addr[:low] if count > 1 else read_addr), rp.en.eq(read_en)]
+        datas.append(rp.data)
+    return datas, (read_addr[low:] if count > 1 else Const(0, 1))
 
 
 def divisors(n: int) -> list[int]:
@@ -65,6 +100,9 @@ class FoldedMatrix(Component):
         How many of the ``pe * simd`` multipliers are written as ``*`` (which synthesis tools map to
         DSP blocks); the others are sums of shifted partial products (:func:`lut_product`), which
         they build in LUTs and carry chains. Default: all as ``*``.
+    bank_words : int
+        The weights' ROM and the held vectors, when deeper, are banks of this many words, read
+        into registers before one is picked (:func:`banked`; a stage more). Default :data:`BANK_WORDS`.
 
     Ports ``i`` (words of ``beat`` lanes, ``beats`` per vector), ``o`` (one word of ``M`` lanes per
     vector). :attr:`interval` = ``passes * steps`` cycles per vector when the input keeps up;
@@ -75,7 +113,8 @@ class FoldedMatrix(Component):
     """
 
     def __init__(self, weights: object, bias: object = None, *, x: Lanes, beat: int, simd: int, pe: int,
-                 requant: Requantize | None = None, levels_per_stage: int = 2, dsps: int | None = None) -> None:
+                 requant: Requantize | None = None, levels_per_stage: int = 2, dsps: int | None = None,
+                 bank_words: int = BANK_WORDS) -> None:
         w = _int_matrix(weights, Lanes(np.asarray(weights).shape[0], x.width, x.signed), "FoldedMatrix")
         K, M = w.shape
         if beat < 1 or K % beat:
@@ -100,9 +139,12 @@ class FoldedMatrix(Component):
         self.multipliers = pe * simd
         self.interval = self.passes * self.steps
         depth = tree_depth(simd)
-        # sequencer -> 1 (ROM read) -> 2 (chunk, weights) -> 3 (products) -> the tree's stages ->
-        # accumulate -> the pass's sums -> output
-        self.depth = 3 + stages_for(depth, levels_per_stage) + 2
+        # a memory deeper than a block: its banks registered, then one picked, a stage more
+        self.bank_words = bank_words
+        self.banked = self.passes * self.steps > bank_words or (self.passes > 1 and 2 * self.steps > bank_words)
+        # sequencer -> 1 (ROM read) -> 2 (chunk, weights) [-> 2b (the banks' pick)] -> 3 (products)
+        # -> the tree's stages -> accumulate -> the pass's sums -> output
+        self.depth = 3 + self.banked + stages_for(depth, levels_per_stage) + 2
         # with several passes a word's chunks are written one a cycle before the last can be read
         self.latency = self.depth + (self.interval - 1) + (self.sub if self.passes > 1 and self.sub > 1 else 0)
         super().__init__({"i": In(stream.Signature(self.in_lanes.bits)),
@@ -136,8 +178,6 @@ class FoldedMatrix(Component):
         shifted = SB > SHIFT_CHUNKS
         wmax = int(np.abs(self.weights).max()) if self.weights.size else 0
         wshape = shape_for(-wmax - 1, wmax)
-        rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * self.steps, init=self._rom_words(wshape))
-        m.submodules.weights = rom
 
         # -- the sequencer: pass g, word b, chunk s ---------------------------------------------------
         g = Signal(range(max(G, 2)), name="g")
@@ -165,8 +205,8 @@ class FoldedMatrix(Component):
                 with m.If(last_b):
                     m.d.sync += g.eq(Mux(last_g, 0, g + 1))
             m.d.sync += addr.eq(Mux(last_s & last_b & last_g, 0, addr + 1))
-        rp = rom.read_port()
-        m.d.comb += [rp.addr.eq(addr), rp.en.eq(fire)]
+        wdatas, wbank = banked(m, "weights", P * S * wshape.width, G * self.steps, addr, fire,
+                               init=self._rom_words(wshape), bank_words=self.bank_words)
         if G == 1:  # each word is used in one step after another, as it arrives
             take = s == 0
             m.d.comb += [step.eq((~take | self.i.valid) & room), self.i.ready.eq(take & room)]
@@ -180,9 +220,6 @@ class FoldedMatrix(Component):
             # a word: the memory is as narrow as the multipliers read it, deep enough for block RAM),
             # one half written as its words arrive, a chunk a cycle, while the other (or the same,
             # as far as it has come) is read
-            held = Memory(shape=unsigned(chunk_bits), depth=2 * self.steps, init=[])
-            m.submodules.held = held
-            wp, hp = held.write_port(), held.read_port()
             wsel, rsel = Signal(name="wsel"), Signal(name="rsel")
             wcount = Signal(range(self.steps + 1), name="wcount")  # chunks of the half being written
             full = Signal(2, name="full")  # a half holds a whole vector not yet released
@@ -209,7 +246,8 @@ class FoldedMatrix(Component):
                     with m.If(leaving):
                         m.d.sync += loaded.eq(0)
             written = source_valid & can_write
-            m.d.comb += [wp.addr.eq(Mux(wsel, self.steps + wcount, wcount)), wp.data.eq(source), wp.en.eq(written)]
+            haddr, waddr = Signal(range(2 * self.steps), name="haddr"), Signal(range(2 * self.steps), name="waddr")
+            m.d.comb += waddr.eq(Mux(wsel, self.steps + wcount, wcount))
             with m.If(written):
                 m.d.sync += wcount.eq(Mux(wcount == self.steps - 1, 0, wcount + 1))
                 with m.If(wcount == self.steps - 1):
@@ -218,15 +256,20 @@ class FoldedMatrix(Component):
             with m.If(fire):
                 m.d.sync += t.eq(Mux(last_s & last_b, 0, t + 1))
             there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > t))
-            m.d.comb += [step.eq(there & room), hp.addr.eq(Mux(rsel, self.steps + t, t)), hp.en.eq(fire)]
+            m.d.comb += [step.eq(there & room), haddr.eq(Mux(rsel, self.steps + t, t))]
+            hdatas, hbank = banked(m, "held", chunk_bits, 2 * self.steps, haddr, fire,
+                                   write=(waddr, source, written), bank_words=self.bank_words)
             with m.If(fire & last_s & last_b & last_g):  # the vector's last step: release its half
                 m.d.sync += [rsel.eq(~rsel), full.bit_select(rsel, 1).eq(0)]
-            current = hp.data
+            current = hdatas[0]
         s1 = pipe.reg(s, name="s1")
         first1 = pipe.reg((b == 0) & (s == 0), name="first1")
         end1 = pipe.reg(last_b & last_s, name="end1")
         g1 = pipe.reg(g, name="g1")
         final1 = pipe.reg(last_g & last_b & last_s, name="final1")
+        if self.banked:
+            wbank1 = pipe.reg(wbank, name="wbank1")
+            hbank1 = pipe.reg(hbank, name="hbank1") if G > 1 else None
 
         # -- the chunk of the word this step multiplies ------------------------------------------------------------------
         chunk = Signal(chunk_bits, name="chunk")  # named: an expression sliced per lane would be copied into every use
@@ -238,8 +281,22 @@ class FoldedMatrix(Component):
         else:  # the memory gave this step's chunk
             m.d.comb += chunk.eq(current)
         pipe.stage()  # stage 2: the chunk and the weights registered (the ROM's and the mux's delay end here)
+        if self.banked:  # every bank's word registered; the next stage picks one
+            wbanks = [pipe.reg(d, name=f"weights_b{k}") for k, d in enumerate(wdatas)]
+            wbank2 = pipe.reg(wbank1, name="wbank2")
+            if G > 1:
+                hbanks = [pipe.reg(d, name=f"chunk_b{k}") for k, d in enumerate(hdatas)]
+                hbank2 = pipe.reg(hbank1, name="hbank2")
+            else:
+                chunk2 = pipe.reg(chunk, name="chunk_b")
+            first1, end1, g1, final1 = (pipe.reg(v) for v in (first1, end1, g1, final1))
+            pipe.stage()  # stage 2b: the banks' pick
+            weights = Array(wbanks)[wbank2] if len(wbanks) > 1 else wbanks[0]
+            chunk = (Array(hbanks)[hbank2] if len(hbanks) > 1 else hbanks[0]) if G > 1 else chunk2
+        else:
+            weights = wdatas[0]
         xs = Lanes(S, x.width, x.signed).split(pipe.reg(chunk, name="chunk_r"))
-        ws = Lanes(P * S, wshape.width, True).split(pipe.reg(rp.data, name="weights_r"))
+        ws = Lanes(P * S, wshape.width, True).split(pipe.reg(weights, name="weights_r"))
         first1, end1, g1, final1 = (pipe.reg(v) for v in (first1, end1, g1, final1))
         a, c = -wmax - 1, wmax
         plo, phi = min(a * x.min, a * x.max, c * x.min, c * x.max), max(a * x.min, a * x.max, c * x.min, c * x.max)

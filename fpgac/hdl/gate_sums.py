@@ -9,9 +9,9 @@ elementwise pipeline by ``issue``; ``used`` releases them at the end of the step
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 
+from fpgac.hdl.fold import banked
 from fpgac.hdl.lanes import Lanes, shape_for
 
 __all__ = ["GateSums", "bounds_add", "bounds_mul", "bounds_shl"]
@@ -35,6 +35,13 @@ class GateSums:
     """The two forms of the gate sums, for :class:`~fpgac.hdl.Recurrent` (a mixin: it reads the
     recurrent unit's ``hidden``, ``units``, ``groups``, ``simd``, ``chunks``, ``lanes``,
     ``weights``, ``bias``, ``partial``, ``v_lanes`` and ``matvec``)."""
+
+    @property
+    def fold_extra_stages(self) -> int:
+        """Register stages of the folded form between the ROMs' read and the products: the words'
+        own, and with ROMs deeper than ``bank_words`` (banks, see :func:`~fpgac.hdl.fold.banked`)
+        the bank's pick."""
+        return 1 + (self.hidden // self.units * self.chunks > self.bank_words)
 
     def _parallel(self, m: Module, v: list[Value], issue: Signal) -> tuple[list[list[Value]], Signal, Signal]:
         """The sums by the :class:`Dense`: ``start`` hands it ``v``; all units issue at once when its
@@ -64,6 +71,7 @@ class GateSums:
         # the weights of inputs c * S .. c * S + S - 1 (zeros past the last input)
         mask = (1 << wshape.width) - 1
         roms = []
+        addr = Signal(range(max(G * C, 2)), name="addr")  # g * C + c, counted (no product in the path)
         for k in range(4):
             words = []
             for g in range(G):
@@ -75,12 +83,13 @@ class GateSums:
                             value = int(w[i, k * H + g * P + p]) if i < K else 0
                             word |= (value & mask) << ((p * S + q) * wshape.width)
                     words.append(word)
-            rom = Memory(shape=unsigned(P * S * wshape.width), depth=G * C, init=words)
-            m.submodules[f"weights{k}"] = rom
-            roms.append(rom.read_port())
+            roms.append(banked(m, f"weights{k}", P * S * wshape.width, G * C, addr, Const(1, 1), init=words,
+                               bank_words=self.bank_words))
+        banks = len(roms[0][0])
 
-        # stage 0: the address; stage 1: the weights and the selected inputs; stage 2: products;
-        # stage 3: accumulate (the bias first), and at a pass's end, its sums
+        # stage 0: the address; stage 1: the ROMs' words (each bank's) and the inputs; 1b: the words
+        # registered (a block RAM's output is slow); [1c: the bank picked;] 2: the products;
+        # 3: accumulate (the bias first), and at a pass's end, its sums
         running, g, c = Signal(name="running"), Signal(range(max(G, 2)), name="g"), Signal(range(max(C, 2)), name="c")
         with m.If(start):
             m.d.sync += [running.eq(1), g.eq(0), c.eq(0)]
@@ -91,13 +100,10 @@ class GateSums:
                     m.d.sync += running.eq(0)
             with m.Else():
                 m.d.sync += c.eq(c + 1)
-        addr = Signal(range(max(G * C, 2)), name="addr")  # g * C + c, counted (no product in the path)
         with m.If(start):
             m.d.sync += addr.eq(0)
         with m.Elif(running):
             m.d.sync += addr.eq(addr + 1)
-        for rp in roms:
-            m.d.comb += [rp.addr.eq(addr), rp.en.eq(1)]
         # the input's chunks: loaded at ``start`` and rotated a chunk a cycle, so chunk ``c`` is
         # always the low lanes (no C-to-1 multiplexer), and every pass finds them back in order
         lanes = self.v_lanes
@@ -112,12 +118,27 @@ class GateSums:
         valid1, first1, last1 = Signal(name="valid1"), Signal(name="first1"), Signal(name="last1")
         g1 = Signal.like(g, name="g1")
         m.d.sync += [v1.eq(chunk), valid1.eq(running), first1.eq(c == 0), last1.eq(c == C - 1), g1.eq(g)]
+        bank = Signal(range(max(banks, 2)), name="bank1")
+        m.d.sync += bank.eq(roms[0][1])
+        words = [datas for datas, _ in roms]
+        for stage in ("b", "c")[:self.fold_extra_stages]:  # the words' own stage, then the bank's pick
+            later = []
+            for k, datas in enumerate(words):
+                picked = datas if stage == "b" else [Array(datas)[bank] if banks > 1 else datas[0]]
+                regs = [Signal(len(d), name=f"w{k}_{stage}{j}", reset_less=True) for j, d in enumerate(picked)]
+                m.d.sync += [r.eq(d) for r, d in zip(regs, picked)]
+                later.append(regs)
+            words = later
+            flags = [v1, valid1, first1, last1, g1, bank]
+            regs = [Signal.like(f, name=f"{f.name}{stage}") for f in flags]
+            m.d.sync += [r.eq(f) for r, f in zip(regs, flags)]
+            v1, valid1, first1, last1, g1, bank = regs
         xs1 = Lanes(S, lanes.width, lanes.signed).split(v1)
         pbounds = bounds_mul((-wmax - 1, wmax), (lanes.min, lanes.max))
         prod_shape = shape_for(pbounds[0] * S, pbounds[1] * S)
         products = []
-        for k, rp in enumerate(roms):
-            ws = Lanes(P * S, wshape.width, True).split(rp.data)
+        for k, datas in enumerate(words):
+            ws = Lanes(P * S, wshape.width, True).split(datas[0])
             for p in range(P):
                 term = sum(ws[p * S + q] * xs1[q] for q in range(S))
                 r = Signal(prod_shape, name=f"prod{k}_{p}", reset_less=True)

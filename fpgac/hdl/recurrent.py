@@ -25,7 +25,8 @@ Two forms:
   at a counted address; each pass's sums go through the elementwise pipeline while the
   next pass accumulates, a few units a cycle (as many as fit in a pass's cycles, so the tables
   and multipliers of the pipeline are few). A step costs ``passes * ceil((n_x + hidden) / simd)
-  + 12`` cycles, plus the cycles a pass's units take through the pipeline when it takes fewer than
+  + 13`` cycles (14 with ROMs deeper than a block RAM: their banks' words registered, then one
+  picked), plus the cycles a pass's units take through the pipeline when it takes fewer than
   all of them at once.
 
 The state ``h`` stays fixed during a step (the product reads it) and the new state is shifted in
@@ -45,6 +46,7 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.dense import Dense
+from fpgac.hdl.fold import BANK_WORDS
 from fpgac.hdl.gate_sums import GateSums, bounds_add, bounds_mul, bounds_shl
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.lookup import TableSpec, table_finish, table_reads
@@ -110,6 +112,9 @@ class Recurrent(GateSums, Component):
         1: fully parallel, the sums by adder trees (:class:`Dense`, ``clock_period`` placing its
         registers); more: folded, each multiplier used about ``reuse`` times per step
         (:func:`folding`).
+    bank_words : int
+        Folded: weight ROMs deeper than this are banks of this many words (a stage more,
+        :func:`~fpgac.hdl.fold.banked`). Default :data:`~fpgac.hdl.fold.BANK_WORDS`.
 
     Ports ``i``, ``o``: a word per step in (taken when the step starts), ``out_beats`` words per
     sequence out (each held until taken; a step that would overwrite one not yet taken waits).
@@ -121,7 +126,7 @@ class Recurrent(GateSums, Component):
                  acc_frac: int, gate: Fixed, state: Fixed, sigmoid: object, sigmoid_frac: int, tanh: object,
                  tanh_frac: int, cell: Fixed | None = None, tanh_cell: object = None, tanh_cell_frac: int = 0,
                  h0: object = None, c0: object = None, output: int = 0, reuse: int = 1,
-                 clock_period: float | None = None) -> None:
+                 clock_period: float | None = None, bank_words: int = BANK_WORDS) -> None:
         if kind not in ("lstm", "gru"):
             raise ValueError(f"Recurrent kind must be 'lstm' or 'gru', not {kind!r}")
         if kind == "lstm" and (cell is None or tanh_cell is None):
@@ -131,6 +136,7 @@ class Recurrent(GateSums, Component):
         if output not in (0, 1, 2) or (output == 2 and kind != "lstm"):
             raise ValueError(f"Recurrent output {output!r}: 0 (Y), 1 (h) or, for an LSTM, 2 (c)")
         self.kind, self.steps, self.n_x, self.hidden, self.output = kind, steps, n_x, hidden, output
+        self.bank_words = bank_words
         self.acc_frac, self.gate, self.state, self.cell = acc_frac, gate, state, cell
         self.sigmoid, self.tanh = TableSpec.cast(sigmoid), TableSpec.cast(tanh)
         self.tanh_cell = TableSpec.cast(tanh_cell) if tanh_cell is not None else None
@@ -168,7 +174,7 @@ class Recurrent(GateSums, Component):
             self.lanes = -(-self.units // self.chunks)
             while self.units % self.lanes:
                 self.lanes += 1
-            step = (hidden // self.units) * self.chunks + 4 + PIPELINE_STAGES + (
+            step = (hidden // self.units) * self.chunks + 4 + self.fold_extra_stages + PIPELINE_STAGES + (
                 self.units // self.lanes if self.lanes < self.units else 0)
         if reuse == 1:
             self.lanes = hidden

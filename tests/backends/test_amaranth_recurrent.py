@@ -141,3 +141,35 @@ def test_a_dynamic_sequence_length_asks_for_seq_len(tmp_path, capsys) -> None:
     assert stage.steps == 7
     report = api.verify(tmp_path / "seven")
     assert report.vectors == 60 and report.mismatched_bits == 0, report.lines()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_folded_gate_sums_from_rom_banks_equal_the_stage_model(monkeypatch, kind) -> None:
+    """Weight ROMs deeper than a bank (here 16 words, so that a small unit has several): each
+    bank's word registered, then one picked; the unit still computes what its stage does, at the
+    period it declares (two stages more than its words' one)."""
+    import functools
+
+    from fpgac.backends.amaranth import build
+    from fpgac.hdl import Recurrent as Unit
+    from fpgac.hdl.simulate import run_vectors
+
+    compiled = api.compile(EXAMPLES / f"{kind}.onnx", bits=8, input_range=(-1.0, 1.0))
+    stages = lower(compiled.graph)
+    k = next(j for j, s in enumerate(stages) if isinstance(s, Recurrent))
+    x = compiled.vectors(4).input_mantissas[0].reshape(4, -1)
+    inputs = execute(stages[:k], x) if k else x
+    expected = execute(stages[:k + 1], x)
+    plain = build._recurrent_layer(stages[k], build.Pipelining(reuse=64))
+    plain._MustUse__silence = True  # only its period is read
+    monkeypatch.setattr(build, "Recurrent", functools.partial(Unit, bank_words=16))
+    unit = build._recurrent_layer(stages[k], build.Pipelining(reuse=64))
+    assert unit.groups * unit.chunks > 16 and unit.fold_extra_stages == 2 and plain.fold_extra_stages == 1
+    assert unit.period == plain.period + 1
+    words = inputs.reshape(-1, unit.n_x)
+    out, _ = run_vectors(unit, words, count=len(x) * unit.out_beats, valid_prob=0.7, ready_prob=0.7, seed=3)
+    np.testing.assert_array_equal(out.reshape(len(x), -1), expected)
+    full, run = run_vectors(unit, words, count=len(x) * unit.out_beats, valid_prob=1.0, ready_prob=1.0)
+    np.testing.assert_array_equal(full, out)
+    ends = run.out_cycles["o"]
+    assert ends[-1] - ends[-1 - unit.out_beats] == unit.interval

@@ -148,6 +148,28 @@ def test_folded_matrix_is_x_at_w_plus_b(geometry, dsps) -> None:
     assert ends[-1] - ends[-2] == dut.interval == (M // pe) * (K // simd)  # no gap between vectors
 
 
+@pytest.mark.parametrize("geometry", [(12, 6, 4, 2, 3, False), (80, 2, 40, 1, 2, True), (16, 6, 8, 1, 2, True)],
+                         ids=["3 passes, held in 3 banks, weights in 3", "one pass, weights in 3 banks (shifted)",
+                              "3 passes, held in 4 banks, weights in 5"])
+def test_folded_matrix_in_memory_banks_is_x_at_w_plus_b(geometry) -> None:
+    K, M, beat, simd, pe, signed = geometry
+    x = Lanes(beat, 8, signed)
+    W = RNG.integers(-128, 128, (K, M))
+    b = RNG.integers(-2000, 2000, M)
+    requant = Requantize(shift=6, width=8, signed=True, rounding="RND", overflow="SAT")
+    dut = FoldedMatrix(W, b, x=x, beat=beat, simd=simd, pe=pe, requant=requant, bank_words=32 if K == 80 else 8)
+    plain = FoldedMatrix(W, b, x=x, beat=beat, simd=simd, pe=pe, requant=requant)
+    assert dut.banked and not plain.banked and dut.latency == plain.latency + 1
+    X = np.concatenate([np.full((1, K), x.min), np.full((1, K), x.max), RNG.integers(x.min, x.max + 1, (6, K))])
+    words = X.reshape(-1, beat)
+    out, _ = run_vectors(dut, words, count=len(X), valid_prob=0.6, ready_prob=0.6, seed=5)
+    np.testing.assert_array_equal(out, np.clip((X @ W + b + 32) >> 6, -128, 127))
+    full, run = run_vectors(dut, words, count=len(X), valid_prob=1.0, ready_prob=1.0)
+    np.testing.assert_array_equal(full, out)
+    _, unbanked = run_vectors(plain, words, count=len(X), valid_prob=1.0, ready_prob=1.0)
+    assert run.out_cycles["o"] == [c + 1 for c in unbanked.out_cycles["o"]]  # the pick's stage, nothing else
+
+
 def _compile(argv: list[str]) -> int:
     return main(["compile", *argv, "--target", "amaranth", "--io", "stream", "--bits", "8", "-q"])
 

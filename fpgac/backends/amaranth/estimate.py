@@ -30,7 +30,7 @@ import numpy as np
 
 from ...devices import Device
 from ...errors import UnsupportedError
-from ...hdl.fold import SHIFT_CHUNKS
+from ...hdl.fold import BANK_WORDS, SHIFT_CHUNKS
 from .lower import Requant, Stage
 from .stream import (
     ConvPixels,
@@ -106,10 +106,11 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, wx: int, ww: int, dsp
     tree = pe * (simd - 1) * (wx + ww + math.ceil(math.log2(max(simd, 2))))
     sub = beat // simd  # chunks a word: a multiplexer (about 0.7 LUT4 a bit), or a shift register (one)
     mux = 0 if sub == 1 else beat * wx if sub > SHIFT_CHUNKS else beat * wx * 7 // 10
-    depth = passes * steps  # a ROM deeper than a block's 2,048 words: a multiplexer over the blocks' outputs
-    cascade = mults * ww * max(0, math.ceil(depth / 2048) - 1)
+    depth = passes * steps  # a ROM deeper than a bank: each bank's word registered, then one picked
+    banks = math.ceil(depth / BANK_WORDS)
+    cascade = mults * ww * (banks - 1)
     luts = int(lut_products * LUT_PRODUCT * scale) + tree + mux + cascade + pe * PE_LUTS + 100
-    ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx
+    ffs = mults * (wx + ww) * 2 + pe * 48 + m * 8 + beat * wx + (banks * mults * ww if banks > 1 else 0)
     rom = brams(depth, mults * ww) if depth > 16 else 0
     held = 0
     if passes > 1:  # two vectors of simd-lane chunks: distributed RAM when shallow, else block RAM
@@ -117,6 +118,10 @@ def _matrix(k: int, m: int, beat: int, simd: int, pe: int, wx: int, ww: int, dsp
             held = _lutram(2 * steps, simd * wx, 1)
         else:
             rom += brams(2 * steps, simd * wx)
+            held_banks = math.ceil(2 * steps / BANK_WORDS)
+            if held_banks > 1:
+                luts += simd * wx * (held_banks - 1)
+                ffs += held_banks * simd * wx
     if depth <= 16:  # a shallow ROM is logic
         luts += mults * ww
     queue = _lutram(3, m * wo, 1)  # the outputs' queue (a few words)
