@@ -205,7 +205,10 @@ class FoldedMatrix(Component):
                 with m.If(last_b):
                     m.d.sync += g.eq(Mux(last_g, 0, g + 1))
             m.d.sync += addr.eq(Mux(last_s & last_b & last_g, 0, addr + 1))
-        wdatas, wbank = banked(m, "weights", P * S * wshape.width, G * self.steps, addr, fire,
+        # the memories read every cycle: nothing after the sequencer stalls, so a word read for a
+        # bubble is never used, and an enable would be a net to every block RAM of the layer (one
+        # reaching across the device was the founding CNN's slowest path after routing, measured)
+        wdatas, wbank = banked(m, "weights", P * S * wshape.width, G * self.steps, addr, Const(1, 1),
                                init=self._rom_words(wshape), bank_words=self.bank_words)
         if G == 1:  # each word is used in one step after another, as it arrives
             take = s == 0
@@ -257,7 +260,7 @@ class FoldedMatrix(Component):
                 m.d.sync += t.eq(Mux(last_s & last_b, 0, t + 1))
             there = full.bit_select(rsel, 1) | ((wsel == rsel) & (wcount > t))
             m.d.comb += [step.eq(there & room), haddr.eq(Mux(rsel, self.steps + t, t))]
-            hdatas, hbank = banked(m, "held", chunk_bits, 2 * self.steps, haddr, fire,
+            hdatas, hbank = banked(m, "held", chunk_bits, 2 * self.steps, haddr, Const(1, 1),
                                    write=(waddr, source, written), bank_words=self.bank_words)
             with m.If(fire & last_s & last_b & last_g):  # the vector's last step: release its half
                 m.d.sync += [rsel.eq(~rsel), full.bit_select(rsel, 1).eq(0)]
