@@ -172,7 +172,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     folder, report = write_report(args.out, args.output, vitis_report=args.vitis_report, step=fpgac_progress.step,
                                   data=args.data, labels=args.labels, family=args.family, device=args.device,
                                   package=args.package, pnr=args.pnr, pnr_timeout=args.pnr_timeout,
-                                  jobs=args.jobs)
+                                  router=args.router, jobs=args.jobs)
     total = (report.get("hardware") or {}).get("total", {})
     if not args.quiet:
         summary = ", ".join(f"{label} {total[key]:,}" for key, label in

@@ -168,7 +168,7 @@ def _xilinx_estimate_verilog(graph, manifest: dict[str, Any], folder: Path) -> t
 def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Path | None = None,
             family: str | None = None, device: str = "LFE5U-85F", package: str = "CABGA381",
             pnr: bool | None = None, pnr_timeout: float = 300.0, synth_timeout: float | None = 1800.0,
-            jobs: int | None = None, step: Callable[[str], Any] | None = None, graph=None,
+            router: str = "router2", jobs: int | None = None, step: Callable[[str], Any] | None = None, graph=None,
             values: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Gather the report of the design in ``out``. ``step(text)`` is a context manager per slow step;
     ``graph`` (the design's, loaded) and ``values`` (the golden model's mantissas of every value on
@@ -217,7 +217,7 @@ def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Pa
                                                                    if synthesis.command.endswith("in parallel)") else "")
                                           + (" (cached)" if synthesis.cached else ""))
         hardware["total"].update(_clock(synthesis, family, device, package, pnr, pnr_timeout, facts, step, report,
-                                        verilog, synth_timeout, [u[0] for u in unit_list], jobs))
+                                        verilog, synth_timeout, [u[0] for u in unit_list], jobs, router))
     elif target == "xilinx":
         part = report["design"]["options"].get("part") or "xcvu13p-flga2577-2-e"
         family = family or xilinx_family(part)
@@ -279,7 +279,7 @@ def _labels(data, labels, x_data) -> np.ndarray | None:
 
 
 def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report, verilog, synth_timeout,
-           parts, jobs) -> dict[str, Any]:
+           parts, jobs, router) -> dict[str, Any]:
     if family != "ecp5" or pnr is False:
         report["sources"]["clock"] = "not measured: " + ("no place and route (--no-pnr)" if family == "ecp5" else
                                                          "nextpnr places ECP5 devices only")
@@ -305,7 +305,7 @@ def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report
     with step("synthesizing it inside a four-pin wrapper, for place and route"):
         netlist = pnr_netlist(verilog, facts["toplevel"], synth_timeout, parts=parts, jobs=jobs)
     with step(f"placing and routing on {device} with nextpnr-ecp5 (at most {timeout:.0f} s)"):
-        placed = nextpnr(netlist, device, package, target_mhz=target_mhz, timeout=timeout)
+        placed = nextpnr(netlist, device, package, target_mhz=target_mhz, timeout=timeout, router=router)
     import shutil
 
     shutil.rmtree(netlist.parent, ignore_errors=True)

