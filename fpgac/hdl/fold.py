@@ -17,7 +17,7 @@ output word (all ``M`` lanes) leaves after the last pass.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -28,7 +28,7 @@ from fpgac.hdl.dense import _int_bias, _int_matrix, dense_bounds
 from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
 from fpgac.hdl.requant import Requantize
 
-__all__ = ["BANK_WORDS", "FoldedMatrix", "banked", "divisors", "fold_for", "lut_product"]
+__all__ = ["BANK_WORDS", "PES_PER_COPY", "Copy", "FoldedMatrix", "banked", "divisors", "fold_for", "lut_product"]
 
 
 #: above this many chunks a word, the chunk a step is read from a shift register, not a multiplexer
@@ -41,6 +41,28 @@ SHIFT_CHUNKS = 32
 #: before the multiplexer that picks one: behind one memory, synthesis cascades the blocks' slow
 #: outputs through that multiplexer in the same cycle (a folded layer's slowest path, measured)
 BANK_WORDS = 2048
+
+
+#: processing elements that read one copy of the input chunk's register: a register read by every
+#: PE of a wide layer is a net across the device (on the routed founding CNN, 14 ns of conv2's
+#: 21 ns critical path, measured), so each group of PEs gets its own copy
+PES_PER_COPY = 8
+
+
+class Copy(Elaboratable):
+    """A register of ``value`` loaded when ``en``, as a module of its own: copies of one register
+    in different modules are not merged by synthesis that keeps the hierarchy (``synth_ecp5
+    -noflatten``, as ``fpgac report`` and the design README run it), so each can sit by its readers."""
+
+    def __init__(self, value: Value, en: Value, name: str) -> None:
+        self.value, self.en = Value.cast(value), en
+        self.q = Signal(len(self.value), name=name, reset_less=True)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += self.q.eq(self.value)
+        return m
 
 
 def banked(m: Module, name: str, width: int, depth: int, read_addr: Value, read_en: Value, *,
@@ -298,14 +320,24 @@ class FoldedMatrix(Component):
             chunk = (Array(hbanks)[hbank2] if len(hbanks) > 1 else hbanks[0]) if G > 1 else chunk2
         else:
             weights = wdatas[0]
-        xs = Lanes(S, x.width, x.signed).split(pipe.reg(chunk, name="chunk_r"))
+        copies = -(-P // PES_PER_COPY)  # the chunk's register, a copy per group of PEs
+        if copies == 1:
+            chunk_rs = [pipe.reg(chunk, name="chunk_r")]
+        else:
+            chunk_rs, source = [], Signal(chunk_bits, name="chunk_source")  # named: the copies read one net
+            m.d.comb += source.eq(chunk)
+            for k in range(copies):
+                m.submodules[f"chunk_copy{k}"] = copy = Copy(source, pipe.en, name=f"chunk_r{k}")
+                chunk_rs.append(copy.q)
+        xss = [Lanes(S, x.width, x.signed).split(r) for r in chunk_rs]
         ws = Lanes(P * S, wshape.width, True).split(pipe.reg(weights, name="weights_r"))
         first1, end1, g1, final1 = (pipe.reg(v) for v in (first1, end1, g1, final1))
         a, c = -wmax - 1, wmax
         plo, phi = min(a * x.min, a * x.max, c * x.min, c * x.max), max(a * x.min, a * x.max, c * x.min, c * x.max)
         pipe.stage()  # stage 3: the products
         dsps = P * S if self.dsps is None else self.dsps
-        products = [[pipe.reg(ws[p * S + q] * xs[q] if p * S + q < dsps else lut_product(m, ws[p * S + q], xs[q]),
+        products = [[pipe.reg(ws[p * S + q] * xss[p // PES_PER_COPY][q] if p * S + q < dsps
+                              else lut_product(m, ws[p * S + q], xss[p // PES_PER_COPY][q]),
                               shape_for(plo, phi), name=f"prod{p}_{q}") for q in range(S)]
                     for p in range(P)]
         carry = [pipe.reg(v) for v in (first1, end1, g1, final1)]

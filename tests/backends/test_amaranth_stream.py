@@ -127,9 +127,10 @@ def test_folding_worked_by_hand() -> None:
 @pytest.mark.parametrize("dsps", [None, 0, 5], ids=["products", "partial products", "mixed"])
 @pytest.mark.parametrize("geometry", [(12, 6, 4, 2, 3, False), (6, 4, 3, 1, 1, True), (8, 5, 8, 8, 5, True),
                                       (9, 4, 3, 3, 2, False), (16, 6, 8, 1, 2, True), (80, 4, 40, 1, 2, True),
-                                      (80, 2, 40, 1, 2, False)],
+                                      (80, 2, 40, 1, 2, False), (8, 32, 4, 2, 16, True)],
                          ids=["3 passes", "one multiplier", "one cycle", "2 passes", "3 passes of 2 words of 8 chunks",
-                              "2 passes of words of 40 chunks (shifted)", "one pass of words of 40 chunks (shifted)"])
+                              "2 passes of words of 40 chunks (shifted)", "one pass of words of 40 chunks (shifted)",
+                              "16 PEs, 2 copies of the chunk's register"])
 def test_folded_matrix_is_x_at_w_plus_b(geometry, dsps) -> None:
     K, M, beat, simd, pe, signed = geometry
     x = Lanes(beat, 8, signed)
