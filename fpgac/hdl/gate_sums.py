@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 
-from fpgac.hdl.fold import banked
+from fpgac.hdl.fold import PES_PER_COPY, Copy, banked
 from fpgac.hdl.lanes import Lanes, shape_for
 
 __all__ = ["GateSums", "bounds_add", "bounds_mul", "bounds_shl"]
@@ -88,7 +88,8 @@ class GateSums:
         banks = len(roms[0][0])
 
         # stage 0: the address; stage 1: the ROMs' words (each bank's) and the inputs; 1b: the words
-        # registered (a block RAM's output is slow); [1c: the bank picked;] 2: the products;
+        # registered (a block RAM's output is slow); [1c: the bank picked;] the last of these also
+        # copies the inputs, a copy per PES_PER_COPY multipliers (each by its readers); 2: the products;
         # 3: accumulate (the bias first), and at a pass's end, its sums
         running, g, c = Signal(name="running"), Signal(range(max(G, 2)), name="g"), Signal(range(max(C, 2)), name="c")
         with m.If(start):
@@ -129,17 +130,26 @@ class GateSums:
                 m.d.sync += [r.eq(d) for r, d in zip(regs, picked)]
                 later.append(regs)
             words = later
-            flags = [v1, valid1, first1, last1, g1, bank]
+            flags = [valid1, first1, last1, g1, bank]
             regs = [Signal.like(f, name=f"{f.name}{stage}") for f in flags]
             m.d.sync += [r.eq(f) for r, f in zip(regs, flags)]
-            v1, valid1, first1, last1, g1, bank = regs
-        xs1 = Lanes(S, lanes.width, lanes.signed).split(v1)
+            valid1, first1, last1, g1, bank = regs
+            if stage == ("b", "c")[self.fold_extra_stages - 1]:  # the last: a copy of the inputs per PES_PER_COPY PEs
+                copies = [Copy(v1, Const(1, 1), name=f"v_{stage}{j}") for j in range(-(-4 * P // PES_PER_COPY))]
+                for j, copy in enumerate(copies):
+                    m.submodules[f"v_copy{j}"] = copy
+                inputs = [Lanes(S, lanes.width, lanes.signed).split(copy.q) for copy in copies]
+            else:
+                later_v = Signal.like(v1, name=f"v_{stage}")
+                m.d.sync += later_v.eq(v1)
+                v1 = later_v
         pbounds = bounds_mul((-wmax - 1, wmax), (lanes.min, lanes.max))
         prod_shape = shape_for(pbounds[0] * S, pbounds[1] * S)
         products = []
         for k, datas in enumerate(words):
             ws = Lanes(P * S, wshape.width, True).split(datas[0])
             for p in range(P):
+                xs1 = inputs[(k * P + p) // PES_PER_COPY]
                 term = sum(ws[p * S + q] * xs1[q] for q in range(S))
                 r = Signal(prod_shape, name=f"prod{k}_{p}", reset_less=True)
                 m.d.sync += r.eq(term)
