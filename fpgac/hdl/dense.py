@@ -338,11 +338,16 @@ class DenseReuse(Component):
     -----
     As :class:`Dense`: ``i`` (``n_in`` lanes of ``x``), ``o`` (``n_out`` lanes).
 
+    Each multiply-accumulate is pipelined: the selected input lane and the weight are registered,
+    then their product, then it is accumulated (a multiplexer over the inputs, a multiplier and an
+    adder in one cycle were the founding LSTM's slowest path, measured with nextpnr).
+
     Timing: an input is accepted while the unit is idle or in its last step; a vector takes
-    ``steps`` cycles of MACs, then one cycle to add the partials into the output register, so
-    the initiation interval is ``steps`` (:attr:`interval`) when the output is not stalled and
-    the latency from the accepting edge to ``o.valid`` is ``steps + 2`` cycles (:attr:`latency`).
-    A stalled output holds the partials; the next vector waits in the input register.
+    ``steps + 2`` cycles (its ``steps`` entries through the three stages), then one cycle to add
+    the partials into the output register, so the initiation interval is ``steps + 2``
+    (:attr:`interval`) when the output is not stalled and the latency from the accepting edge to
+    ``o.valid`` is ``steps + 4`` cycles (:attr:`latency`). A stalled output holds the partials and
+    the pipeline; the next vector waits in the input register.
     """
 
     def __init__(
@@ -370,8 +375,8 @@ class DenseReuse(Component):
         self.units = math.ceil(self.nnz / reuse) if entries else 0
         self.steps = math.ceil(self.nnz / self.units) if entries else 1
         self.chunks = [entries[u * self.steps:(u + 1) * self.steps] for u in range(self.units)]
-        self.interval = self.steps
-        self.latency = self.steps + 2 if entries else 1
+        self.interval = self.steps + 2 if entries else 1
+        self.latency = self.steps + 4 if entries else 1
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
 
     def _product_bounds(self, w: int) -> tuple[int, int]:
@@ -394,7 +399,9 @@ class DenseReuse(Component):
         x_lanes = Array(x.split(x_reg))
         busy = Signal(name="busy")
         pending = Signal(name="pending")  # the slots hold a finished vector not yet in the output
-        t = Signal(range(max(steps, 2)), name="step")
+        cycles = steps + 2  # the entries, then two cycles for the last one's product and sum
+        t = Signal(range(cycles), name="step")
+        entry_valid = t < steps
         o_valid = Signal(name="o_valid")
         o_reg = Signal(out.bits, name="o_reg")
 
@@ -403,7 +410,7 @@ class DenseReuse(Component):
         m.d.comb += [
             load_out.eq(pending & (~o_valid | self.o.ready)),
             step.eq(busy & (~pending | load_out)),
-            self.i.ready.eq(~busy | (step & (t == steps - 1))),
+            self.i.ready.eq(~busy | (step & (t == cycles - 1))),
             self.o.valid.eq(o_valid),
             self.o.payload.eq(o_reg),
         ]
@@ -433,7 +440,7 @@ class DenseReuse(Component):
             rom = Memory(shape=unsigned(sum(b for _, b in fields)), depth=steps, init=words)
             m.submodules[f"rom{u}"] = rom
             rp = rom.read_port(domain="comb")
-            m.d.comb += rp.addr.eq(t)
+            m.d.comb += rp.addr.eq(Mux(entry_valid, t, 0))
             entry, pos = {}, 0
             for name, bits in fields:
                 entry[name] = rp.data[pos:pos + bits]
@@ -446,14 +453,28 @@ class DenseReuse(Component):
                 prods = [self._product_bounds(w) for jj, _, w in chunk if jj == j]
                 slot_bounds.append((sum(min(0, a) for a, _ in prods), sum(max(0, b) for _, b in prods)))
             acc_shape = shape_for(min(b[0] for b in slot_bounds), max(b[1] for b in slot_bounds))
+            # stage 1: the input lane and the weight (0 past the entries); 2: the product; 3: the sum
+            lane = Signal(x.shape, name=f"lane{u}", reset_less=True)
+            weight = Signal(w_shape, name=f"w{u}", reset_less=True)
+            first1, last1 = Signal(name=f"first{u}_1"), Signal(name=f"last{u}_1")
+            slot1 = Signal(slot_bits, name=f"slot{u}_1", reset_less=True)
+            prods = [self._product_bounds(w) for _, _, w in chunk]
+            product = Signal(shape_for(min([0] + [a for a, _ in prods]), max([0] + [b for _, b in prods])),
+                             name=f"product{u}", reset_less=True)
+            first2, last2 = Signal(name=f"first{u}_2"), Signal(name=f"last{u}_2")
+            slot2 = Signal(slot_bits, name=f"slot{u}_2", reset_less=True)
             acc = Signal(acc_shape, name=f"acc{u}")
             nxt = Signal(acc_shape, name=f"acc{u}_next")
-            m.d.comb += nxt.eq(Mux(entry["first"], 0, acc) + x_lanes[entry["idx"]] * wv)
+            m.d.comb += nxt.eq(Mux(first2, 0, acc) + product)
             slots = [Signal(shape_for(*b), name=f"part{u}_{s}") for s, b in enumerate(slot_bounds)]
             with m.If(step):
-                m.d.sync += acc.eq(nxt)
+                m.d.sync += [lane.eq(x_lanes[entry["idx"]]), weight.eq(Mux(entry_valid, wv, 0)),
+                             first1.eq(entry["first"] & entry_valid), last1.eq(entry["last"] & entry_valid),
+                             slot1.eq(entry["slot"]),
+                             product.eq(lane * weight), first2.eq(first1), last2.eq(last1), slot2.eq(slot1),
+                             acc.eq(nxt)]
                 for s, reg in enumerate(slots):
-                    with m.If(entry["last"] & (entry["slot"] == s)):
+                    with m.If(last2 & (slot2 == s)):
                         m.d.sync += reg.eq(nxt)
             for s, j in enumerate(outputs):
                 pieces.setdefault(j, []).append(Term(slots[s], False, *slot_bounds[s]))
@@ -475,7 +496,7 @@ class DenseReuse(Component):
         with m.If(load_out):
             m.d.sync += pending.eq(0)
         with m.If(step):
-            with m.If(t == steps - 1):
+            with m.If(t == cycles - 1):
                 m.d.sync += [t.eq(0), busy.eq(0), pending.eq(1)]
             with m.Else():
                 m.d.sync += t.eq(t + 1)

@@ -132,7 +132,7 @@ def test_dense_reuse_interval_and_latency() -> None:
     got, run = run_vectors(dut, xs, valid_prob=1.0, ready_prob=1.0)
     np.testing.assert_array_equal(got, xs @ w + b)
     ins, outs = run.in_cycles["i"], run.out_cycles["o"]
-    assert set(np.diff(ins)) == {dut.interval} and dut.interval == dut.steps
+    assert set(np.diff(ins)) == {dut.interval} and dut.interval == dut.steps + 2  # two stages to drain
     assert {o - i for i, o in zip(ins, outs)} == {dut.latency}
 
 
