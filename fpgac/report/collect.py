@@ -216,8 +216,8 @@ def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Pa
                                           f" on {verilog.name}" + (", each layer's modules by its own process"
                                                                    if synthesis.command.endswith("in parallel)") else "")
                                           + (" (cached)" if synthesis.cached else ""))
-        hardware["total"].update(_clock(synthesis, family, device, package, pnr, pnr_timeout, facts, step, report,
-                                        verilog, synth_timeout, [u[0] for u in unit_list], jobs, router))
+        hardware["total"].update(_clock(synthesis, family, device, package, pnr, pnr_timeout, latency, step, report,
+                                        verilog, synth_timeout, [u[0] for u in unit_list], jobs, router, facts))
     elif target == "xilinx":
         part = report["design"]["options"].get("part") or "xcvu13p-flga2577-2-e"
         family = family or xilinx_family(part)
@@ -278,8 +278,10 @@ def _labels(data, labels, x_data) -> np.ndarray | None:
     return y
 
 
-def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report, verilog, synth_timeout,
-           parts, jobs, router) -> dict[str, Any]:
+def _clock(synthesis, family, device, package, pnr, timeout, cycles, step, report, verilog, synth_timeout,
+           parts, jobs, router, facts) -> dict[str, Any]:
+    """The clock nextpnr reaches, and ``cycles`` (the latency the report gives: measured by
+    ``verify`` when it ran, else the design's own) in ns at that clock."""
     if family != "ecp5" or pnr is False:
         report["sources"]["clock"] = "not measured: " + ("no place and route (--no-pnr)" if family == "ecp5" else
                                                          "nextpnr places ECP5 devices only")
@@ -314,7 +316,6 @@ def _clock(synthesis, family, device, package, pnr, timeout, facts, step, report
     report["placement"] = {k: {"used": u, "available": a} for k, (u, a) in placed.utilisation.items()}
     if placed.critical_path:
         report["critical_path"] = placed.critical_path
-    cycles = facts.get("latency_cycles")
     return {"clock_mhz": placed.mhz,
             "latency_ns": round(cycles * 1000.0 / placed.mhz, 1) if placed.mhz and cycles is not None else None}
 

@@ -239,3 +239,23 @@ Info: Max frequency for clock 'clk': 118.82 MHz (PASS at 100.00 MHz)
     assert path["from"] == "\\$like$340_TRELLIS_FF_Q_6.Q" and path["to"] == "ry$446_TRELLIS_FF_Q.DI"
     assert (path["logic_ns"], path["routing_ns"]) == (3.46, 4.95) and len(path["lines"]) == 8
     assert critical_path("Info: Max frequency for clock 'clk': 1 MHz") == {}
+
+
+def test_the_latency_in_ns_is_the_reported_latency_at_the_clock(monkeypatch, tmp_path) -> None:
+    """A stream design declares no latency; the report's (measured by verify) is the one the clock
+    turns into ns: 20,072 cycles at 50 MHz are 401,440 ns (by hand). Place and route is faked."""
+    import sys
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from fpgac.report.synth import Placement
+
+    collect = sys.modules["fpgac.report.collect"]
+    (tmp_path / "pnr").mkdir()
+    monkeypatch.setattr(collect, "pnr_netlist", lambda *a, **k: tmp_path / "pnr" / "netlist.json")
+    monkeypatch.setattr(collect, "nextpnr", lambda *a, **k: Placement(50.0, "measured: faked", {}, ""))
+    synthesis = SimpleNamespace(total=SimpleNamespace(luts=100, ffs=100, dsps=0, brams=0))
+    report: dict = {"sources": {}}
+    got = collect._clock(synthesis, "ecp5", "LFE5U-85F", "CABGA381", True, 60.0, 20072, lambda text: nullcontext(),
+                         report, tmp_path / "d.v", 60.0, [], 1, "router2", {"toplevel": "d", "latency_cycles": None})
+    assert got == {"clock_mhz": 50.0, "latency_ns": 401440.0}
