@@ -16,7 +16,8 @@ sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requan
 from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
 from fpgac.hdl.conv import Conv, Pool, PoolKind, Window
-from fpgac.hdl.dense import Dense, DenseReuse, Timing
+from fpgac.hdl.dense import Dense, Timing
+from fpgac.hdl.dense_reuse import DenseReuse
 from fpgac.hdl.fold import FoldedMatrix, lut_product
 from fpgac.hdl.lanemap import Groups, MaxWindows, Select
 from fpgac.hdl.lanes import Lanes, Pipeline, shape_for

@@ -76,12 +76,11 @@ def banked(m: Module, name: str, width: int, depth: int, read_addr: Value, read_
         raise ValueError(f"bank_words must be a power of two, not {bank_words}")
     count = -(-depth // bank_words)
     low = (bank_words - 1).bit_length()
-    BANK = bank_words
     datas = []
     for k in range(count):
-        size = min(BANK, depth - k * BANK)
+        size = min(bank_words, depth - k * bank_words)
         mem = Memory(shape=unsigned(width), depth=size,
-                     init=[] if init is None else init[k * BANK:k * BANK + size])
+                     init=[] if init is None else init[k * bank_words:k * bank_words + size])
         m.submodules[name if count == 1 else f"{name}{k}"] = mem
         if write is not None:
             addr, data, en = write
