@@ -37,7 +37,7 @@ class _Elementwise(Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         ys = [self._lane(m, k, v) for k, v in enumerate(self.in_lanes.split(self.i.payload))]
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         pipe.stage()
         m.d.comb += self.o.payload.eq(pipe.reg(self.out_lanes.join(ys), name="y"))
         o_valid, i_ready = pipe.finish(self.o.ready)

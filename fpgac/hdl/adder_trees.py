@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
+from functools import cached_property
 
-from fpgac.hdl.adder_graph import Adder, AdderGraph, Term, _adder_range, _term_range, _trailing_zeros, _width
+from fpgac.hdl.adder_graph import (
+    Adder,
+    AdderGraph,
+    Term,
+    _adder_range,
+    _term_range,
+    _trailing_zeros,
+    _width,
+)
+
 
 @dataclass(frozen=True)
 class _Node:
@@ -19,7 +30,7 @@ class _Node:
     sign: int = 1  # a leaf's sign (the constant: its value)
     kids: tuple[int, int] = (-1, -1)
 
-    @property
+    @cached_property
     def top(self) -> int:
         return _width(self.range)
 
@@ -62,7 +73,7 @@ def _tree(graph: AdderGraph, terms: dict[tuple[int, int], int], bias: int, bound
 def _pick(nodes: list[_Node], live: list[int], area: bool, kraft: int, budget: int | None) -> tuple[int, int]:
     """The next two nodes to add (see :func:`_tree`)."""
     if area:
-        small = sorted(live, key=lambda n: (nodes[n].top, nodes[n].depth, n))[:6]
+        small = heapq.nsmallest(6, live, key=lambda n: (nodes[n].top, nodes[n].depth, n))
         best = None
         for i, a in enumerate(small):
             for b in small[i + 1:]:
@@ -78,7 +89,7 @@ def _pick(nodes: list[_Node], live: list[int], area: bool, kraft: int, budget: i
                     best = (key, a, b)
         if best is not None:
             return best[1], best[2]
-    a, b = sorted(live, key=lambda n: (nodes[n].depth, nodes[n].top, n))[:2]
+    a, b = heapq.nsmallest(2, live, key=lambda n: (nodes[n].depth, nodes[n].top, n))
     return a, b
 
 

@@ -364,7 +364,7 @@ class _WindowReduce(Component):
         x, taps, C = self.x, self.taps, self.x.count
         lanes = self.x.with_count(taps * C).split(self.i.payload[:x.bits * taps])
         groups = [[lanes[t * C + c] for t in range(taps)] for c in range(C)]
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         if self.kind is PoolKind.MAX:
             def bigger(a: Value, b: Value) -> Value:
                 s = Signal(x.shape, name="max")

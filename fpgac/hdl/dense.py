@@ -90,7 +90,9 @@ class Dense(Component):
     signed digits; helper columns that several outputs add (hubs) and outputs computed from
     others where that has fewer digits; the digit pairs that several outputs share computed once
     (``share``); each output's remaining terms and its bias summed by a tree, the cheapest of the
-    candidates by adder bits. A zero weight or a zero digit makes no hardware. Every adder is
+    candidates in logic cells once pipelined: adder bits plus the register bits that only carry a
+    value on through a stage (:func:`carried_bits`), a cycle of latency weighing
+    :data:`CYCLE_COST`. A zero weight or a zero digit makes no hardware. Every adder is
     exactly as wide as its bounds and is its own signal with the ``keep`` attribute (named
     ``sum<k>``), so that synthesis tools (Yosys, Vivado, Quartus) map each to a carry chain
     instead of merging a stage's adders into one multi-operand sum.
@@ -169,16 +171,18 @@ class Dense(Component):
                 raise ValueError(f"Dense output format ({out_width}, {out_signed}) is not its requantization's "
                                  f"({requant.width}, {requant.signed})")
         ranges = [(x.min, x.max)] * x.count
-        # the cheapest graph, unless a faster one costs at most CYCLE_COST more adder bits per cycle saved
+        # the fewest cells (adder bits and carried register bits), a cycle of latency costing CYCLE_COST more
         best = None
         tail = self._requant_delay()
         for g in cmvm.candidates(self.weights, self.sum_bias, share=share, ranges=ranges):
+            cost = g.cost(ranges)
             # the requantization after the last adders, or room kept for it in their stage
             for room in sorted({0.0, tail}):
                 stages, ready = self._schedule(g, ranges, room)
                 extra = self._requant_extra(g, stages, ready)
                 cycles = max(stages, default=0) + 1 + extra
-                score = (g.cost(ranges) * (1 + CYCLE_COST * cycles), extra)  # ties: no stage of its own
+                cells = cost + carried_bits(g, stages, ranges)
+                score = (cells * (1 + CYCLE_COST * cycles), extra)  # ties: no stage of its own
                 if best is None or score < best[0]:
                     best = (score, stages, cycles, g, extra)
         _, self.stage_of, self.latency, self.graph, self.requant_extra = best
@@ -254,7 +258,7 @@ class Dense(Component):
             by_stage[stage_of[n_in + k]].append(k)
 
         value: dict[int, Value] = dict(enumerate(x.split(self.i.payload)))  # each variable in the current stage
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         for stage in range(last + 1):
             for k in by_stage[stage]:
                 add = graph.adders[k]
@@ -290,6 +294,33 @@ class Dense(Component):
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
         return m
+
+
+def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence[tuple[int, int]]) -> int:
+    """Register bits that carry a value on through a pipeline stage without adding to it: an
+    input, or a sum already registered once, read again in a later stage. (A sum registered
+    right after its adder packs with the adder's carry chain; a carried register does not: on an
+    ECP5 it takes a logic cell of its own.) ``stages``: each adder's stage, as
+    :meth:`Dense._schedule` gives it; the last stage's outputs are registered, not carried."""
+    n_in = graph.n_in
+    bounds = graph.bounds([r[0] for r in ranges], [r[1] for r in ranges])
+    made = [0] * n_in + list(stages)
+    last = max(stages, default=0)
+    needed = [-1] * len(bounds)
+    for k, add in enumerate(graph.adders):
+        for v in (add.a, add.b):
+            if v >= 0:
+                needed[v] = max(needed[v], stages[k])
+    for o in graph.outputs:
+        if not isinstance(o, int):
+            needed[o[0]] = last
+    # variable v is registered at the end of stages made[v] .. needed[v] - 1; all but the first carry
+    return sum(max(0, needed[v] - made[v] - (0 if v < n_in else 1)) * _bits(bounds[v])
+               for v in range(len(bounds)))
+
+
+def _bits(r: tuple[int, int]) -> int:
+    return shape_for(*r).width
 
 
 def _adder_expr(add: cmvm.Adder, value: dict[int, Value]) -> Value:

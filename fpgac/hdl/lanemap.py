@@ -78,7 +78,7 @@ class MaxWindows(Component):
         m = Module()
         x = self.in_lanes
         lanes = x.split(self.i.payload)
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
 
         def combine(a: Value, b: Value) -> Value:
             larger = Signal(x.shape)

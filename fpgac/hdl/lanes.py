@@ -176,20 +176,27 @@ class Pipeline:
     Usage: ``p = Pipeline(m, i.valid)``; per stage ``p.stage()`` then ``p.reg(expr)`` for each value
     the stage holds (a memory read port of the stage takes ``p.en`` as its enable); finally
     ``o.valid, i.ready = p.finish(o.ready)``.
+
+    ``hold=False``: a pipeline whose output is never stalled (inside a
+    :class:`~fpgac.hdl.Metered`): no enables at all, every register loads every cycle.
     """
 
-    def __init__(self, m: Module, valid: Value, name: str = "p") -> None:
+    def __init__(self, m: Module, valid: Value, name: str = "p", *, hold: bool = True) -> None:
         self._m = m
         self._name = name
         self._valids: list[Value] = [valid]
-        self._ens: list[Signal] = []
+        self._ens: list[Value] = []
+        self.hold = hold
 
-    def stage(self) -> Signal:
+    def stage(self) -> Value:
         """Open the next register stage; returns its load enable."""
         k = len(self._ens)
-        en = Signal(name=f"{self._name}_en{k}")
+        en = Signal(name=f"{self._name}_en{k}") if self.hold else Const(1)
         valid = Signal(name=f"{self._name}_valid{k}")
-        with self._m.If(en):
+        if self.hold:
+            with self._m.If(en):
+                self._m.d.sync += valid.eq(self._valids[-1])
+        else:
             self._m.d.sync += valid.eq(self._valids[-1])
         self._ens.append(en)
         self._valids.append(valid)
@@ -215,14 +222,20 @@ class Pipeline:
         one, and a reset net to every flip-flop of a wide layer is only fanout."""
         value = Value.cast(value)
         r = Signal(shape if shape is not None else value.shape(), name=name, reset_less=True)
-        with self._m.If(self.en):
+        if self.hold:
+            with self._m.If(self.en):
+                self._m.d.sync += r.eq(value)
+        else:
             self._m.d.sync += r.eq(value)
         return r
 
     def finish(self, ready: Value) -> tuple[Value, Value]:
-        """Wire the enable chain; returns (valid out, ready in)."""
+        """Wire the enable chain; returns (valid out, ready in). Without ``hold`` the registers
+        load every cycle and ``ready`` is not read: the caller never stalls the output."""
         if not self._ens:
             raise ValueError("a pipeline needs at least one stage")
+        if not self.hold:
+            return self._valids[-1], Const(1)
         go = Signal(name=f"{self._name}_go")
         self._m.d.comb += go.eq(~self._valids[-1] | ready)
         for en in self._ens:
@@ -237,6 +250,14 @@ class Component(wiring.Component):
     ``__init__`` raised (a weight matrix of the wrong shape, say) was never meant to be, and the
     caller has the exception already.
     """
+
+    #: set by a :class:`~fpgac.hdl.Metered` holding it: the output is never stalled, so the
+    #: pipeline registers need no load enable (:meth:`pipeline`)
+    free_running: bool = False
+
+    def pipeline(self, m: Module, valid: Value, name: str = "p") -> Pipeline:
+        """This component's :class:`Pipeline`: without enables when :attr:`free_running`."""
+        return Pipeline(m, valid, name, hold=not self.free_running)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

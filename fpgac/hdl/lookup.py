@@ -200,7 +200,7 @@ class Lookup(Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         x = self.in_lanes
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         reads = table_read(m, pipe, self.table, x.split(self.i.payload), x.min, x.max, "rom")
         ys = [table_finish(self.table, r) for r in reads]
         if self.latency == 2:

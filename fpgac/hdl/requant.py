@@ -195,7 +195,7 @@ class Requant(Component):
             requant_expr(m, v, *self.bounds, self.shift, self.out_lanes, self.rounding, self.overflow)
             for v in self.in_lanes.split(self.i.payload)
         ]
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         pipe.stage()
         m.d.comb += self.o.payload.eq(pipe.reg(self.out_lanes.join(ys), name="y"))
         o_valid, i_ready = pipe.finish(self.o.ready)

@@ -90,7 +90,7 @@ class Softmax(Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         x, lps = self.in_lanes, self.levels_per_stage
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
         xs = x.split(self.i.payload)
 
         # 1. the maximum, with x carried alongside

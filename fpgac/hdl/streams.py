@@ -129,7 +129,7 @@ class Binary(Component):
         ys = [v << self.b_shift for v in self.b_lanes.split(self.b.payload)]
         joined, ready = Signal(name="joined_valid"), Signal(name="ready")
         m.d.comb += joined.eq(join_valid(m, [self.a, self.b], ready))
-        pipe = Pipeline(m, joined)
+        pipe = self.pipeline(m, joined)
         pipe.stage()
         zs = [_apply(self.op, x, y) for x, y in zip(xs, ys)]
         m.d.comb += self.o.payload.eq(pipe.reg(self.out_lanes.join(zs), name="y"))
@@ -183,7 +183,7 @@ class Concat(Component):
         values = [v << s for p, x, s in zip(ports, self.in_lanes_list, self.shifts) for v in x.split(p.payload)]
         joined, ready = Signal(name="joined_valid"), Signal(name="ready")
         m.d.comb += joined.eq(join_valid(m, ports, ready))
-        pipe = Pipeline(m, joined)
+        pipe = self.pipeline(m, joined)
         pipe.stage()
         m.d.comb += self.o.payload.eq(pipe.reg(self.out_lanes.join(values), name="y"))
         o_valid, i_ready = pipe.finish(self.o.ready)
@@ -223,7 +223,7 @@ class Argmax(Component):
             m.d.comb += take_b.eq(b[0] >= a[0] if self.select_last else b[0] > a[0])
             return Mux(take_b, b[0], a[0]), Mux(take_b, b[1], a[1])
 
-        pipe = Pipeline(m, self.i.valid)
+        pipe = self.pipeline(m, self.i.valid)
 
         def register(n: tuple[Value, Value]) -> tuple[Value, Value]:
             return pipe.reg(n[0], x.shape), pipe.reg(n[1], ishape)
@@ -456,7 +456,8 @@ class Metered(Component):
     """Components that never stall, fed only as fast as a queue at the end can take their results.
 
     The parts (one word a cycle each, :attr:`latency` cycles in all) run with their ``ready``
-    tied high: no load enable reaches their registers and no ``ready`` path runs through them.
+    tied high: their pipelines are built without load enables (``free_running``), and no
+    ``ready`` path runs through them.
     Instead, a counter at the entrance counts the vectors inside (in the parts and in the output
     queue) and accepts a new one only while that count is below the queue's depth,
     ``latency + 1``, so a stalled consumer never makes a result be lost. The queue (a
@@ -467,6 +468,8 @@ class Metered(Component):
     def __init__(self, parts: Sequence[wiring.Component]) -> None:
         self.chain = Chain(parts)
         self.parts = self.chain.parts
+        for part in self.parts:
+            _free_run(part)
         self.in_lanes, self.out_lanes = self.chain.in_lanes, self.chain.out_lanes
         self.latency = self.chain.latency
         self.interval = 1
@@ -495,3 +498,10 @@ class Metered(Component):
         ]
         m.d.sync += inside.eq(inside + take - give)
         return m
+
+
+def _free_run(part: wiring.Component) -> None:
+    """Mark a component, and those it is made of, as never stalled (see :class:`Metered`)."""
+    part.free_running = True
+    for inner in getattr(part, "parts", ()):
+        _free_run(inner)

@@ -11,6 +11,8 @@ import pytest
 from amaranth.back import verilog
 
 from fpgac.hdl import Dense, DenseReuse, Lanes, csd, run_vectors
+from fpgac.hdl.adder_graph import Adder, AdderGraph
+from fpgac.hdl.dense import carried_bits
 from fpgac.hdl.requant import Requantize
 from fpgac.ir import FixedType, Overflow, Rounding
 from fpgac.ir.fixed import requantize
@@ -172,3 +174,15 @@ def test_zero_weights_cost_no_adders_in_verilog() -> None:
 def _negations(w: np.ndarray) -> int:
     """Outputs (without bias) all of whose CSD digits are negative need one negation."""
     return sum(any(w[:, j]) and all(s < 0 for v in w[:, j] for _, s in csd(v)) for j in range(w.shape[1]))
+
+
+def test_carried_bits_counts_registers_that_only_pass_a_value_on() -> None:
+    # x0, x1 in [0, 3] (2 bits); a0 = x0 + x1 in [0, 6] (3 bits); a1 = a0 + x0 is the output
+    g = AdderGraph(2, [Adder(0, 0, 1, 1, 0, 1), Adder(2, 0, 1, 0, 0, 1)], [(3, 0, 1)])
+    ranges = [(0, 3), (0, 3)]
+    # a0 in stage 0, a1 in stage 1: x0 is carried into stage 1 (2 bits); a0's register follows its adder
+    assert carried_bits(g, [0, 1], ranges) == 2
+    # a1 in stage 2: x0 carried twice (4 bits), a0 registered after its adder and then carried once (3)
+    assert carried_bits(g, [0, 2], ranges) == 7
+    # one stage: nothing is registered before the output
+    assert carried_bits(g, [0, 0], ranges) == 0
