@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.arith import Term, TermBuilder, csd
 from fpgac.hdl.dense import Dense
-from fpgac.hdl.lanes import Component, Lanes, Pipeline
+from fpgac.hdl.lanes import Component, Lanes
 
 __all__ = ["Abs", "Clip", "PReLU", "ReLU", "ScaleShift", "const_mul"]
 

@@ -30,8 +30,11 @@ signs, and every output as one signed, shifted variable. :func:`evaluate` comput
 from __future__ import annotations
 
 import heapq
+import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +43,7 @@ from fpgac.hdl.adder_graph import Adder, AdderGraph, Term, _adder_range, _width,
 from fpgac.hdl.adder_trees import _tree
 from fpgac.hdl.arith import csd
 
-__all__ = ["Adder", "AdderGraph", "Term", "build", "candidates", "evaluate"]
+__all__ = ["Adder", "AdderGraph", "Term", "build", "candidates", "evaluate", "prefetch"]
 def build(weights: np.ndarray, bias: Sequence[int] | None = None, *, share: bool = True,
           ranges: Sequence[tuple[int, int]] | None = None, max_depth: int | None = None) -> AdderGraph:
     """The adder graph of ``x @ weights + bias`` (``weights``: integers ``[n_in, n_out]``): of the
@@ -71,7 +74,44 @@ def candidates(weights: np.ndarray, bias: Sequence[int] | None = None, *, share:
     """Adder graphs of ``x @ weights + bias``: for each plan (the columns as they are, with hub
     columns, with column differences), its shared subexpressions, and then the output trees
     built for depth (the shallowest) and for area, unbounded, under each of ``depth_bounds``
-    and under every depth between the shallowest and the unbounded area tree's (at most six)."""
+    and under every depth between the shallowest and the unbounded area tree's (at most six).
+    What :func:`prefetch` computed for the same arguments is taken from it (once)."""
+    job = dict(weights=weights, bias=bias, share=share, ranges=ranges, depth_bounds=depth_bounds)
+    found = _PREFETCHED.pop(_job_key(job), None)
+    return found if found is not None else _candidates(**job)
+
+
+#: candidates computed ahead by :func:`prefetch`, by :func:`_job_key`, until asked for
+_PREFETCHED: dict[tuple, list[AdderGraph]] = {}
+
+
+def prefetch(jobs: Sequence[dict]) -> None:
+    """Compute :func:`candidates` for each job (its keyword arguments) in worker processes, one
+    per core, so that the calls that follow (a network's Dense layers, one after another) find
+    them done. Nothing is done with fewer than two jobs or one core."""
+    workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers < 2:
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for job, found in zip(jobs, pool.map(_run_job, jobs)):
+            _PREFETCHED[_job_key(job)] = found
+
+
+def _run_job(job: dict) -> list[AdderGraph]:
+    return _candidates(**job)
+
+
+def _job_key(job: dict) -> tuple:
+    w = np.asarray(job["weights"])
+    bias, ranges = job.get("bias"), job.get("ranges")
+    return (w.shape, tuple(int(v) for v in w.flat), None if bias is None else tuple(int(b) for b in bias),
+            bool(job.get("share", True)), None if ranges is None else tuple((int(a), int(b)) for a, b in ranges),
+            tuple(job.get("depth_bounds", (None,))))
+
+
+def _candidates(weights: np.ndarray, bias: Sequence[int] | None = None, *, share: bool = True,
+                ranges: Sequence[tuple[int, int]] | None = None,
+                depth_bounds: Sequence[int | None] = (None,)) -> list[AdderGraph]:
     w = np.asarray(weights)
     n_in, n_out = w.shape
     ranges = _ranges(w, ranges)

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from fpgac.hdl.arith import Term, TermBuilder, stages_for, tree_depth, tree_reduce
 from fpgac.hdl.dense import Dense
 from fpgac.hdl.dense_reuse import DenseReuse
-from fpgac.hdl.lanes import Component, Lanes, Pipeline
+from fpgac.hdl.lanes import Component, Lanes
 from fpgac.hdl.streams import Chain
 
 __all__ = ["Conv", "Pool", "PoolKind", "Window"]

@@ -19,7 +19,7 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl import cmvm
-from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.lanes import Component, Lanes, shape_for
 from fpgac.hdl.requant import Requantize, Rounding
 
 __all__ = ["Dense", "Timing", "dense_bounds"]
@@ -155,12 +155,8 @@ class Dense(Component):
         self.levels_per_stage = levels_per_stage
         self.clock_period = clock_period
         self.requant = requant
-        self.sum_bias = self.bias  # the constants the adder graph adds: the bias, and a rounding offset
-        if requant is not None and requant.rounding is Rounding.RND and requant.shift > 0:
-            # round half up = floor((v + 2^(shift-1)) >> shift): the offset joins the bias, no rounding adder
-            self.sum_bias = [b + (1 << (requant.shift - 1)) for b in self.bias]
-            requant = dataclasses.replace(requant, rounding=Rounding.TRN)
-        self._requant = requant  # what is left to do after the sums
+        # the constants the adder graph adds: the bias, and a rounding offset
+        self.sum_bias, self._requant = _sum_bias(self.bias, requant)  # _requant: what is left after the sums
         self.bounds = dense_bounds(self.weights, self.sum_bias, x)
         if requant is None:
             self.acc_lanes = self.out_lanes = _out_lanes(self.bounds, out_width, out_signed, "Dense")
@@ -170,11 +166,12 @@ class Dense(Component):
             if (out_width, out_signed) not in ((None, None), (requant.width, requant.signed)):
                 raise ValueError(f"Dense output format ({out_width}, {out_signed}) is not its requantization's "
                                  f"({requant.width}, {requant.signed})")
-        ranges = [(x.min, x.max)] * x.count
+        job = Dense.graph_job(weights, bias, x, requant, share)
+        ranges = job["ranges"]
         # the fewest cells (adder bits and carried register bits), a cycle of latency costing CYCLE_COST more
         best = None
         tail = self._requant_delay()
-        for g in cmvm.candidates(self.weights, self.sum_bias, share=share, ranges=ranges):
+        for g in cmvm.candidates(**job):
             cost = g.cost(ranges)
             # the requantization after the last adders, or room kept for it in their stage
             for room in sorted({0.0, tail}):
@@ -191,6 +188,15 @@ class Dense(Component):
         negations = sum(1 for o in self.graph.outputs if not isinstance(o, int) and o[2] < 0)
         self.adders = self.graph.count + negations
         super().__init__({"i": In(stream.Signature(x.bits)), "o": Out(stream.Signature(self.out_lanes.bits))})
+
+    @staticmethod
+    def graph_job(weights: object, bias: object, x: Lanes, requant: Requantize | None = None,
+                  share: bool = True) -> dict:
+        """The arguments of :func:`cmvm.candidates` for a Dense of these (for
+        :func:`cmvm.prefetch`, which computes several layers' candidates on all cores)."""
+        w = _int_matrix(weights, x, "Dense")
+        sum_bias, _ = _sum_bias(_int_bias(bias, w.shape[1], "Dense"), requant)
+        return dict(weights=w, bias=sum_bias, share=share, ranges=[(x.min, x.max)] * x.count)
 
     def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]],
                   room: float = 0.0) -> tuple[list[int], list[float]]:
@@ -294,6 +300,15 @@ class Dense(Component):
         o_valid, i_ready = pipe.finish(self.o.ready)
         m.d.comb += [self.o.valid.eq(o_valid), self.i.ready.eq(i_ready)]
         return m
+
+
+def _sum_bias(bias: list[int], requant: Requantize | None) -> tuple[list[int], Requantize | None]:
+    """The constants the adder graph adds, and what is left of ``requant`` after the sums: round
+    half up = floor((v + 2^(shift-1)) >> shift), so the offset joins the bias and no rounding
+    adder is needed."""
+    if requant is not None and requant.rounding is Rounding.RND and requant.shift > 0:
+        return [b + (1 << (requant.shift - 1)) for b in bias], dataclasses.replace(requant, rounding=Rounding.TRN)
+    return bias, requant
 
 
 def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence[tuple[int, int]]) -> int:

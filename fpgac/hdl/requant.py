@@ -15,7 +15,7 @@ from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.lanes import Component, Lanes, shape_for
 
 __all__ = ["Overflow", "Requant", "Requantize", "Rounding", "requant_expr"]
 

@@ -20,7 +20,7 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.arith import Term, TermBuilder, stages_for, tree_depth, tree_reduce
-from fpgac.hdl.lanes import Component, Lanes, Pipeline, shape_for
+from fpgac.hdl.lanes import Component, Lanes, shape_for
 from fpgac.hdl.lookup import TableSpec, table_finish, table_read
 
 __all__ = ["Softmax"]

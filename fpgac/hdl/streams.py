@@ -17,7 +17,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from fpgac.hdl.arith import stages_for, tree_depth, tree_reduce
-from fpgac.hdl.lanes import Component, Lanes, Pipeline
+from fpgac.hdl.lanes import Component, Lanes
 
 __all__ = [
     "Argmax",

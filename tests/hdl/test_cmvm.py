@@ -94,3 +94,17 @@ def test_hub_columns_find_a_shared_part() -> None:
     alone = sum(len(csd(int(v))) for v in w.ravel()) - w.shape[1]
     assert graph.count < 0.5 * alone
     _exact(graph, w, None, -128, 127, seed=0)
+
+
+def test_prefetched_candidates_are_the_ones_computed_in_place(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    jobs = [dict(weights=rng.integers(-128, 128, size=(12, 6)), bias=list(rng.integers(-50, 50, size=6)),
+                 ranges=[(0, 255)] * 12) for _ in range(2)]
+    here = [cmvm.candidates(**job) for job in jobs]
+    monkeypatch.setattr(cmvm.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    cmvm.prefetch(jobs)
+    assert len(cmvm._PREFETCHED) == 2
+    for job, want in zip(jobs, here):
+        got = cmvm.candidates(**job)
+        assert [(g.adders, g.outputs) for g in got] == [(g.adders, g.outputs) for g in want]
+    assert not cmvm._PREFETCHED  # each taken once

@@ -49,6 +49,7 @@ from ...hdl import (
     StreamBuffer,
     Timing,
 )
+from ...hdl import cmvm
 from ...ir import parse_type
 from ...ir.tables import Table
 from . import lower as L
@@ -84,6 +85,7 @@ def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
     """One component per stage (and, with ``buffers``, a buffer after each linear one), output
     lanes as the IR types; a fully parallel linear stage and the Requant after it are one
     :class:`~fpgac.hdl.Dense` that requantizes before its output register."""
+    _prefetch(stages, opts, fused=True)
     parts: list[wiring.Component] = []
     k = 0
     while k < len(stages):
@@ -107,6 +109,25 @@ def components(stages: Sequence[L.Stage], opts: Pipelining = Pipelining(), *,
             parts += stage_parts(s, opts, buffer=buffers)
             k += 1
     return parts
+
+
+#: weights from which a fully parallel Dense's adder graphs are worth a worker process
+PREFETCH_WEIGHTS = 512
+
+
+def _prefetch(stages: Sequence[L.Stage], opts: Pipelining, *, fused: bool) -> None:
+    """Compute the adder-graph candidates of the large fully parallel Dense layers on all cores
+    (:func:`~fpgac.hdl.cmvm.prefetch`) before the layers are built one by one; ``fused``: a Linear
+    followed by a Requant is one Dense (as :func:`components` builds it)."""
+    if opts.reuse != 1:
+        return
+    jobs = []
+    for s, after in zip(stages, [*stages[1:], None]):
+        if isinstance(s, L.Linear) and s.n_in * s.n_out >= PREFETCH_WEIGHTS:
+            spec = requantize_spec(after) if fused and isinstance(after, L.Requant) else None
+            jobs.append(Dense.graph_job(s.matrix, s.bias, _lanes(s.n_in, s.in_type), spec))
+    if len(jobs) > 1:
+        cmvm.prefetch(jobs)
 
 
 def requantize_spec(r: L.Requant) -> Requantize:
@@ -262,6 +283,7 @@ class Network(wiring.Component):
                  names: tuple[Sequence[str], Sequence[str]] | None = None) -> None:
         self.stages = list(stages)
         self.units: list[wiring.Component] = []
+        _prefetch(self.stages, opts, fused=False)
         for s in self.stages:
             parts = stage_parts(s, opts)
             self.units.append(parts[0] if len(parts) == 1 else Chain(parts))
