@@ -168,7 +168,7 @@ def _xilinx_estimate_verilog(graph, manifest: dict[str, Any], folder: Path) -> t
 def collect(out: str | Path, *, data: str | Path | None = None, labels: str | Path | None = None,
             family: str | None = None, device: str = "LFE5U-85F", package: str = "CABGA381",
             pnr: bool | None = None, pnr_timeout: float = 300.0, synth_timeout: float | None = 1800.0,
-            router: str = "router2", jobs: int | None = None, step: Callable[[str], Any] | None = None, graph=None,
+            router: str = "auto", jobs: int | None = None, step: Callable[[str], Any] | None = None, graph=None,
             values: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Gather the report of the design in ``out``. ``step(text)`` is a context manager per slow step;
     ``graph`` (the design's, loaded) and ``values`` (the golden model's mantissas of every value on
@@ -306,7 +306,9 @@ def _clock(synthesis, family, device, package, pnr, timeout, cycles, step, repor
     target_mhz = 1000.0 / facts["clock_period_ns"] if facts.get("clock_period_ns") else 100.0
     with step("synthesizing it inside a four-pin wrapper, for place and route"):
         netlist = pnr_netlist(verilog, facts["toplevel"], synth_timeout, parts=parts, jobs=jobs)
-    with step(f"placing and routing on {device} with nextpnr-ecp5 (at most {timeout:.0f} s)"):
+    if router == "auto":  # router1 times better; router2 finishes on large designs where router1 does not
+        router = "router1" if synthesis.total.luts <= AUTO_PNR_LUTS else "router2"
+    with step(f"placing and routing on {device} with nextpnr-ecp5 --router {router} (at most {timeout:.0f} s)"):
         placed = nextpnr(netlist, device, package, target_mhz=target_mhz, timeout=timeout, router=router)
     import shutil
 

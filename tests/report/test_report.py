@@ -211,7 +211,8 @@ def test_clock_from_place_and_route(amaranth_design: Path, tmp_path: Path, capsy
     assert code == 0, err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     total = report["hardware"]["total"]
-    assert report["sources"]["clock"].startswith("measured: nextpnr-ecp5 --85k --package CABGA381 --router router2"), \
+    # a small design: router1 (--router auto)
+    assert report["sources"]["clock"].startswith("measured: nextpnr-ecp5 --85k --package CABGA381 --router router1"), \
         report["sources"]
     assert total["clock_mhz"] > 20
     assert total["latency_ns"] == round(total["latency_cycles"] * 1000.0 / total["clock_mhz"], 1)
@@ -259,3 +260,22 @@ def test_the_latency_in_ns_is_the_reported_latency_at_the_clock(monkeypatch, tmp
     got = collect._clock(synthesis, "ecp5", "LFE5U-85F", "CABGA381", True, 60.0, 20072, lambda text: nullcontext(),
                          report, tmp_path / "d.v", 60.0, [], 1, "router2", {"toplevel": "d", "latency_cycles": None})
     assert got == {"clock_mhz": 50.0, "latency_ns": 401440.0}
+
+
+@pytest.mark.parametrize(("luts", "router"), [(100, "router1"), (20_000, "router1"), (20_001, "router2")])
+def test_router_auto_is_router1_on_small_designs_router2_on_large(monkeypatch, tmp_path, luts, router) -> None:
+    import sys
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from fpgac.report.synth import Placement
+
+    collect = sys.modules["fpgac.report.collect"]
+    (tmp_path / "pnr").mkdir()
+    used = []
+    monkeypatch.setattr(collect, "pnr_netlist", lambda *a, **k: tmp_path / "pnr" / "netlist.json")
+    monkeypatch.setattr(collect, "nextpnr", lambda *a, **k: used.append(k["router"]) or Placement(50.0, "faked", {}, ""))
+    synthesis = SimpleNamespace(total=SimpleNamespace(luts=luts, ffs=100, dsps=0, brams=0))
+    collect._clock(synthesis, "ecp5", "LFE5U-85F", "CABGA381", True, 60.0, 10, lambda text: nullcontext(),
+                   {"sources": {}}, tmp_path / "d.v", 60.0, [], 1, "auto", {"toplevel": "d"})
+    assert used == [router]
