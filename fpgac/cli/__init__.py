@@ -294,9 +294,12 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        "Conv and Dense takes per output pixel or vector, or auto: the shortest interval whose design "
                        "fits the --device by fpgac's resource estimate)")
     group.add_argument("--dsp", choices=("auto", "always", "never"),
-                       help="amaranth --io stream: which folded multipliers are written as products a synthesis "
-                       "tool puts on DSP blocks: up to the device's DSP count (auto, the default), all (always), "
-                       "none (never: LUTs and carry chains)")
+                       help="amaranth: which products are written as multiplies a synthesis tool puts on DSP "
+                       "blocks. --io stream: the folded multipliers, up to the device's DSP count (auto, the "
+                       "default), all (always), none (never: LUTs and carry chains). Fully parallel: auto uses DSP "
+                       "blocks only when fpgac's LUT estimate does not fit the --device, then up to its DSP count "
+                       "for the weights with the most digits; always every weight that is not a power of two; "
+                       "never none (adders only)")
     group.add_argument("--device", metavar="PART", help="amaranth: the ECP5 part the design is planned for "
                        "(default LFE5U-85F; its DSP blocks bound --dsp auto)")
     group.add_argument("--axi", action="store_true", default=None,

@@ -141,6 +141,7 @@ class Dense(Component):
         out_width: int | None = None,
         out_signed: bool | None = None,
         requant: Requantize | None = None,
+        products: Sequence[tuple[int, int]] = (),
     ) -> None:
         if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
             raise ValueError(f"Dense levels_per_stage must be a positive integer, not {levels_per_stage!r}")
@@ -151,6 +152,9 @@ class Dense(Component):
         self.weights = _int_matrix(weights, x, "Dense")
         n_out = self.weights.shape[1]
         self.bias = _int_bias(bias, n_out, "Dense")
+        self.products = _check_products(self.weights, products)
+        if self.products and clock_period is None:
+            raise ValueError("Dense products on multipliers need a clock_period (they take the first stage)")
         self.in_lanes = x
         self.levels_per_stage = levels_per_stage
         self.clock_period = clock_period
@@ -166,8 +170,10 @@ class Dense(Component):
             if (out_width, out_signed) not in ((None, None), (requant.width, requant.signed)):
                 raise ValueError(f"Dense output format ({out_width}, {out_signed}) is not its requantization's "
                                  f"({requant.width}, {requant.signed})")
-        job = Dense.graph_job(weights, bias, x, requant, share)
-        ranges = job["ranges"]
+        job = Dense.graph_job(weights, bias, x, requant, share, self.products)
+        self._ranges = ranges = job["ranges"]
+        # each graph input's stage: the inputs 0, the products (graph inputs after them) 1
+        self._arrive = [0] * x.count + [1] * len(self.products)
         # the fewest cells (adder bits and carried register bits), a cycle of latency costing CYCLE_COST more
         best = None
         tail = self._requant_delay()
@@ -176,9 +182,10 @@ class Dense(Component):
             # the requantization after the last adders, or room kept for it in their stage
             for room in sorted({0.0, tail}):
                 stages, ready = self._schedule(g, ranges, room)
-                extra = self._requant_extra(g, stages, ready)
-                cycles = max(stages, default=0) + 1 + extra
-                cells = cost + carried_bits(g, stages, ranges)
+                last = max(max(stages, default=0), max(self._arrive))
+                extra = self._requant_extra(g, stages, ready, last)
+                cycles = last + 1 + extra
+                cells = cost + carried_bits(g, stages, ranges, self._arrive, last)
                 score = (cells * (1 + CYCLE_COST * cycles), extra)  # ties: no stage of its own
                 if best is None or score < best[0]:
                     best = (score, stages, cycles, g, extra)
@@ -191,12 +198,22 @@ class Dense(Component):
 
     @staticmethod
     def graph_job(weights: object, bias: object, x: Lanes, requant: Requantize | None = None,
-                  share: bool = True) -> dict:
+                  share: bool = True, products: Sequence[tuple[int, int]] = ()) -> dict:
         """The arguments of :func:`cmvm.candidates` for a Dense of these (for
-        :func:`cmvm.prefetch`, which computes several layers' candidates on all cores)."""
+        :func:`cmvm.prefetch`, which computes several layers' candidates on all cores). Each of
+        ``products`` is a graph input of its own after the ``x`` lanes, with weight 1 in its
+        column, its weight zero in the matrix."""
         w = _int_matrix(weights, x, "Dense")
         sum_bias, _ = _sum_bias(_int_bias(bias, w.shape[1], "Dense"), requant)
-        return dict(weights=w, bias=sum_bias, share=share, ranges=[(x.min, x.max)] * x.count)
+        ranges = [(x.min, x.max)] * x.count
+        if products:
+            w = w.copy()
+            extra = np.zeros((len(products), w.shape[1]), dtype=object)
+            for k, (i, j) in enumerate(products):
+                c, w[i, j], extra[k, j] = int(w[i, j]), 0, 1
+                ranges.append((min(x.min * c, x.max * c), max(x.min * c, x.max * c)))
+            w = np.vstack([w, extra])
+        return dict(weights=w, bias=sum_bias, share=share, ranges=ranges)
 
     def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]],
                   room: float = 0.0) -> tuple[list[int], list[float]]:
@@ -211,7 +228,7 @@ class Dense(Component):
                     [float((d - 1) % self.levels_per_stage + 1) for d in depths])
         budget = self.clock_period - self.timing.register
         outputs = {o[0] for o in graph.outputs if not isinstance(o, int)}
-        stage = [0] * graph.n_in
+        stage = list(self._arrive)
         ready = [0.0] * graph.n_in  # ns after the stage's clock edge
         for k, (add, span) in enumerate(zip(graph.adders, graph.spans(ranges))):
             delay = self.timing.adder(span)
@@ -232,12 +249,11 @@ class Dense(Component):
             return float(chains)
         return chains * self.timing.adder(self.acc_lanes.width)
 
-    def _requant_extra(self, graph: cmvm.AdderGraph, stages: list[int], ready: list[float]) -> int:
-        """1 if the requantization does not fit after the last stage's output adders, else 0."""
+    def _requant_extra(self, graph: cmvm.AdderGraph, stages: list[int], ready: list[float], last: int) -> int:
+        """1 if the requantization does not fit after the last stage's (``last``) output adders, else 0."""
         tail = self._requant_delay()
         if not tail:
             return 0
-        last = max(stages, default=0)
         latest = max((ready[o[0] - graph.n_in] for o in graph.outputs
                       if not isinstance(o, int) and o[0] >= graph.n_in and stages[o[0] - graph.n_in] == last),
                      default=0.0)
@@ -248,8 +264,8 @@ class Dense(Component):
         m = Module()
         x, graph = self.in_lanes, self.graph
         n_in = graph.n_in
-        bounds = graph.bounds([x.min] * n_in, [x.max] * n_in)
-        stage_of = [0] * n_in + list(self.stage_of)
+        bounds = graph.bounds([r[0] for r in self._ranges], [r[1] for r in self._ranges])
+        stage_of = list(self._arrive) + list(self.stage_of)
         last = self.latency - 1 - self.requant_extra  # the last stage of adders
         needed = [-1] * len(bounds)  # the last stage that reads each variable
         for k, add in enumerate(graph.adders):
@@ -263,7 +279,8 @@ class Dense(Component):
         for k in range(graph.count):
             by_stage[stage_of[n_in + k]].append(k)
 
-        value: dict[int, Value] = dict(enumerate(x.split(self.i.payload)))  # each variable in the current stage
+        xs = x.split(self.i.payload)
+        value: dict[int, Value] = dict(enumerate(xs))  # each variable in the current stage
         pipe = self.pipeline(m, self.i.valid)
         for stage in range(last + 1):
             for k in by_stage[stage]:
@@ -280,6 +297,10 @@ class Dense(Component):
                     value[v] = pipe.reg(value[v], shape_for(*bounds[v]), name=f"r{stage + 1}_{v}")
                 else:
                     del value[v]
+            if stage == 0:  # the products on multipliers, registered into stage 1
+                for k, (i, j) in enumerate(self.products):
+                    v = x.count + k
+                    value[v] = pipe.reg(xs[i] * int(self.weights[i, j]), shape_for(*bounds[v]), name=f"dsp{k}")
         outputs: list[Value] = []  # the exact results, a constant where an output is one
         for o in graph.outputs:
             if isinstance(o, int):
@@ -302,6 +323,18 @@ class Dense(Component):
         return m
 
 
+def _check_products(weights: np.ndarray, products: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``products`` as a list of distinct ``(input, output)`` positions of non-zero weights."""
+    out = [(int(i), int(j)) for i, j in products]
+    n_in, n_out = weights.shape
+    for i, j in out:
+        if not (0 <= i < n_in and 0 <= j < n_out) or weights[i, j] == 0:
+            raise ValueError(f"Dense product ({i}, {j}) is not a non-zero weight of the {n_in} x {n_out} matrix")
+    if len(set(out)) != len(out):
+        raise ValueError("Dense products must be distinct")
+    return out
+
+
 def _sum_bias(bias: list[int], requant: Requantize | None) -> tuple[list[int], Requantize | None]:
     """The constants the adder graph adds, and what is left of ``requant`` after the sums: round
     half up = floor((v + 2^(shift-1)) >> shift), so the offset joins the bias and no rounding
@@ -311,16 +344,19 @@ def _sum_bias(bias: list[int], requant: Requantize | None) -> tuple[list[int], R
     return bias, requant
 
 
-def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence[tuple[int, int]]) -> int:
+def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence[tuple[int, int]],
+                 arrive: Sequence[int] | None = None, last: int | None = None) -> int:
     """Register bits that carry a value on through a pipeline stage without adding to it: an
     input, or a sum already registered once, read again in a later stage. (A sum registered
     right after its adder packs with the adder's carry chain; a carried register does not: on an
     ECP5 it takes a logic cell of its own.) ``stages``: each adder's stage, as
-    :meth:`Dense._schedule` gives it; the last stage's outputs are registered, not carried."""
+    :meth:`Dense._schedule` gives it; ``arrive``: each input's first stage (default 0; a product
+    made on a multiplier arrives in stage 1, from the multiplier's own register); ``last``: the
+    stage whose values are the outputs (default the last adder's), registered, not carried."""
     n_in = graph.n_in
     bounds = graph.bounds([r[0] for r in ranges], [r[1] for r in ranges])
-    made = [0] * n_in + list(stages)
-    last = max(stages, default=0)
+    made = list(arrive if arrive is not None else [0] * n_in) + list(stages)
+    last = max(stages, default=0) if last is None else last
     needed = [-1] * len(bounds)
     for k, add in enumerate(graph.adders):
         for v in (add.a, add.b):

@@ -103,3 +103,32 @@ def test_a_wiring_only_model_gets_a_clocked_design(tmp_path, monkeypatch) -> Non
     report = api.verify("pad", simulator="icarus")
     assert report.vectors == 100 and report.mismatched_bits == 0, report.lines()
     assert report.extra["latency_cycles"] == 1
+
+
+@pytest.mark.requires("libpython", "verilator")
+def test_dsp_products_in_a_fully_parallel_design(tmp_path, capsys) -> None:
+    """--dsp on a fully parallel design: always puts every weight that is not a power of two on a
+    multiplier (bit-exact on Verilator); auto none while the estimate fits the device, and on a
+    device too small for it as many as the device has DSP blocks, less the Softmax's (two a lane
+    and one: 2 x 5 + 1 for the MLP's)."""
+    from fpgac import devices
+
+    def facts(argv, name="qmlp"):
+        out = tmp_path / "-".join([name, *argv]).replace("--", "")
+        assert main(["compile", f"examples/{name}.onnx", "--target", "amaranth", "--bits", "8", *argv,
+                     "-o", str(out)]) == 0, capsys.readouterr().err
+        return out, read_manifest(out)["design"]
+
+    out, always = facts(["--dsp", "always"])
+    stages = api.load_design(out)  # the quantized graph; its weights by hand below
+    want = sum(1 for s in lower(stages) if hasattr(s, "matrix") and s.matrix is not None
+               for v in map(abs, map(int, np.asarray(s.matrix).flat)) if v & (v - 1))  # not 0, not 2^k
+    assert always["dsp"] == "always" and always["dsp_products"] == want > 0
+    assert len(re.findall(r"^  assign \S+\s+= .+ \* .+;$", (out / always["verilog"]).read_text(), re.M)) == want
+    report = api.verify(out)
+    assert report.mismatched_bits == 0 and report.vectors == 1000, report.lines()
+    assert facts([])[1]["dsp_products"] == 0  # auto: the estimate fits the LFE5U-85F
+    assert facts(["--dsp", "never"])[1]["dsp_products"] == 0
+    small = devices.device("LFE5U-12F")
+    got = facts(["--device", "LFE5U-12F"], name="mlp")[1]
+    assert got["dsp"] == "auto" and got["dsp_products"] == small.dsps - (2 * 5 + 1)

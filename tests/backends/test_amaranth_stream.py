@@ -235,7 +235,7 @@ def test_stream_designs_bit_exact_on_verilator(tmp_path, case) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--interval", "10"], "--interval applies to --io stream"),
-    (["--dsp", "never"], "--dsp applies to --io stream"),
+    (["--io", "stream", "--dsp", "some"], "invalid choice: 'some'"),
     (["--io", "stream", "--interval", "10", "--reuse", "2"], "not both"),
     (["--io", "stream", "--device", "XC7A35T"], "unknown device 'XC7A35T'"),
     (["--io", "stream", "--interval", "0"], "--interval must be at least 1"),

@@ -186,3 +186,33 @@ def test_carried_bits_counts_registers_that_only_pass_a_value_on() -> None:
     assert carried_bits(g, [0, 2], ranges) == 7
     # one stage: nothing is registered before the output
     assert carried_bits(g, [0, 0], ranges) == 0
+
+
+@pytest.mark.parametrize("clock_period", [3.0, 7.0, 50.0])
+@pytest.mark.parametrize("x", [Lanes(6, 5, True), Lanes(6, 4, False)])
+def test_dense_with_products_on_multipliers_matches_numpy(clock_period: float, x: Lanes) -> None:
+    w, b, xs = _case(11, 6, 5, x)
+    w[:, 1] = 0
+    w[3, 1], b[1] = 37, 0  # an output that is one product alone
+    w[:, 4] = 0  # an output that is only its bias
+    products = [(3, 1)] + [(i, j) for i in range(6) for j in (0, 2) if w[i, j]][:5]
+    dut = Dense(w, b, x=x, clock_period=clock_period, products=products)
+    assert dut.graph.n_in == 6 + len(products) and dut.latency >= 2  # the products take the first stage
+    got, run = run_vectors(dut, xs, valid_prob=1.0, ready_prob=1.0)
+    np.testing.assert_array_equal(got, xs @ w + b)
+    assert {o - i for i, o in zip(run.in_cycles["i"], run.out_cycles["o"])} == {dut.latency}
+    got, _ = run_vectors(dut, xs, seed=3)  # under back-pressure
+    np.testing.assert_array_equal(got, xs @ w + b)
+    text = verilog.convert(dut, emit_src=False)
+    assert len(re.findall(r"^  assign \S+\s+= .+ \* .+;$", text, re.M)) == len(products)  # a multiply each
+
+
+def test_dense_products_are_checked() -> None:
+    x = Lanes(2, 4, True)
+    w = np.array([[1, 0], [3, 5]])
+    with pytest.raises(ValueError, match=r"\(0, 1\) is not a non-zero weight"):
+        Dense(w, x=x, clock_period=7.0, products=[(0, 1)])
+    with pytest.raises(ValueError, match="distinct"):
+        Dense(w, x=x, clock_period=7.0, products=[(1, 1), (1, 1)])
+    with pytest.raises(ValueError, match="need a clock_period"):
+        Dense(w, x=x, products=[(1, 1)])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from fpgac.hdl import Dense, Lanes
+from fpgac.hdl import Dense, Lanes, csd
 
 
 def _synth(dut: Dense, tmp_path) -> dict:
@@ -61,3 +61,20 @@ def test_plain_synth_ecp5_keeps_every_adder(tmp_path) -> None:
     cells = sorted((s + 1) // 2 for s in spans)
     assert all(got <= want for got, want in zip(sorted(lengths), cells))
     assert sum(lengths) >= 0.98 * sum(cells)
+
+
+@pytest.mark.requires("yosys")
+def test_products_on_multipliers_become_dsp_blocks(tmp_path) -> None:
+    """Each product a Dense is given is one MULT18X18D after plain synth_ecp5; the rest are adders."""
+    rng = np.random.default_rng(4)
+    x = Lanes(6, 8, True)
+    w = rng.integers(-128, 128, size=(6, 5))
+    w[w == 0] = 3
+    products = [(0, 0), (1, 2), (5, 4)]  # 57, -108, 123: not powers of two (yosys shifts those)
+    assert all(len(csd(int(w[p]))) > 1 for p in products)
+    dut = Dense(w, x=x, clock_period=7.0, products=products)
+    module = _synth(dut, tmp_path)
+    kinds = [c["type"] for c in module["cells"].values()]
+    assert kinds.count("MULT18X18D") == len(products)
+    lengths, _ = _chains(module)
+    assert len(lengths) == dut.graph.count

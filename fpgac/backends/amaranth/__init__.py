@@ -42,9 +42,9 @@ from ...ir import Graph
 from ..codegen import identifier
 from ..common import Vectors, ports
 from . import testbench
-from .build import load_stages, save_stages, top
+from .build import assign_products, load_stages, save_stages, top
 from .lower import lower
-from .estimate import auto_interval, estimate
+from .estimate import auto_interval, estimate, parallel_luts
 from .meminit import write_verilog
 from .stream import lower_stream, plan_folds
 from .stream_build import dsp_budget, stream_top
@@ -74,9 +74,12 @@ def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: 
     registers are placed for by a delay model; default 7), ``io`` ("parallel", the default: a word
     holds a whole tensor; "stream": a feature map travels a pixel a word, see :mod:`.stream`) and
     ``interval`` (stream only: the cycles per inference every layer is folded to; default the
-    input's pixels), ``dsp`` (stream only: "auto", the default, writes up to the device's DSP
-    count of the folded multipliers as products for DSP blocks and the rest as partial-product
-    sums; "always" all of them; "never" none) and ``device`` (an ECP5 part, default LFE5U-85F)."""
+    input's pixels), ``dsp`` (stream: "auto", the default, writes up to the device's DSP count
+    of the folded multipliers as products for DSP blocks and the rest as partial-product sums;
+    "always" all of them; "never" none. Fully parallel: "auto" makes no product on a multiplier
+    while fpgac's LUT estimate fits the device, else up to its DSP count of the weights with the
+    most digits; "always" every weight that is not a power of two; "never" none) and ``device``
+    (an ECP5 part, default LFE5U-85F)."""
     if unknown:
         raise UsageError(f"unknown amaranth option {sorted(unknown)[0]!r}: the options are reuse, axi, clock_period, "
                          "io, interval, dsp, device")
@@ -106,14 +109,11 @@ def options(*, reuse: int | None = None, axi: bool | None = None, clock_period: 
                          f"own delay), not {period!r}")
     if dsp is not None and dsp not in ("auto", "always", "never"):
         raise UsageError(f"dsp must be auto, always or never, not {dsp!r}")
-    if dsp is not None and io != "stream":
-        raise UsageError("--dsp applies to --io stream (the fully parallel design multiplies by constants with "
-                         "adders, and needs no multipliers)")
     part = devices.device(device)
     resolved = {"reuse": reuse if reuse == "auto" else int(reuse), "axi": bool(axi), "clock_period": float(period), "io": io,
                 "device": part.name}
+    resolved["dsp"] = dsp or "auto"
     if io == "stream":
-        resolved["dsp"] = dsp or "auto"
         resolved["reuse"] = None if given_reuse is None else given_reuse if given_reuse == "auto" else int(given_reuse)
         resolved["interval"] = None if interval is None else int(interval)
     return resolved
@@ -146,6 +146,8 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
     else:
         with progress.step("lowering to lane-level stages"):
             stages = lower(graph)
+            part = devices.device(resolved["device"])
+            products = assign_products(stages, parallel_dsps(resolved["dsp"], part, stages) if reuse == 1 else 0)
         with progress.step("elaborating the Amaranth design and converting it to Verilog"):
             design = top(stages, reuse=reuse, axi=axi, clock_period=period, names=names)
             save_stages(stages, out)
@@ -187,6 +189,8 @@ def write(graph: Graph, out: Path, vectors: Vectors, **given: Any) -> dict:
                              "source": "estimated by fpgac's resource model of the components (not measured: "
                                        "fpgac report synthesizes the Verilog)"}
         facts["dsp"], facts["device"] = resolved["dsp"], resolved["device"]
+    else:
+        facts["dsp"], facts["device"], facts["dsp_products"] = resolved["dsp"], resolved["device"], products
     layers = recurrent_layers(design)
     if layers:
         facts["recurrent"] = layers
@@ -262,6 +266,16 @@ def run(out: Path, manifest: dict, vectors: Vectors, n: int, progress=None, *, b
         "build_cache": results["build_cache"],
     }
     return produced, extra
+
+
+def parallel_dsps(dsp: str, part: devices.Device, stages: list) -> int | None:
+    """How many weights of a fully parallel design have their products made on multipliers:
+    none with "never"; all (None) with "always"; with "auto", none while fpgac's estimate of the
+    design fits the device's LUTs, else the device's DSP count less the Softmax units' (the
+    products then save the most adders where the LUTs do not suffice)."""
+    if dsp == "never" or (dsp == "auto" and parallel_luts(stages) <= part.luts):
+        return 0
+    return None if dsp == "always" else dsp_budget("auto", part, stages)
 
 
 def design_from(stages: list, facts: dict):

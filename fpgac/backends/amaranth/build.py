@@ -48,6 +48,7 @@ from ...hdl import (
     Softmax,
     StreamBuffer,
     Timing,
+    csd,
 )
 from ...hdl import cmvm
 from ...ir import parse_type
@@ -125,9 +126,33 @@ def _prefetch(stages: Sequence[L.Stage], opts: Pipelining, *, fused: bool) -> No
     for s, after in zip(stages, [*stages[1:], None]):
         if isinstance(s, L.Linear) and s.n_in * s.n_out >= PREFETCH_WEIGHTS:
             spec = requantize_spec(after) if fused and isinstance(after, L.Requant) else None
-            jobs.append(Dense.graph_job(s.matrix, s.bias, _lanes(s.n_in, s.in_type), spec))
+            jobs.append(Dense.graph_job(s.matrix, s.bias, _lanes(s.n_in, s.in_type), spec, products=s.products))
     if len(jobs) > 1:
         cmvm.prefetch(jobs)
+
+
+def assign_products(stages: Sequence[L.Stage], budget: int | None) -> int:
+    """Choose the weights of the fully parallel Linear stages whose products are made on
+    multipliers (DSP blocks), into each stage's ``products``: up to ``budget`` of them (None: all),
+    those with the most canonical signed digits first (a product on a multiplier saves that many
+    adders less one), then in stage and weight order. A weight of one digit (a power of two) is a
+    shift, never a product. Returns how many were chosen."""
+    found = []
+    for k, s in enumerate(stages):
+        if isinstance(s, L.Linear):
+            s.products = []
+            w = np.asarray(s.matrix)
+            if budget == 0:
+                continue
+            for i, j in zip(*np.nonzero(w)):
+                digits = len(csd(int(w[i, j])))
+                if digits > 1:
+                    found.append((-digits, k, int(i), int(j)))
+    found.sort()
+    chosen = found if budget is None else found[:budget]
+    for _, k, i, j in chosen:
+        stages[k].products.append((i, j))
+    return len(chosen)
 
 
 def requantize_spec(r: L.Requant) -> Requantize:
@@ -139,7 +164,7 @@ def requantize_spec(r: L.Requant) -> Requantize:
 def _dense_requant(s: L.Linear, r: L.Requant, opts: Pipelining) -> Dense:
     spec = requantize_spec(r)
     part = Dense(s.matrix, s.bias, x=_lanes(s.n_in, s.in_type), levels_per_stage=opts.levels_per_stage,
-                 clock_period=opts.clock_period, requant=spec)
+                 clock_period=opts.clock_period, requant=spec, products=s.products)
     if _lanes(s.n_out, s.out_type).width < part.acc_lanes.width or part.out_lanes != _lanes(r.n_out, r.out_type):
         raise AssertionError(f"node {s.node!r}: lanes {part.acc_lanes}/{part.out_lanes} differ from the IR's")
     return part
@@ -163,7 +188,7 @@ def _dense(s: L.Linear, x: Lanes, fit: dict, opts: Pipelining) -> wiring.Compone
     if opts.reuse > 1:
         return DenseReuse(s.matrix, s.bias, x=x, reuse=opts.reuse, **fit)
     return Dense(s.matrix, s.bias, x=x, levels_per_stage=opts.levels_per_stage, clock_period=opts.clock_period,
-                 **fit)
+                 products=s.products, **fit)
 
 
 def _fixed(t) -> Fixed:

@@ -68,6 +68,9 @@ class Linear(Stage):
 
     matrix: np.ndarray = field(default=None)  # int64 [n_in, n_out]
     bias: np.ndarray = field(default=None)  # int64 [n_out]
+    #: (input, output) positions of the weights whose products a fully parallel Dense makes on
+    #: multipliers (DSP blocks) instead of adders (``--dsp``; see ``build.assign_products``)
+    products: list = field(default_factory=list)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         return inputs[0] @ self.matrix + self.bias
