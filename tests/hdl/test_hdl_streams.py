@@ -158,6 +158,17 @@ def test_metered_chain_loses_nothing_and_keeps_full_rate(ready_prob: float) -> N
         assert set(np.diff(run.out_cycles["o"])) == {1}
 
 
+def test_metered_parts_are_built_without_load_enables() -> None:
+    """Inside a Metered chain nothing stalls, so its parts' pipeline registers load every cycle: no
+    enable signal and no ``go`` in their Verilog; the same parts in a plain Chain keep theirs."""
+    from amaranth.back import verilog
+
+    metered = verilog.convert(Metered(list(_relu_dense_requant(Lanes(3, 5, True)))), emit_src=False)
+    chained = verilog.convert(Chain(list(_relu_dense_requant(Lanes(3, 5, True)))), emit_src=False)
+    assert "p_go" in chained and "p_en0" in chained
+    assert "p_go" not in metered and "p_en0" not in metered
+
+
 class _Careless(wiring.Component):
     """A broken register stage: it loads a new word every cycle, whether or not the last was taken."""
 
