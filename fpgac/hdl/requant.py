@@ -98,7 +98,10 @@ def requant_expr(
         odd = bits[n]
         vlo, vhi = lo >> n, _rounded_max(hi, n)
         v = Signal(shape_for(vlo, vhi), name="rq_round")
-        m.d.comb += v.eq((bits >> n) + _round_up(rounding, qb, r, s, odd))
+        if rounding is Rounding.TRN:  # the floor: the shift alone, no adder
+            m.d.comb += v.eq(bits >> n)
+        else:
+            m.d.comb += v.eq((bits >> n) + _round_up(rounding, qb, r, s, odd))
     omin, omax = out.min, out.max
     if overflow is Overflow.SAT_SYM and out.signed and out.width > 1:
         omin = -omax
@@ -140,8 +143,13 @@ class Requantize:
         return requant_expr(m, value, lo, hi, self.shift, self.lanes(1), self.rounding, self.overflow)
 
     def carry_chains(self) -> int:
-        """How many carry chains deep its logic is: the rounding adder, then the comparators."""
-        return int(self.shift > 0) + int(self.overflow is not Overflow.WRAP)
+        """How many carry chains deep its logic is: the rounding adder (none for TRN, the floor:
+        a shift), then the comparators (side by side), whose multiplexer :meth:`saturates`."""
+        return int(self.shift > 0 and self.rounding is not Rounding.TRN) + int(self.saturates)
+
+    @property
+    def saturates(self) -> bool:
+        return self.overflow is not Overflow.WRAP
 
 
 def _rounded_max(hi: int, n: int) -> int:

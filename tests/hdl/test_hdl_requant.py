@@ -81,3 +81,12 @@ def test_modes_are_named_like_the_irs() -> None:
     assert Overflow.cast("SAT_SYM") is Overflow.SAT_SYM
     with pytest.raises(ValueError, match=r"^Rounding must be one of TRN, .*, not 'ROUND'$"):
         Rounding.cast("ROUND")
+
+
+def test_carry_chains_count_the_rounding_adder_and_the_comparators() -> None:
+    from fpgac.hdl.requant import Requantize
+
+    assert Requantize(shift=4, width=8, signed=False, rounding="TRN", overflow="SAT").carry_chains() == 1  # a shift
+    assert Requantize(shift=4, width=8, signed=False, rounding="RND", overflow="SAT").carry_chains() == 2
+    assert Requantize(shift=4, width=8, signed=True, rounding="TRN", overflow="WRAP").carry_chains() == 0
+    assert Requantize(shift=0, width=8, signed=True, rounding="RND", overflow="SAT").carry_chains() == 1
