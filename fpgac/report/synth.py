@@ -340,7 +340,9 @@ def nextpnr(netlist: Path, device: str = "LFE5U-85F", package: str = "CABGA381",
             for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log, re.M)}
     if done.returncode != 0:
         over = [f"{k} {u:,} of {a:,}" for k, (u, a) in used.items() if u > a]
-        why = f"does not fit {device}: " + ", ".join(over) if over else "nextpnr failed"
+        errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
+        why = (f"does not fit {device}: " + ", ".join(over) if over else
+               "nextpnr failed" + (f" ({errors[-1][:300]})" if errors else f" (exit code {done.returncode})"))
         return Placement(None, f"not measured: {why}", used, command)
     found = re.findall(r"Max frequency for clock\s+'?\$?[\w$.]*clk[\w$.]*'?:\s+([\d.]+) MHz", log)
     if not found:

@@ -279,3 +279,23 @@ def test_router_auto_is_router1_on_small_designs_router2_on_large(monkeypatch, t
     collect._clock(synthesis, "ecp5", "LFE5U-85F", "CABGA381", True, 60.0, 10, lambda text: nullcontext(),
                    {"sources": {}}, tmp_path / "d.v", 60.0, [], 1, "auto", {"toplevel": "d"})
     assert used == [router]
+
+
+def test_a_failed_place_and_route_says_why(monkeypatch, tmp_path) -> None:
+    """nextpnr's own ERROR line (or its exit code) in the clock's note, when it fails with the
+    design inside the part's counts."""
+    import subprocess
+
+    from fpgac.report import synth
+
+    log = ("Info: \t        TRELLIS_COMB:   77771/  83640    92%\n"
+           "ERROR: Failed to expand region (0, 0) |_> (125, 94) of 2 TRELLIS_COMBs\n")
+    monkeypatch.setattr(synth, "_need", lambda tool: None)
+    monkeypatch.setattr(subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(argv, 1, "", log))
+    placed = synth.nextpnr(tmp_path / "netlist.json")
+    assert placed.mhz is None
+    assert placed.note == ("not measured: nextpnr failed (ERROR: Failed to expand region (0, 0) |_> (125, 94) "
+                           "of 2 TRELLIS_COMBs)")
+    assert placed.utilisation["TRELLIS_COMB"] == (77771, 83640)
+    monkeypatch.setattr(subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(argv, 3, "", ""))
+    assert synth.nextpnr(tmp_path / "netlist.json").note == "not measured: nextpnr failed (exit code 3)"
