@@ -15,6 +15,7 @@ sums are exact; :class:`Requant` rounds and saturates as ``fpgac.ir.fixed.requan
 
 from fpgac.hdl.activation import Abs, Clip, PReLU, ReLU, ScaleShift, const_mul
 from fpgac.hdl.arith import csd
+from fpgac.hdl.combine import Argmax, Binary, BinaryOp, Concat
 from fpgac.hdl.conv import Conv, Pool, PoolKind, Window
 from fpgac.hdl.dense import Dense, Timing
 from fpgac.hdl.dense_reuse import DenseReuse
@@ -27,8 +28,8 @@ from fpgac.hdl.recurrent_stack import RecurrentStack
 from fpgac.hdl.requant import Overflow, Requant, Requantize, Rounding
 from fpgac.hdl.simulate import ProtocolError, StreamRun, run_streams, run_vectors
 from fpgac.hdl.softmax import Softmax
+from fpgac.hdl.streams import Chain, Collect, Fork, Metered, Serialize, StreamBuffer
 from fpgac.hdl.tiled import GlobalPool, TiledPool
-from fpgac.hdl.streams import Argmax, Binary, BinaryOp, Chain, Collect, Concat, Fork, Metered, Serialize, StreamBuffer
 
 __all__ = [
     "Abs",

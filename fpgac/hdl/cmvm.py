@@ -77,7 +77,7 @@ def candidates(weights: np.ndarray, bias: Sequence[int] | None = None, *, share:
     and under every depth between the shallowest and the unbounded area tree's (at most six).
     What :func:`prefetch` computed for the same arguments is taken from it (once)."""
     job = dict(weights=weights, bias=bias, share=share, ranges=ranges, depth_bounds=depth_bounds)
-    found = _PREFETCHED.pop(_job_key(job), None)
+    found = _PREFETCHED.pop(_job_key(job), None) if _PREFETCHED else None
     return found if found is not None else _candidates(**job)
 
 

@@ -172,7 +172,7 @@ class Dense(Component):
             if (out_width, out_signed) not in ((None, None), (requant.width, requant.signed)):
                 raise ValueError(f"Dense output format ({out_width}, {out_signed}) is not its requantization's "
                                  f"({requant.width}, {requant.signed})")
-        job = Dense.graph_job(weights, bias, x, requant, share, self.products)
+        job = _graph_job(self.weights, self.sum_bias, x, share, self.products)
         self._ranges = ranges = job["ranges"]
         # each graph input's stage: the inputs 0, the products (graph inputs after them) 1
         self._arrive = [0] * x.count + [1] * len(self.products)
@@ -207,15 +207,7 @@ class Dense(Component):
         column, its weight zero in the matrix."""
         w = _int_matrix(weights, x, "Dense")
         sum_bias, _ = _sum_bias(_int_bias(bias, w.shape[1], "Dense"), requant)
-        ranges = [(x.min, x.max)] * x.count
-        if products:
-            w = w.copy()
-            extra = np.zeros((len(products), w.shape[1]), dtype=object)
-            for k, (i, j) in enumerate(products):
-                c, w[i, j], extra[k, j] = int(w[i, j]), 0, 1
-                ranges.append((min(x.min * c, x.max * c), max(x.min * c, x.max * c)))
-            w = np.vstack([w, extra])
-        return dict(weights=w, bias=sum_bias, share=share, ranges=ranges)
+        return _graph_job(w, sum_bias, x, share, products)
 
     def _schedule(self, graph: cmvm.AdderGraph, ranges: list[tuple[int, int]],
                   room: float = 0.0) -> tuple[list[int], list[float]]:
@@ -267,19 +259,11 @@ class Dense(Component):
         x, graph = self.in_lanes, self.graph
         n_in = graph.n_in
         bounds = graph.bounds([r[0] for r in self._ranges], [r[1] for r in self._ranges])
-        stage_of = list(self._arrive) + list(self.stage_of)
         last = self.latency - 1 - self.requant_extra  # the last stage of adders
-        needed = [-1] * len(bounds)  # the last stage that reads each variable
-        for k, add in enumerate(graph.adders):
-            for v in (add.a, add.b):
-                if v >= 0:
-                    needed[v] = max(needed[v], stage_of[n_in + k])
-        for o in graph.outputs:
-            if not isinstance(o, int):
-                needed[o[0]] = last
+        needed = _needed(graph, self.stage_of, last)
         by_stage: list[list[int]] = [[] for _ in range(last + 1)]
         for k in range(graph.count):
-            by_stage[stage_of[n_in + k]].append(k)
+            by_stage[self.stage_of[k]].append(k)
 
         xs = x.split(self.i.payload)
         value: dict[int, Value] = dict(enumerate(xs))  # each variable in the current stage
@@ -325,6 +309,20 @@ class Dense(Component):
         return m
 
 
+def _graph_job(w: np.ndarray, sum_bias: list[int], x: Lanes, share: bool,
+               products: Sequence[tuple[int, int]]) -> dict:
+    """:meth:`Dense.graph_job` of checked integer weights and the constants the graph adds."""
+    ranges = [(x.min, x.max)] * x.count
+    if products:
+        w = w.copy()
+        extra = np.zeros((len(products), w.shape[1]), dtype=object)
+        for k, (i, j) in enumerate(products):
+            c, w[i, j], extra[k, j] = int(w[i, j]), 0, 1
+            ranges.append((min(x.min * c, x.max * c), max(x.min * c, x.max * c)))
+        w = np.vstack([w, extra])
+    return dict(weights=w, bias=sum_bias, share=share, ranges=ranges)
+
+
 def _check_products(weights: np.ndarray, products: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """``products`` as a list of distinct ``(input, output)`` positions of non-zero weights."""
     out = [(int(i), int(j)) for i, j in products]
@@ -350,16 +348,24 @@ def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence
                  arrive: Sequence[int] | None = None, last: int | None = None) -> int:
     """Register bits that carry a value on through a pipeline stage without adding to it: an
     input, or a sum already registered once, read again in a later stage. (A sum registered
-    right after its adder packs with the adder's carry chain; a carried register does not: on an
-    ECP5 it takes a logic cell of its own.) ``stages``: each adder's stage, as
+    right after its adder can share the adder's slices; a carried register has no logic of its
+    own to share one with.) ``stages``: each adder's stage, as
     :meth:`Dense._schedule` gives it; ``arrive``: each input's first stage (default 0; a product
     made on a multiplier arrives in stage 1, from the multiplier's own register); ``last``: the
     stage whose values are the outputs (default the last adder's), registered, not carried."""
     n_in = graph.n_in
     bounds = graph.bounds([r[0] for r in ranges], [r[1] for r in ranges])
     made = list(arrive if arrive is not None else [0] * n_in) + list(stages)
-    last = max(stages, default=0) if last is None else last
-    needed = [-1] * len(bounds)
+    needed = _needed(graph, stages, max(stages, default=0) if last is None else last)
+    # variable v is registered at the end of stages made[v] .. needed[v] - 1; all but the first carry
+    return sum(max(0, needed[v] - made[v] - (0 if v < n_in else 1)) * _bits(bounds[v])
+               for v in range(len(bounds)))
+
+
+def _needed(graph: cmvm.AdderGraph, stages: Sequence[int], last: int) -> list[int]:
+    """The last stage that reads each variable of ``graph`` (-1: none): the adders' stages, and
+    ``last`` for the outputs."""
+    needed = [-1] * (graph.n_in + graph.count)
     for k, add in enumerate(graph.adders):
         for v in (add.a, add.b):
             if v >= 0:
@@ -367,9 +373,7 @@ def carried_bits(graph: cmvm.AdderGraph, stages: Sequence[int], ranges: Sequence
     for o in graph.outputs:
         if not isinstance(o, int):
             needed[o[0]] = last
-    # variable v is registered at the end of stages made[v] .. needed[v] - 1; all but the first carry
-    return sum(max(0, needed[v] - made[v] - (0 if v < n_in else 1)) * _bits(bounds[v])
-               for v in range(len(bounds)))
+    return needed
 
 
 def _bits(r: tuple[int, int]) -> int:

@@ -191,16 +191,11 @@ class Pipeline:
     def stage(self) -> Value:
         """Open the next register stage; returns its load enable."""
         k = len(self._ens)
-        en = Signal(name=f"{self._name}_en{k}") if self.hold else Const(1)
+        self._ens.append(Signal(name=f"{self._name}_en{k}") if self.hold else Const(1))
         valid = Signal(name=f"{self._name}_valid{k}")
-        if self.hold:
-            with self._m.If(en):
-                self._m.d.sync += valid.eq(self._valids[-1])
-        else:
-            self._m.d.sync += valid.eq(self._valids[-1])
-        self._ens.append(en)
+        self._load(valid.eq(self._valids[-1]))
         self._valids.append(valid)
-        return en
+        return self.en
 
     @property
     def en(self) -> Signal:
@@ -222,12 +217,16 @@ class Pipeline:
         one, and a reset net to every flip-flop of a wide layer is only fanout."""
         value = Value.cast(value)
         r = Signal(shape if shape is not None else value.shape(), name=name, reset_less=True)
+        self._load(r.eq(value))
+        return r
+
+    def _load(self, assign: Any) -> None:
+        """A register assignment of the current stage, under its enable (none without ``hold``)."""
         if self.hold:
             with self._m.If(self.en):
-                self._m.d.sync += r.eq(value)
+                self._m.d.sync += assign
         else:
-            self._m.d.sync += r.eq(value)
-        return r
+            self._m.d.sync += assign
 
     def finish(self, ready: Value) -> tuple[Value, Value]:
         """Wire the enable chain; returns (valid out, ready in). Without ``hold`` the registers

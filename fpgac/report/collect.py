@@ -87,8 +87,9 @@ def _verify(out: Path) -> dict[str, Any] | None:
 def _amaranth_units(out: Path, manifest: dict[str, Any], graph=None):
     """The design's components with their module names, rebuilt from the stored stages."""
     from ..backends.amaranth import design_from
-    from ..backends.amaranth.build import load_stages, units
+    from ..backends.amaranth.build import units
     from ..backends.amaranth.lower import lower
+    from ..backends.amaranth.stagefile import load_stages
 
     facts = manifest.get("design", {})
     stages = load_stages(out) if (out / "stages.json").is_file() else lower(graph)

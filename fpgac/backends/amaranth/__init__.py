@@ -42,10 +42,11 @@ from ...ir import Graph
 from ..codegen import identifier
 from ..common import Vectors, ports
 from . import testbench
-from .build import assign_products, load_stages, save_stages, top
+from .build import assign_products, top
 from .lower import lower
 from .estimate import auto_interval, estimate, parallel_luts
 from .meminit import write_verilog
+from .stagefile import load_stages, save_stages
 from .stream import lower_stream, plan_folds
 from .stream_build import dsp_budget, stream_top
 from .simulate import SIMULATORS, run_testbench, simulator_version
